@@ -1,0 +1,106 @@
+"""Durable file writes: the logs lock, append-with-fsync and atomic replace.
+
+Every writer of the journal and the phase logs takes the one lock in the logs folder,
+so the bot loop and the CLI can run at once without interleaving lines.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from filelock import FileLock, Timeout
+
+from trading_bot.errors import Busy
+
+LOCK_FILE_NAME = ".phase.lock"
+LOCK_TIMEOUT_SECONDS = 10.0
+
+
+class LogsLock:
+    """The single inter-process lock serializing all log writers. Re-entrant in-process."""
+
+    def __init__(self, logs_dir: Path, timeout: float = LOCK_TIMEOUT_SECONDS) -> None:
+        self.path = Path(logs_dir) / LOCK_FILE_NAME
+        self.timeout = timeout
+        self._lock: FileLock | None = None
+
+    def _file_lock(self) -> FileLock:
+        if self._lock is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._lock = FileLock(str(self.path), timeout=self.timeout, thread_local=False)
+        return self._lock
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        lock = self._file_lock()
+        try:
+            lock.acquire()
+        except Timeout:
+            raise Busy(str(self.path), self.timeout) from None
+        try:
+            yield
+        finally:
+            lock.release()
+
+    @property
+    def is_held(self) -> bool:
+        return self._lock is not None and self._lock.is_locked
+
+
+def fsync_directory(directory: Path) -> None:
+    """Make a rename or a new file's directory entry durable (no-op where unsupported)."""
+    try:
+        fd = os.open(str(directory), os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def append_durably(path: Path, data: bytes) -> None:
+    """Append bytes and fsync before returning; the caller holds the logs lock."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    created = not path.exists()
+    fd = os.open(str(path), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    if created:
+        fsync_directory(path.parent)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Replace a file atomically: temp file in the same folder, fsync, rename, fsync dir.
+
+    A crash at any point leaves either the old file or the new one, never a mix.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        try:
+            os.unlink(tmp_name)
+        except FileNotFoundError:
+            pass
+        raise
+    fsync_directory(path.parent)

@@ -1,0 +1,35 @@
+"""Errors a user can cause, each carrying where it came from so the CLI prints one line."""
+
+from __future__ import annotations
+
+
+class InputError(Exception):
+    """Bad input: a file, the line where it can be found, the field, and what is wrong."""
+
+    def __init__(self, file: str, line: int | None, field: str, message: str) -> None:
+        self.file = file
+        self.line = line
+        self.field = field
+        self.message = message
+        super().__init__(self.one_line())
+
+    def one_line(self) -> str:
+        where = self.file if self.line is None else f"{self.file}:{self.line}"
+        return f"{where}: {self.field}: {self.message}"
+
+
+class ConfigError(InputError):
+    """config.json (or .env) is malformed."""
+
+
+class JournalError(InputError):
+    """A trade journal line is invalid."""
+
+
+class Busy(Exception):
+    """Another writer held the logs lock for longer than the wait allows."""
+
+    def __init__(self, lock_path: str, waited_seconds: float) -> None:
+        self.lock_path = lock_path
+        self.waited_seconds = waited_seconds
+        super().__init__(f"busy: another process holds {lock_path} (waited {waited_seconds:g}s)")
