@@ -1,0 +1,261 @@
+"""The trading loop's two moves: open a position through the chain, close one.
+
+Every journal record carries the phase in force. The phase system plugs in through
+`PhaseHooks`; without it the bot trades in the phase config.json names, at that
+phase's configured size, with only the risk checks.
+"""
+
+from __future__ import annotations
+
+import getpass
+from dataclasses import dataclass, replace
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Protocol
+
+from trading_bot.broker import Broker, BrokerError
+from trading_bot.clock import SYSTEM_CLOCK, Clock
+from trading_bot.config import Config, ScalingSettings
+from trading_bot.dashboard.metrics_calculator import equity as equity_of
+from trading_bot.durable_files import LogsLock
+from trading_bot.error_handling.circuit_breaker import CircuitBreaker
+from trading_bot.logging.query_helper import TradeJournal
+from trading_bot.logging.structured_logger import StructuredTradeLogger
+from trading_bot.logging.trade_record import TradeRecord
+from trading_bot.market_calendar import MarketCalendar
+from trading_bot.mode_switcher import ModeSwitcher
+from trading_bot.phase.models import Phase
+from trading_bot.risk_management.calculator import ZeroShares, shares_for
+from trading_bot.validator import (
+    AccountSnapshot,
+    Decision,
+    OrderIntent,
+    PreTradeCheck,
+    Refusal,
+    ValidationChain,
+    risk_checks,
+)
+
+
+class PhaseHooks(Protocol):
+    """What the trading loop asks of the phase system."""
+
+    def phase_in_force(self) -> Phase: ...
+
+    def size_in_force(self) -> Decimal: ...
+
+    def entry_check(self) -> PreTradeCheck | None: ...
+
+    def live_refusal(self) -> str | None: ...
+
+    def entry_refused(self, order: OrderIntent, refusal: Refusal, operator_id: str) -> None: ...
+
+    def exit_recorded(self, record: TradeRecord, operator_id: str) -> None: ...
+
+
+class ConfiguredPhase:
+    """Phase hooks that simply follow config.json (the bot without the phase system)."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+
+    def phase_in_force(self) -> Phase:
+        return self.config.current_phase
+
+    def size_in_force(self) -> Decimal:
+        block = self.config.settings.phase_block(self.phase_in_force())
+        if isinstance(block, ScalingSettings):
+            return block.position_size_min
+        return block.position_size
+
+    def entry_check(self) -> PreTradeCheck | None:
+        return None
+
+    def live_refusal(self) -> str | None:
+        phase = self.phase_in_force()
+        if not phase.allows_live:
+            return f"live trading is not allowed in the {phase.title} phase (paper only)"
+        return None
+
+    def entry_refused(self, order: OrderIntent, refusal: Refusal, operator_id: str) -> None:
+        return None
+
+    def exit_recorded(self, record: TradeRecord, operator_id: str) -> None:
+        return None
+
+
+@dataclass(frozen=True)
+class TradeResult:
+    """An entry attempt: placed (with its journal record) or refused (with the reason)."""
+
+    accepted: bool
+    record: TradeRecord | None = None
+    refusal: Refusal | None = None
+
+    @property
+    def reason(self) -> str | None:
+        return None if self.refusal is None else self.refusal.reason
+
+
+class UnknownPosition(Exception):
+    def __init__(self, order_id: str) -> None:
+        self.order_id = order_id
+        super().__init__(f"no open position with order id {order_id!r}")
+
+
+def default_operator() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # noqa: BLE001 - no login name in some containers
+        return "operator"
+
+
+class TradingBot:
+    """Places entries only through the validation chain and journals every fill."""
+
+    def __init__(
+        self,
+        config: Config,
+        broker: Broker,
+        *,
+        logs_dir: Path,
+        clock: Clock = SYSTEM_CLOCK,
+        phase: PhaseHooks | None = None,
+        operator_id: str = "bot",
+        lock: LogsLock | None = None,
+    ) -> None:
+        self.config = config
+        self.broker = broker
+        self.clock = clock
+        self.operator_id = operator_id
+        self.logs_dir = Path(logs_dir)
+        self.lock = lock or LogsLock(self.logs_dir)
+        hours = config.settings.trading.hours
+        self.calendar = MarketCalendar(hours.start_time, hours.end_time, hours.timezone)
+        self.journal = TradeJournal(self.logs_dir / "trades")
+        self.journal_writer = StructuredTradeLogger(self.logs_dir / "trades", self.lock)
+        self.phase: PhaseHooks = phase or ConfiguredPhase(config)
+        risk = config.settings.risk_management
+        self.chain = ValidationChain(
+            risk_checks(
+                max_position_pct=risk.max_position_pct,
+                max_daily_loss_pct=risk.max_daily_loss_pct,
+                calendar=self.calendar,
+            )
+        )
+        phase_check = self.phase.entry_check()
+        if phase_check is not None:
+            self.chain.insert_first(phase_check)
+        self.mode = ModeSwitcher(config.mode, live_guard=self.phase.live_refusal)
+        self.broker_breaker = CircuitBreaker(threshold=5, clock=clock)
+
+    # ---- numbers the risk checks need ----------------------------------------------
+
+    def account_snapshot(self, now: datetime) -> AccountSnapshot:
+        """Equity and the session's P&L from the journal (experience trades are simulated)."""
+        starting = self.config.settings.account.starting_equity
+        closed = self.journal.closed_trades
+        session = self.calendar.session_of(now)
+        session_open = self.calendar.open_of(session)
+        before_open = [t for t in closed if t.exit_timestamp is not None and t.exit_timestamp < session_open]
+        in_session = [
+            t for t in closed if t.exit_timestamp is not None and self.calendar.session_of(t.exit_timestamp) == session
+        ]
+        return AccountSnapshot(
+            equity=equity_of(starting, closed),
+            equity_at_session_open=equity_of(starting, before_open),
+            session_net_pnl=sum((t.net_pnl or Decimal(0) for t in in_session if t.phase is not Phase.EXPERIENCE), Decimal(0)),
+        )
+
+    # ---- entries -------------------------------------------------------------------
+
+    def check_entry(self, symbol: str, action: str, price: Decimal, dollars: Decimal | None = None) -> Decision:
+        """Run the chain for a prospective entry without placing anything."""
+        now = self.clock.now()
+        self.journal.refresh()
+        size = self.phase.size_in_force() if dollars is None else dollars
+        intent = OrderIntent(symbol=symbol, action=action, price=price, dollars=size, at=now, mode=self.mode.mode)
+        return self.chain.validate(intent, self.account_snapshot(now))
+
+    def execute_trade(
+        self,
+        symbol: str,
+        action: str,
+        price: Decimal,
+        *,
+        stop_loss: Decimal | None = None,
+        target: Decimal | None = None,
+        dollars: Decimal | None = None,
+    ) -> TradeResult:
+        """Validate, size in whole shares, place, and journal an entry."""
+        now = self.clock.now()
+        self.journal.refresh()
+        size = self.phase.size_in_force() if dollars is None else dollars
+        intent = OrderIntent(symbol=symbol, action=action, price=price, dollars=size, at=now, mode=self.mode.mode)
+        decision = self.chain.validate(intent, self.account_snapshot(now))
+        refusal = decision.refusal
+        if refusal is None and self.broker_breaker.is_tripped:
+            refusal = Refusal("broker_breaker", f"broker circuit breaker tripped: {self.broker_breaker.state.reason}")
+        quantity = 0
+        if refusal is None:
+            try:
+                quantity = shares_for(size, price)
+            except ZeroShares as error:
+                refusal = Refusal("whole_shares", str(error))
+        if refusal is not None:
+            self.phase.entry_refused(intent, refusal, self.operator_id)
+            return TradeResult(accepted=False, refusal=refusal)
+        try:
+            fill = self.broker.place_order(symbol, action, quantity, price)
+        except BrokerError as error:
+            self.broker_breaker.record_failure(str(error))
+            return TradeResult(accepted=False, refusal=Refusal("broker", f"broker error: {error}"))
+        self.broker_breaker.record_success()
+        record = TradeRecord(
+            timestamp=now,
+            symbol=symbol,
+            action=action,
+            quantity=quantity,
+            price=fill.price,
+            order_id=fill.order_id,
+            stop_loss=stop_loss,
+            target=target,
+            execution_mode=self.mode.mode,
+            phase=self.phase.phase_in_force(),
+            operator_id=self.operator_id,
+        )
+        self.journal_writer.log_trade(record, now)
+        self.journal.refresh()
+        return TradeResult(accepted=True, record=record)
+
+    # ---- exits ---------------------------------------------------------------------
+
+    def close_position(
+        self,
+        order_id: str,
+        price: Decimal,
+        *,
+        emergency_exit: bool = False,
+        operator_id: str | None = None,
+    ) -> TradeRecord:
+        """Exits are never blocked by the chain; an emergency exit is flagged and recorded."""
+        now = self.clock.now()
+        self.journal.refresh()
+        entry = self.journal.record(order_id)
+        if entry is None or entry.is_closed:
+            raise UnknownPosition(order_id)
+        _, net_pnl = self.broker.close_position(order_id, price)
+        closed = entry.closed(
+            exit_timestamp=now, net_pnl=net_pnl, emergency_exit=emergency_exit, extra={"exit_price": str(price)}
+        )
+        closed = _with_operator(closed, operator_id or self.operator_id)
+        self.journal_writer.log_trade(closed, now)
+        self.journal.refresh()
+        self.phase.exit_recorded(closed, operator_id or self.operator_id)
+        return closed
+
+
+def _with_operator(record: TradeRecord, operator_id: str) -> TradeRecord:
+    """An emergency exit names who forced it; an ordinary close keeps the entry's operator."""
+    return replace(record, operator_id=operator_id) if record.emergency_exit else record

@@ -1,0 +1,301 @@
+"""Reading the trade journal: every `logs/trades/*.jsonl`, consolidated by order id.
+
+The reader is incremental: it remembers how far it read each file and, on refresh,
+stats the files and parses only the bytes appended since. A file that shrank or was
+replaced makes it start over. Rules (SPEC §10): a closed record supersedes an `open`
+one with the same `order_id`; identical duplicates collapse; two different closes for
+one order are an invalid line. A torn (unterminated) last line is ignored.
+"""
+
+from __future__ import annotations
+
+import bisect
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import orjson
+
+from trading_bot.errors import JournalError
+from trading_bot.logging.trade_record import TradeRecord, parse_trade
+
+JOURNAL_SUFFIX = ".jsonl"
+
+
+def journal_files(trades_dir: Path) -> list[Path]:
+    """The journal files: `*.jsonl` directly in the folder, dot-files skipped."""
+    try:
+        entries = list(os.scandir(trades_dir))
+    except FileNotFoundError:
+        return []
+    names = sorted(
+        entry.name
+        for entry in entries
+        if entry.name.endswith(JOURNAL_SUFFIX) and not entry.name.startswith(".") and entry.is_file()
+    )
+    return [Path(trades_dir) / name for name in names]
+
+
+def close_order_key(trade: TradeRecord) -> tuple[datetime, datetime, str, int]:
+    """Trades are ordered by (exit time, entry time, file, line)."""
+    assert trade.exit_timestamp is not None
+    return (trade.exit_timestamp, trade.timestamp, trade.file, trade.line)
+
+
+@dataclass
+class _FileCursor:
+    inode: int
+    offset: int
+    size: int
+    mtime_ns: int
+    line_count: int
+
+
+@dataclass(frozen=True)
+class JournalDelta:
+    """What one refresh found: new entries, new closes, and whether order was disturbed."""
+
+    new_entries: list[TradeRecord] = field(default_factory=list)
+    new_closes: list[TradeRecord] = field(default_factory=list)
+    rebuilt: bool = False
+
+    @property
+    def changed(self) -> bool:
+        return self.rebuilt or bool(self.new_entries) or bool(self.new_closes)
+
+
+class TradeJournal:
+    """The consolidated journal, kept in memory and brought up to date by `refresh()`."""
+
+    def __init__(self, trades_dir: Path) -> None:
+        self.trades_dir = Path(trades_dir)
+        self._reset()
+
+    def _reset(self) -> None:
+        self._cursors: dict[str, _FileCursor] = {}
+        self._by_order: dict[str, TradeRecord] = {}
+        self._entries: dict[str, TradeRecord] = {}
+        self._closed: list[TradeRecord] = []
+        self._closed_keys: list[tuple[datetime, datetime, str, int]] = []
+        self._problem: JournalError | None = None
+        self._latest_timestamp: datetime | None = None
+        self._latest_source: tuple[str, int, str] | None = None
+        self._dir_mtime_ns: int | None = None
+        self.generation = 0
+
+    # ---- reading -------------------------------------------------------------------
+
+    def refresh(self) -> JournalDelta:
+        """Pick up appended lines (and new files); start over if a file shrank or moved."""
+        try:
+            dir_stat = os.stat(self.trades_dir)
+        except FileNotFoundError:
+            if self._cursors:
+                self._reset()
+                self.generation += 1
+                return JournalDelta(rebuilt=True)
+            return JournalDelta()
+        files = (
+            [Path(self.trades_dir) / name for name in self._cursors]
+            if dir_stat.st_mtime_ns == self._dir_mtime_ns
+            else journal_files(self.trades_dir)
+        )
+        self._dir_mtime_ns = dir_stat.st_mtime_ns
+        known = set(self._cursors)
+        present = {path.name for path in files}
+        if known - present:
+            return self._rebuild()
+        delta = JournalDelta()
+        for path in files:
+            try:
+                stat = os.stat(path)
+            except FileNotFoundError:
+                return self._rebuild()
+            cursor = self._cursors.get(path.name)
+            if cursor is not None:
+                if stat.st_ino != cursor.inode or stat.st_size < cursor.offset:
+                    return self._rebuild()
+                if stat.st_size == cursor.size and stat.st_mtime_ns == cursor.mtime_ns:
+                    continue
+                if stat.st_size == cursor.size:
+                    # Same size, new mtime: possibly rewritten in place. Start over.
+                    return self._rebuild()
+            self._read_file(path, stat, delta)
+        return delta
+
+    def _rebuild(self) -> JournalDelta:
+        self._reset()
+        self.generation += 1
+        delta = JournalDelta(rebuilt=True)
+        self._dir_mtime_ns = os.stat(self.trades_dir).st_mtime_ns if self.trades_dir.exists() else None
+        for path in journal_files(self.trades_dir):
+            try:
+                stat = os.stat(path)
+            except FileNotFoundError:
+                continue
+            self._read_file(path, stat, delta)
+        return delta
+
+    def _read_file(self, path: Path, stat: os.stat_result, delta: JournalDelta) -> None:
+        name = path.name
+        cursor = self._cursors.get(name)
+        if cursor is None:
+            cursor = _FileCursor(inode=stat.st_ino, offset=0, size=0, mtime_ns=0, line_count=0)
+            self._cursors[name] = cursor
+        with open(path, "rb") as handle:
+            handle.seek(cursor.offset)
+            data = handle.read()
+        end = data.rfind(b"\n")
+        complete = data[: end + 1] if end >= 0 else b""
+        line_no = cursor.line_count
+        display = str(path)
+        for raw in complete.split(b"\n")[:-1]:
+            line_no += 1
+            if self._problem is not None:
+                continue
+            if not raw.strip():
+                continue
+            self._take_line(raw, display, line_no, delta)
+        cursor.offset += len(complete)
+        cursor.line_count = line_no
+        cursor.size = stat.st_size
+        cursor.mtime_ns = stat.st_mtime_ns
+
+    def _take_line(self, raw: bytes, file: str, line: int, delta: JournalDelta) -> None:
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError as error:
+            self._problem = JournalError(file, line, "(line)", f"not valid JSON ({error.msg})")
+            return
+        try:
+            record = parse_trade(data, file, line)
+        except JournalError as error:
+            self._problem = error
+            return
+        self._consolidate(record, delta)
+
+    def _consolidate(self, record: TradeRecord, delta: JournalDelta) -> None:
+        latest = record.exit_timestamp or record.timestamp
+        if self._latest_timestamp is None or latest > self._latest_timestamp:
+            self._latest_timestamp = latest
+            self._latest_source = (record.file, record.line, "exit_timestamp" if record.exit_timestamp else "timestamp")
+        previous = self._by_order.get(record.order_id)
+        if record.order_id not in self._entries and not (record.emergency_exit and record.is_closed and previous is None):
+            self._entries[record.order_id] = record
+            delta.new_entries.append(record)
+        if previous is None:
+            self._by_order[record.order_id] = record
+            if record.is_closed:
+                self._add_closed(record, delta)
+            return
+        if previous.is_closed and record.is_closed:
+            if previous.same_content(record):
+                return
+            self._problem = JournalError(
+                record.file,
+                record.line,
+                "order_id",
+                f"a second, different close for order {record.order_id!r} "
+                f"(first closed at {previous.file}:{previous.line})",
+            )
+            return
+        if record.is_closed:
+            self._by_order[record.order_id] = record
+            self._add_closed(record, delta)
+        # An open record never replaces what is already known for that order.
+
+    def _add_closed(self, record: TradeRecord, delta: JournalDelta) -> None:
+        key = close_order_key(record)
+        if not self._closed_keys or key >= self._closed_keys[-1]:
+            self._closed.append(record)
+            self._closed_keys.append(key)
+        else:
+            index = bisect.bisect_right(self._closed_keys, key)
+            self._closed.insert(index, record)
+            self._closed_keys.insert(index, key)
+            self.generation += 1
+        delta.new_closes.append(record)
+
+    # ---- what it knows -------------------------------------------------------------
+
+    @property
+    def closed_trades(self) -> list[TradeRecord]:
+        """Closed trades in (exit, entry, file, line) order. Read-only."""
+        return self._closed
+
+    @property
+    def entries(self) -> dict[str, TradeRecord]:
+        """The first record seen of each order that counts as an entry, by order id."""
+        return self._entries
+
+    def open_trades(self) -> list[TradeRecord]:
+        return [record for record in self._by_order.values() if not record.is_closed]
+
+    def record(self, order_id: str) -> TradeRecord | None:
+        return self._by_order.get(order_id)
+
+    def problem(self, now: datetime | None = None) -> JournalError | None:
+        """The first invalid line, or a trade dated after `now` (the real clock)."""
+        if self._problem is not None:
+            return self._problem
+        if now is not None and self._latest_timestamp is not None and self._latest_timestamp > now:
+            assert self._latest_source is not None
+            file, line, field_name = self._latest_source
+            return JournalError(file, line, field_name, f"is in the future ({self._latest_timestamp.isoformat()})")
+        return None
+
+    def require_valid(self, now: datetime | None = None) -> None:
+        problem = self.problem(now)
+        if problem is not None:
+            raise problem
+
+    def as_of(self, moment: datetime) -> JournalView:
+        """The journal as it was at `moment`: later entries ignored, later closes still open."""
+        closed = [trade for trade in self._closed if trade.exit_timestamp is not None and trade.exit_timestamp <= moment]
+        entries = {oid: record for oid, record in self._entries.items() if record.timestamp <= moment}
+        open_trades = [
+            record if not record.is_closed else record.reopened()
+            for record in self._by_order.values()
+            if record.timestamp <= moment and (not record.is_closed or (record.exit_timestamp or moment) > moment)
+        ]
+        return JournalView(closed_trades=closed, entries=entries, open_trades=open_trades)
+
+
+@dataclass(frozen=True)
+class JournalView:
+    """A fixed picture of the journal (used for `--as-of` and replays)."""
+
+    closed_trades: list[TradeRecord]
+    entries: dict[str, TradeRecord]
+    open_trades: list[TradeRecord]
+
+
+class TradeQueryHelper:
+    """Convenience queries over the journal for reports and the CLI."""
+
+    def __init__(self, trades_dir: Path) -> None:
+        self.journal = TradeJournal(trades_dir)
+
+    def load(self, now: datetime | None = None) -> TradeJournal:
+        """Read everything new; raise the first invalid line as a JournalError."""
+        self.journal.refresh()
+        self.journal.require_valid(now)
+        return self.journal
+
+    def closed_between(self, start: datetime | None, end: datetime | None) -> list[TradeRecord]:
+        """Closed trades whose exit time is in [start, end]."""
+        self.load()
+        return list(_between(self.journal.closed_trades, start, end))
+
+
+def _between(trades: Iterable[TradeRecord], start: datetime | None, end: datetime | None) -> Iterable[TradeRecord]:
+    for trade in trades:
+        moment = trade.exit_timestamp
+        assert moment is not None
+        if start is not None and moment < start:
+            continue
+        if end is not None and moment > end:
+            continue
+        yield trade

@@ -1,0 +1,280 @@
+"""One trade as the journal stores it, compatible with the original bot's TradeRecord.
+
+Parsing is hand-written rather than a pydantic model per line: a rebuild streams up to
+a million lines and must stay much faster than a plain `json.loads` loop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from typing import Any
+
+from trading_bot.errors import JournalError
+from trading_bot.money import CENT
+from trading_bot.phase.models import Phase
+
+OPEN = "open"
+WIN = "win"
+LOSS = "loss"
+BREAKEVEN = "breakeven"
+CLOSED_OUTCOMES = frozenset({WIN, LOSS, BREAKEVEN})
+OUTCOMES = frozenset({OPEN, WIN, LOSS, BREAKEVEN})
+_PHASES = {phase.value: phase for phase in Phase}
+_KNOWN_FIELDS = frozenset(
+    {
+        "timestamp", "exit_timestamp", "symbol", "action", "quantity", "price", "order_id",
+        "outcome", "net_profit_loss", "profit_loss", "stop_loss", "target", "execution_mode",
+        "phase", "emergency_exit", "manual_override", "operator_id",
+    }
+)
+
+
+def outcome_for(net_pnl: Decimal) -> str:
+    """The outcome the sign of the net P&L implies, judged at cent precision."""
+    cents = net_pnl.quantize(CENT, rounding=ROUND_HALF_EVEN)
+    if cents > 0:
+        return WIN
+    if cents < 0:
+        return LOSS
+    return BREAKEVEN
+
+
+@dataclass(frozen=True, slots=True)
+class TradeRecord:
+    """A journal line. `net_pnl` and `exit_timestamp` are set once the trade is closed."""
+
+    timestamp: datetime
+    symbol: str
+    action: str
+    quantity: int
+    price: Decimal
+    order_id: str
+    outcome: str = OPEN
+    exit_timestamp: datetime | None = None
+    net_pnl: Decimal | None = None
+    stop_loss: Decimal | None = None
+    target: Decimal | None = None
+    execution_mode: str = "paper"
+    phase: Phase | None = None
+    emergency_exit: bool = False
+    manual_override: bool = False
+    operator_id: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    file: str = field(default="", compare=False)
+    line: int = field(default=0, compare=False)
+
+    @property
+    def is_closed(self) -> bool:
+        return self.outcome in CLOSED_OUTCOMES
+
+    @property
+    def is_flagged(self) -> bool:
+        """Emergency exits and manual overrides are kept out of win rate, R:R and streaks."""
+        return self.emergency_exit or self.manual_override
+
+    def closed(
+        self,
+        *,
+        exit_timestamp: datetime,
+        net_pnl: Decimal,
+        emergency_exit: bool = False,
+        extra: dict[str, Any] | None = None,
+    ) -> TradeRecord:
+        """The closing record for this entry; the outcome follows from the net P&L."""
+        merged = dict(self.extra)
+        merged.update(extra or {})
+        return replace(
+            self,
+            outcome=outcome_for(net_pnl),
+            exit_timestamp=exit_timestamp,
+            net_pnl=net_pnl,
+            emergency_exit=self.emergency_exit or emergency_exit,
+            extra=merged,
+            file="",
+            line=0,
+        )
+
+    def reopened(self) -> TradeRecord:
+        """This trade as it looked before its exit (for views as of an earlier time)."""
+        return replace(self, outcome=OPEN, exit_timestamp=None, net_pnl=None)
+
+    def to_json_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = dict(self.extra)
+        data.update(
+            {
+                "timestamp": _iso(self.timestamp),
+                "symbol": self.symbol,
+                "action": self.action,
+                "quantity": self.quantity,
+                "price": str(self.price),
+                "total_value": str(self.price * self.quantity),
+                "order_id": self.order_id,
+                "execution_mode": self.execution_mode.upper(),
+                "outcome": self.outcome,
+                "phase": self.phase.value if self.phase else None,
+                "emergency_exit": self.emergency_exit,
+                "manual_override": self.manual_override,
+                "operator_id": self.operator_id,
+            }
+        )
+        if self.stop_loss is not None:
+            data["stop_loss"] = str(self.stop_loss)
+        if self.target is not None:
+            data["target"] = str(self.target)
+        if self.exit_timestamp is not None:
+            data["exit_timestamp"] = _iso(self.exit_timestamp)
+        if self.net_pnl is not None:
+            data["net_profit_loss"] = str(self.net_pnl)
+            data.setdefault("profit_loss", str(self.net_pnl))
+        return data
+
+    def same_content(self, other: TradeRecord) -> bool:
+        """Identical duplicates collapse; this compares everything but where it was read."""
+        return self == other and self.extra == other.extra
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def parse_timestamp(value: Any) -> datetime:
+    """ISO 8601; a value with no offset is UTC (the original journal wrote naive UTC)."""
+    if not isinstance(value, str):
+        raise ValueError("must be an ISO 8601 timestamp string")
+    text = value.strip()
+    if text.endswith("Z") or text.endswith("z"):
+        text = text[:-1] + "+00:00"
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"not an ISO 8601 timestamp: {value!r}") from None
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc)
+
+
+def _number(value: Any) -> Decimal:
+    if isinstance(value, bool) or value is None:
+        raise ValueError("must be a number")
+    if isinstance(value, float):
+        result = Decimal(repr(value))
+    else:
+        try:
+            result = Decimal(value) if isinstance(value, (int, str)) else Decimal(str(value))
+        except (InvalidOperation, ValueError, TypeError):
+            raise ValueError(f"not a number: {value!r}") from None
+    if not result.is_finite():
+        raise ValueError("must be a finite number")
+    return result
+
+
+def _flag(value: Any) -> bool:
+    if value is None:
+        return False
+    if isinstance(value, bool):
+        return value
+    raise ValueError("must be true or false")
+
+
+def parse_trade(data: Any, file: str, line: int) -> TradeRecord:
+    """Validate one decoded journal object; any problem names file, line and field."""
+    if not isinstance(data, dict):
+        raise JournalError(file, line, "(line)", "must be a JSON object")
+    current = "timestamp"
+    try:
+        timestamp = parse_timestamp(data.get("timestamp"))
+        current = "symbol"
+        symbol = data.get("symbol")
+        if not isinstance(symbol, str) or not symbol:
+            raise ValueError("missing or empty")
+        current = "action"
+        action = data.get("action")
+        if not isinstance(action, str) or not action:
+            raise ValueError("missing or empty")
+        current = "quantity"
+        quantity_value = _number(data.get("quantity"))
+        if quantity_value != quantity_value.to_integral_value() or quantity_value <= 0:
+            raise ValueError("must be a whole number of shares > 0")
+        quantity = int(quantity_value)
+        current = "price"
+        price = _number(data.get("price"))
+        if price <= 0:
+            raise ValueError("must be > 0")
+        current = "order_id"
+        order_id = data.get("order_id")
+        if isinstance(order_id, int) and not isinstance(order_id, bool):
+            order_id = str(order_id)
+        if not isinstance(order_id, str) or not order_id:
+            raise ValueError("missing or empty")
+        current = "outcome"
+        outcome = data.get("outcome", OPEN)
+        if outcome is None:
+            outcome = OPEN
+        if outcome not in OUTCOMES:
+            raise ValueError(f"unknown outcome {outcome!r} (open, win, loss or breakeven)")
+        exit_timestamp = None
+        net_pnl = None
+        if outcome != OPEN:
+            current = "exit_timestamp"
+            exit_timestamp = parse_timestamp(data.get("exit_timestamp"))
+            if exit_timestamp < timestamp:
+                raise ValueError("is before the entry timestamp")
+            current = "net_profit_loss"
+            raw_pnl = data.get("net_profit_loss")
+            if raw_pnl is None:
+                current = "profit_loss"
+                raw_pnl = data.get("profit_loss")
+            net_pnl = _number(raw_pnl)
+            current = "outcome"
+            implied = outcome_for(net_pnl)
+            if implied != outcome:
+                raise ValueError(f"{outcome!r} contradicts net P&L {net_pnl} (which is a {implied})")
+        current = "stop_loss"
+        stop_loss = None if data.get("stop_loss") is None else _number(data["stop_loss"])
+        current = "target"
+        target = None if data.get("target") is None else _number(data["target"])
+        current = "execution_mode"
+        mode = data.get("execution_mode") or "paper"
+        if not isinstance(mode, str) or mode.lower() not in ("paper", "live"):
+            raise ValueError("must be PAPER or LIVE")
+        current = "phase"
+        raw_phase = data.get("phase")
+        phase = None
+        if raw_phase is not None:
+            phase = _PHASES.get(raw_phase) if isinstance(raw_phase, str) else None
+            if phase is None:
+                raise ValueError(f"unknown phase {raw_phase!r}")
+        current = "emergency_exit"
+        emergency_exit = _flag(data.get("emergency_exit"))
+        current = "manual_override"
+        manual_override = _flag(data.get("manual_override"))
+        current = "operator_id"
+        operator_id = data.get("operator_id")
+        if operator_id is not None and not isinstance(operator_id, str):
+            raise ValueError("must be a string")
+    except ValueError as error:
+        raise JournalError(file, line, current, str(error)) from None
+    extra = {key: value for key, value in data.items() if key not in _KNOWN_FIELDS}
+    return TradeRecord(
+        timestamp=timestamp,
+        symbol=symbol,
+        action=action,
+        quantity=quantity,
+        price=price,
+        order_id=order_id,
+        outcome=outcome,
+        exit_timestamp=exit_timestamp,
+        net_pnl=net_pnl,
+        stop_loss=stop_loss,
+        target=target,
+        execution_mode=mode.lower(),
+        phase=phase,
+        emergency_exit=emergency_exit,
+        manual_override=manual_override,
+        operator_id=operator_id,
+        extra=extra,
+        file=file,
+        line=line,
+    )
