@@ -253,6 +253,8 @@ class TradingBot:
         self.journal_writer.log_trade(closed, now)
         self.journal.refresh()
         self.phase.exit_recorded(closed, operator_id or self.operator_id)
+        if self.mode.is_live and self.phase.live_refusal() is not None:
+            self.mode.switch_to_paper()
         return closed
 
 

@@ -373,26 +373,34 @@ def parse_json_exact(text: str, file: str) -> Any:
         raise ConfigError(file, error.lineno, "(json)", error.msg) from None
 
 
-def _json_default(value: Any) -> Any:
-    raise TypeError(f"not JSON serializable: {type(value).__name__}")
-
-
-def _plain(value: Any) -> Any:
-    """Decimals that a float writes back exactly become JSON numbers; others strings."""
-    if isinstance(value, dict):
-        return {key: _plain(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_plain(item) for item in value]
-    if isinstance(value, Decimal):
-        as_float = float(value)
-        if Decimal(repr(as_float)) == value:
-            return as_float
-        return str(value)
-    return value
-
-
 def dump_json_exact(raw: Any) -> str:
-    return json.dumps(_plain(raw), indent=2, ensure_ascii=False, default=_json_default) + "\n"
+    """JSON text with every Decimal written as the exact number it is (never a string)."""
+    numbers: list[str] = []
+
+    def placeholder(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {key: placeholder(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [placeholder(item) for item in value]
+        if isinstance(value, Decimal):
+            numbers.append(_decimal_text(value))
+            return f"\u0000{len(numbers) - 1}\u0000"
+        return value
+
+    text = json.dumps(placeholder(raw), indent=2, ensure_ascii=False)
+    text = re.sub(r'"\\u0000(\d+)\\u0000"', lambda match: numbers[int(match.group(1))], text)
+    return text + "\n"
+
+
+def _decimal_text(value: Decimal) -> str:
+    if not value.is_finite():
+        raise ValueError(f"cannot write {value} to JSON")
+    if value == value.to_integral_value() and value.as_tuple().exponent >= 0:
+        return str(int(value))
+    as_float = float(value)
+    if Decimal(repr(as_float)) == value and "e" not in repr(as_float).lower():
+        return repr(as_float)
+    return str(value)
 
 
 def validate_settings(raw: dict[str, Any], text: str, file: str) -> Settings:

@@ -31,9 +31,14 @@ class ModeSwitcher:
     ) -> None:
         if mode not in ("paper", "live"):
             raise ValueError(f"unknown mode {mode!r}")
-        self._mode: Mode = mode
         self.live_guard = live_guard
         self.on_change = on_change
+        self.start_refusal: str | None = None
+        if mode == "live":
+            self.start_refusal = self.live_refusal()
+            if self.start_refusal is not None:
+                mode = "paper"  # configured live where live is refused: start safe, say why
+        self._mode: Mode = mode
 
     @property
     def mode(self) -> Mode:

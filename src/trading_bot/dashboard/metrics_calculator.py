@@ -46,14 +46,14 @@ def counted(trades: Iterable[TradeRecord]) -> list[TradeRecord]:
     return [t for t in trades if t.is_closed and not t.is_flagged]
 
 
-def _win_rate_of(wins: int, total: int) -> Ratio:
+def win_rate_from_counts(wins: int, total: int) -> Ratio:
     """Shared by every implementation so they agree to the last digit."""
     if total == 0:
         return Ratio(None, NO_CLOSED_TRADES)
     return Ratio(Decimal(wins) / Decimal(total), f"{wins} wins / {total} trades")
 
 
-def _avg_rr_of(
+def avg_rr_from_sums(
     total: int, wins: int, win_sum: Decimal, losses: int, loss_sum: Decimal
 ) -> Ratio:
     """(win_sum / wins) / (loss_sum / losses) as one division: (win_sum·losses) / (loss_sum·wins)."""
@@ -74,7 +74,7 @@ def _avg_rr_of(
     return Ratio(value, detail)
 
 
-def _rr_met(value: Decimal | None, required: Decimal, wins: int, losses: int) -> bool:
+def rr_met_from_counts(value: Decimal | None, required: Decimal, wins: int, losses: int) -> bool:
     """Missing data never helps: undefined R:R passes only when it means "won, never lost"."""
     if value is None:
         return losses == 0 and wins > 0
@@ -88,7 +88,7 @@ def win_rate(trades: Iterable[TradeRecord]) -> Ratio:
         total += 1
         if trade.outcome == WIN:
             wins += 1
-    return _win_rate_of(wins, total)
+    return win_rate_from_counts(wins, total)
 
 
 def avg_rr(trades: Iterable[TradeRecord]) -> Ratio:
@@ -103,7 +103,7 @@ def avg_rr(trades: Iterable[TradeRecord]) -> Ratio:
         elif trade.outcome == LOSS:
             losses += 1
             loss_sum += abs(_pnl(trade))
-    return _avg_rr_of(total, wins, win_sum, losses, loss_sum)
+    return avg_rr_from_sums(total, wins, win_sum, losses, loss_sum)
 
 
 def rr_meets(ratio: Ratio, required: Decimal, trades: Iterable[TradeRecord]) -> bool:
@@ -114,7 +114,7 @@ def rr_meets(ratio: Ratio, required: Decimal, trades: Iterable[TradeRecord]) -> 
             wins += 1
         elif trade.outcome == LOSS:
             losses += 1
-    return _rr_met(ratio.value, required, wins, losses)
+    return rr_met_from_counts(ratio.value, required, wins, losses)
 
 
 def consecutive_losses(trades: Iterable[TradeRecord]) -> int:
@@ -246,14 +246,14 @@ class RunningTally:
             self.winning_streak = 0
 
     def win_rate(self) -> Ratio:
-        return _win_rate_of(self.wins, self.counted)
+        return win_rate_from_counts(self.wins, self.counted)
 
     def avg_rr(self) -> Ratio:
-        return _avg_rr_of(self.counted, self.wins, self.win_sum, self.losses, self.loss_sum)
+        return avg_rr_from_sums(self.counted, self.wins, self.win_sum, self.losses, self.loss_sum)
 
     def rr_meets(self, required: Decimal) -> bool:
         """`rr_meets` without the trade list, from the tally's own counts."""
-        return _rr_met(self.avg_rr().value, required, self.wins, self.losses)
+        return rr_met_from_counts(self.avg_rr().value, required, self.wins, self.losses)
 
 
 class RollingWindow:
@@ -309,11 +309,11 @@ class RollingWindow:
         return len(self._items) == self.size
 
     def win_rate(self) -> Ratio:
-        return _win_rate_of(self.wins, len(self._items))
+        return win_rate_from_counts(self.wins, len(self._items))
 
     def avg_rr(self) -> Ratio:
-        return _avg_rr_of(len(self._items), self.wins, self.win_sum, self.losses, self.loss_sum)
+        return avg_rr_from_sums(len(self._items), self.wins, self.win_sum, self.losses, self.loss_sum)
 
     def rr_meets(self, required: Decimal) -> bool:
         """`rr_meets` over the window, from its own counts."""
-        return _rr_met(self.avg_rr().value, required, self.wins, self.losses)
+        return rr_met_from_counts(self.avg_rr().value, required, self.wins, self.losses)

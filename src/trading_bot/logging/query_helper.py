@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import bisect
 import os
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -44,6 +45,12 @@ def close_order_key(trade: TradeRecord) -> tuple[datetime, datetime, str, int]:
     return (trade.exit_timestamp, trade.timestamp, trade.file, trade.line)
 
 
+_GUARD_BYTES = 64
+# A folder's mtime can be stamped in coarse ticks: a file created in the same tick as the
+# previous scan would not change it, so a folder changed this recently is rescanned.
+_MTIME_TICK_NS = 100_000_000
+
+
 @dataclass
 class _FileCursor:
     inode: int
@@ -51,6 +58,7 @@ class _FileCursor:
     size: int
     mtime_ns: int
     line_count: int
+    guard: bytes = b""
 
 
 @dataclass(frozen=True)
@@ -71,6 +79,7 @@ class TradeJournal:
 
     def __init__(self, trades_dir: Path) -> None:
         self.trades_dir = Path(trades_dir)
+        self.generation = 0
         self._reset()
 
     def _reset(self) -> None:
@@ -83,7 +92,7 @@ class TradeJournal:
         self._latest_timestamp: datetime | None = None
         self._latest_source: tuple[str, int, str] | None = None
         self._dir_mtime_ns: int | None = None
-        self.generation = 0
+        self._scan_started_ns = 0
 
     # ---- reading -------------------------------------------------------------------
 
@@ -97,11 +106,15 @@ class TradeJournal:
                 self.generation += 1
                 return JournalDelta(rebuilt=True)
             return JournalDelta()
-        files = (
-            [Path(self.trades_dir) / name for name in self._cursors]
-            if dir_stat.st_mtime_ns == self._dir_mtime_ns
-            else journal_files(self.trades_dir)
+        unchanged_dir = (
+            dir_stat.st_mtime_ns == self._dir_mtime_ns
+            and self._scan_started_ns - dir_stat.st_mtime_ns > _MTIME_TICK_NS
         )
+        if unchanged_dir:
+            files = [Path(self.trades_dir) / name for name in self._cursors]
+        else:
+            self._scan_started_ns = time.time_ns()
+            files = journal_files(self.trades_dir)
         self._dir_mtime_ns = dir_stat.st_mtime_ns
         known = set(self._cursors)
         present = {path.name for path in files}
@@ -119,11 +132,20 @@ class TradeJournal:
                     return self._rebuild()
                 if stat.st_size == cursor.size and stat.st_mtime_ns == cursor.mtime_ns:
                     continue
-                if stat.st_size == cursor.size:
-                    # Same size, new mtime: possibly rewritten in place. Start over.
+                if stat.st_size == cursor.size or self._problem is not None or not self._guard_intact(path, cursor):
+                    # Rewritten in place (same size, or the bytes before our offset changed). Start over.
                     return self._rebuild()
             self._read_file(path, stat, delta)
         return delta
+
+    @staticmethod
+    def _guard_intact(path: Path, cursor: _FileCursor) -> bool:
+        """The last bytes we read are still where we read them (the file was only appended to)."""
+        if not cursor.guard:
+            return True
+        with open(path, "rb") as handle:
+            handle.seek(cursor.offset - len(cursor.guard))
+            return handle.read(len(cursor.guard)) == cursor.guard
 
     def _rebuild(self) -> JournalDelta:
         self._reset()
@@ -159,6 +181,8 @@ class TradeJournal:
                 continue
             self._take_line(raw, display, line_no, delta)
         cursor.offset += len(complete)
+        if complete:
+            cursor.guard = complete[-_GUARD_BYTES:]
         cursor.line_count = line_no
         cursor.size = stat.st_size
         cursor.mtime_ns = stat.st_mtime_ns

@@ -51,6 +51,10 @@ class StructuredTradeLogger:
         cut = data.rfind(b"\n") + 1
         stamp = at.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
         recovery = path.with_name(f"{path.name}.torn-{stamp}")
+        suffix = 1
+        while recovery.exists():
+            recovery = path.with_name(f"{path.name}.torn-{stamp}-{suffix}")
+            suffix += 1
         atomic_write_bytes(recovery, data[cut:])
         with open(path, "r+b") as handle:
             handle.truncate(cut)

@@ -21,6 +21,7 @@ LOSS = "loss"
 BREAKEVEN = "breakeven"
 CLOSED_OUTCOMES = frozenset({WIN, LOSS, BREAKEVEN})
 OUTCOMES = frozenset({OPEN, WIN, LOSS, BREAKEVEN})
+_IMPLAUSIBLE = Decimal("1E+15")
 _PHASES = {phase.value: phase for phase in Phase}
 _KNOWN_FIELDS = frozenset(
     {
@@ -33,6 +34,8 @@ _KNOWN_FIELDS = frozenset(
 
 def outcome_for(net_pnl: Decimal) -> str:
     """The outcome the sign of the net P&L implies, judged at cent precision."""
+    if abs(net_pnl) >= 1:
+        return WIN if net_pnl > 0 else LOSS
     cents = net_pnl.quantize(CENT, rounding=ROUND_HALF_EVEN)
     if cents > 0:
         return WIN
@@ -227,6 +230,8 @@ def parse_trade(data: Any, file: str, line: int) -> TradeRecord:
                 current = "profit_loss"
                 raw_pnl = data.get("profit_loss")
             net_pnl = _number(raw_pnl)
+            if abs(net_pnl) >= _IMPLAUSIBLE:
+                raise ValueError(f"implausibly large P&L {net_pnl}")
             current = "outcome"
             implied = outcome_for(net_pnl)
             if implied != outcome:
@@ -254,8 +259,8 @@ def parse_trade(data: Any, file: str, line: int) -> TradeRecord:
         operator_id = data.get("operator_id")
         if operator_id is not None and not isinstance(operator_id, str):
             raise ValueError("must be a string")
-    except ValueError as error:
-        raise JournalError(file, line, current, str(error)) from None
+    except (ValueError, ArithmeticError) as error:
+        raise JournalError(file, line, current, str(error) or type(error).__name__) from None
     extra = {key: value for key, value in data.items() if key not in _KNOWN_FIELDS}
     return TradeRecord(
         timestamp=timestamp,

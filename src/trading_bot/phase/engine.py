@@ -1,0 +1,454 @@
+"""Deciding what is due: downgrades, size steps, session summaries, advance suggestions.
+
+The engine replays the journal against the history in time order and emits every
+event the rules call for that the history does not hold yet. It writes through a
+`LineSink`: the real hash-chained log when the manager holds the lock, or an
+in-memory copy for `--as-of` views and replays, so both see exactly the same rules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, Protocol
+
+from trading_bot.clock import ensure_utc
+from trading_bot.config import ScalingSettings, Settings
+from trading_bot.logging.trade_record import TradeRecord
+from trading_bot.market_calendar import MarketCalendar
+from trading_bot.money import money_str
+from trading_bot.phase.history_logger import GENESIS_HASH, LogLine, format_timestamp, line_hash
+from trading_bot.phase.ledger import (
+    DOWNGRADE,
+    SESSION_SUMMARY,
+    SIZE_CHANGE,
+    SUGGESTION,
+    TRANSITION,
+    Ledger,
+    breaker_to_json,
+    downgrade_size,
+    read_ledger,
+)
+from trading_bot.phase.models import BreakerStatus, GateResult, Phase, TriggerHit
+from trading_bot.phase.position_sizing import SizeStep, streak_step, win_rate_step
+from trading_bot.phase.stint import StintProgress
+from trading_bot.phase.trade_limiter import SessionEntries, longest_missed_run
+from trading_bot.phase.validators import (
+    GateView,
+    evaluate_gate,
+    fired_triggers,
+    gate_window_size,
+    trigger_window_size,
+    triggers_for,
+)
+
+# Override-log line types that count as override incidents (SPEC §5, §8).
+OVERRIDE_ATTEMPT = "override_attempt"
+CRITERIA_EDIT = "criteria_edit"
+
+
+class LineSink(Protocol):
+    def append(self, type: str, payload: dict[str, Any], timestamp: datetime | None = None) -> LogLine: ...
+
+    def lines(self) -> Sequence[LogLine]: ...
+
+
+class MemoryLog:
+    """A log held in memory: the same line shapes, nothing on disk (as-of views, replays)."""
+
+    def __init__(self, lines: Sequence[LogLine], now: datetime) -> None:
+        self._lines = list(lines)
+        self.now = now
+
+    def lines(self) -> Sequence[LogLine]:
+        return self._lines
+
+    def append(self, type: str, payload: dict[str, Any], timestamp: datetime | None = None) -> LogLine:
+        moment = ensure_utc(timestamp or self.now)
+        prev = self._lines[-1].hash if self._lines else GENESIS_HASH
+        seq = self._lines[-1].seq + 1 if self._lines else 1
+        body = {"seq": seq, "timestamp": format_timestamp(moment), "type": type, "prev_hash": prev, **payload}
+        digest = line_hash(body)
+        line = LogLine(seq=seq, timestamp=moment, type=type, data={**body, "hash": digest}, hash=digest, prev_hash=prev, line_no=seq)
+        self._lines.append(line)
+        return line
+
+
+@dataclass
+class Replay:
+    """Where a replay stands: the ledger it read, the stint folded so far, the next trade."""
+
+    ledger: Ledger
+    progress: StintProgress
+    index: int
+    head_seq: int
+    unsummarized: set[date] = field(default_factory=set)
+    written: list[LogLine] = field(default_factory=list)
+
+
+@dataclass
+class PhaseState:
+    """The phase system's answer at one moment, derived from the records."""
+
+    ledger: Ledger
+    progress: StintProgress
+    entries: SessionEntries
+    now: datetime
+    session: date
+    override_lines: Sequence[LogLine]
+    settings: Settings
+    calendar: MarketCalendar
+    journal_entries: dict[str, TradeRecord] = field(default_factory=dict)
+    _gate: GateResult | None = None
+
+    @property
+    def phase(self) -> Phase:
+        return self.ledger.stint.phase
+
+    def gate_view(self) -> GateView:
+        stint = self.ledger.stint
+        first_day = _first_stint_day(stint.since, self.calendar, self.journal_entries, self.session)
+        trading_days = self.calendar.trading_days_between(first_day, self.session) if first_day <= self.session else 0
+        completed_last = self.calendar.previous_trading_day(self.session)
+        days = self.calendar.trading_days(first_day, completed_last) if first_day <= completed_last else []
+        entered = self.entries.sessions_with_entries_since(stint.since, self.journal_entries)
+        skipped = {
+            day
+            for day in days
+            if self.ledger.breaker_tripped_during(self.calendar.open_of(day), self.calendar.session_closes_at(day))
+        }
+        return GateView(
+            progress=self.progress,
+            trading_days=trading_days,
+            missed_days_streak=longest_missed_run(days, entered, skipped),
+            override_incidents=override_incidents(self.override_lines, stint.since) + self.progress.manual_override_trades,
+        )
+
+    def gate(self) -> GateResult | None:
+        """Readiness for the next phase (None at the top of the ladder)."""
+        if self.phase.next is None:
+            return None
+        if self._gate is None:
+            self._gate = evaluate_gate(self.settings, self.gate_view())
+        return self._gate
+
+
+def _first_stint_day(
+    since: datetime | None, calendar: MarketCalendar, entries: dict[str, TradeRecord], current: date
+) -> date:
+    """The stint's first trading day: its start session, if it began before that day's end."""
+    if since is None:
+        if not entries:
+            return current
+        since = min(record.timestamp for record in entries.values())
+    session = calendar.session_of(since)
+    if since < calendar.close_of(session):
+        return session
+    return calendar.next_trading_day(session)
+
+
+def override_incidents(lines: Sequence[LogLine], since: datetime | None) -> int:
+    """Successful password overrides and loosening criteria edits after the stint began."""
+    count = 0
+    for line in lines:
+        if since is not None and line.timestamp <= since:
+            continue
+        if line.type == OVERRIDE_ATTEMPT and line.data.get("outcome") == "success":
+            count += 1
+        elif line.type == CRITERIA_EDIT and line.data.get("counts_as_incident"):
+            count += 1
+    return count
+
+
+def metrics_snapshot(progress: StintProgress) -> dict[str, Any]:
+    """The numbers recorded beside a downgrade or a suggestion."""
+    tally = progress.tally
+    rate = tally.win_rate().value
+    rr = tally.avg_rr().value
+    return {
+        "trades": tally.counted,
+        "wins": tally.wins,
+        "losses": tally.losses,
+        "breakevens": tally.breakevens,
+        "win_rate": None if rate is None else str(rate.quantize(Decimal("0.0001"))),
+        "avg_rr": None if rr is None else str(rr.quantize(Decimal("0.0001"))),
+        "consecutive_losses": tally.consecutive_losses,
+        "stint_net_pnl": money_str(tally.net_pnl),
+        "equity": money_str(progress.equity),
+        "max_drawdown_pct": str(progress.max_drawdown_pct.quantize(Decimal("0.0001"))),
+    }
+
+
+class PhaseEngine:
+    """Replays records against the rules; emits what is due through a sink."""
+
+    def __init__(self, settings: Settings, calendar: MarketCalendar, mode: str) -> None:
+        self.settings = settings
+        self.calendar = calendar
+        self.mode = mode
+
+    def new_progress(self, ledger: Ledger) -> StintProgress:
+        phase = ledger.stint.phase
+        return StintProgress(
+            stint=ledger.stint,
+            calendar=self.calendar,
+            phase_at=ledger.phase_at,
+            starting_equity=self.settings.account.starting_equity,
+            trigger_window_size=trigger_window_size(self.settings, phase),
+            gate_window_size=gate_window_size(self.settings, phase),
+        )
+
+    def fold_all(self, ledger: Ledger, trades: Sequence[TradeRecord]) -> StintProgress:
+        progress = self.new_progress(ledger)
+        for trade in trades:
+            progress.fold(trade)
+        return progress
+
+    def state(
+        self,
+        history_lines: Sequence[LogLine],
+        trades: Sequence[TradeRecord],
+        entries: dict[str, TradeRecord],
+        override_lines: Sequence[LogLine],
+        now: datetime,
+    ) -> PhaseState:
+        ledger = read_ledger(history_lines, self.settings, self.mode)
+        progress = self.fold_all(ledger, trades)
+        session_entries = SessionEntries(self.calendar)
+        session_entries.fold(entries.values())
+        return PhaseState(
+            ledger=ledger,
+            progress=progress,
+            entries=session_entries,
+            now=now,
+            session=self.calendar.session_of(now),
+            override_lines=override_lines,
+            settings=self.settings,
+            calendar=self.calendar,
+            journal_entries=entries,
+        )
+
+    # ---- applying what is due ------------------------------------------------------
+
+    def apply_due(
+        self,
+        history: LineSink,
+        trades: Sequence[TradeRecord],
+        entries: SessionEntries,
+        override_lines: Sequence[LogLine],
+        journal_entries: dict[str, TradeRecord],
+        now: datetime,
+        *,
+        journal_valid: bool = True,
+        resume: Replay | None = None,
+        new_entry_sessions: set[date] | None = None,
+    ) -> Replay:
+        """Append every downgrade, size step, session summary and suggestion now due.
+
+        With `resume` (the previous call's result, history unchanged since), only trades
+        closed since are folded, so the live bot does O(1) work per new trade.
+        """
+        history_lines = history.lines()
+        head = history_lines[-1].seq if history_lines else 0
+        if resume is not None and resume.head_seq == head and resume.index <= len(trades):
+            replay = resume
+            replay.written = []
+            new_entry_sessions = new_entry_sessions or set()
+        else:
+            ledger = read_ledger(history_lines, self.settings, self.mode)
+            replay = Replay(ledger=ledger, progress=self.new_progress(ledger), index=0, head_seq=head)
+            new_entry_sessions = set(entries.by_session)
+        replay.unsummarized.update(
+            session for session in new_entry_sessions if session not in replay.ledger.summarized_sessions
+        )
+        current_session = self.calendar.session_of(now)
+        rules = triggers_for(self.settings, replay.ledger.stint.phase)
+
+        def reread() -> None:
+            lines = history.lines()
+            replay.ledger = read_ledger(lines, self.settings, self.mode)
+            replay.head_seq = lines[-1].seq if lines else 0
+            replay.progress.stint = replay.ledger.stint
+
+        def close_sessions_before(limit: date) -> None:
+            if not journal_valid:
+                return
+            for session in sorted(day for day in replay.unsummarized if day < limit):
+                replay.unsummarized.discard(session)
+                if session in replay.ledger.summarized_sessions:
+                    continue
+                replay.written.append(self._session_summary(history, replay.ledger, replay.progress, entries, session))
+                reread()
+                step = self._win_rate_step(replay.ledger, replay.progress, session)
+                if step is not None:
+                    closed_at = self.calendar.session_closes_at(session)
+                    replay.written.append(self._size_change(history, replay.ledger, step, closed_at, closed_at))
+                    reread()
+
+        while replay.index < len(trades):
+            trade = trades[replay.index]
+            assert trade.exit_timestamp is not None
+            if trade.exit_timestamp > now:
+                break
+            session = self.calendar.session_of(trade.exit_timestamp)
+            close_sessions_before(session)
+            replay.index += 1
+            if session not in replay.ledger.summarized_sessions:
+                replay.unsummarized.add(session)
+            if not replay.progress.fold(trade):
+                continue
+            hits = fired_triggers(rules, replay.progress)
+            if hits:
+                replay.written.append(self._downgrade(history, replay.ledger, replay.progress, hits, trade, now))
+                reread()
+                replay.progress = self.fold_all(replay.ledger, trades[: replay.index])
+                rules = triggers_for(self.settings, replay.ledger.stint.phase)
+                continue
+            step = self._streak_step(replay.ledger, replay.progress, trade)
+            if step is not None:
+                replay.written.append(self._size_change(history, replay.ledger, step, trade.exit_timestamp, now))
+                reread()
+        close_sessions_before(current_session)
+        if journal_valid:
+            suggestion = self._suggestion(history, replay.ledger, replay.progress, entries, override_lines, journal_entries, now)
+            if suggestion is not None:
+                replay.written.append(suggestion)
+                reread()
+        return replay
+
+    def _downgrade(
+        self,
+        history: LineSink,
+        ledger: Ledger,
+        progress: StintProgress,
+        hits: list[TriggerHit],
+        trade: TradeRecord,
+        now: datetime,
+    ) -> LogLine:
+        stint = ledger.stint
+        lower = stint.phase.previous
+        assert lower is not None
+        assert trade.exit_timestamp is not None
+        size = downgrade_size(self.settings, lower, stint.size)
+        reason = "; ".join(hit.detail for hit in hits)
+        breaker = BreakerStatus(tripped=True, reason=f"downgraded {stint.phase.value} → {lower.value}: {reason}", since=trade.exit_timestamp)
+        if stint.breaker.tripped:
+            breaker = stint.breaker
+        mode = "paper" if lower is Phase.EXPERIENCE else self.mode
+        payload = {
+            "kind": DOWNGRADE,
+            "from_phase": stint.phase.value,
+            "to_phase": lower.value,
+            "position_size": money_str(size),
+            "previous_size": money_str(stint.size),
+            "breaker": breaker_to_json(breaker),
+            "mode": mode,
+            "effective_at": format_timestamp(trade.exit_timestamp),
+            "triggered_by_order": trade.order_id,
+            "triggers": [hit.to_json() for hit in hits],
+            "metrics": metrics_snapshot(progress),
+            "operator_id": "bot",
+            "reason": reason,
+        }
+        return history.append(TRANSITION, payload, now)
+
+    def _streak_step(self, ledger: Ledger, progress: StintProgress, trade: TradeRecord) -> SizeStep | None:
+        if ledger.stint.phase is not Phase.SCALING:
+            return None
+        settings = self.settings.phase_progression.scaling
+        assert trade.exit_timestamp is not None
+        open_at = self.calendar.open_of(self.calendar.session_of(trade.exit_timestamp))
+        size_at_open = ledger.size_at(open_at, ledger.stint.size)
+        step = streak_step(settings, progress, ledger.stint.size, size_at_open, f"stint{ledger.stint.transition_seq}")
+        if step is None or step.key in ledger.size_keys:
+            return None
+        return step
+
+    def _win_rate_step(self, ledger: Ledger, progress: StintProgress, session: date) -> SizeStep | None:
+        if ledger.stint.phase is not Phase.SCALING or session not in progress.sessions:
+            return None
+        settings = self.settings.phase_progression.scaling
+        open_at = self.calendar.open_of(session)
+        size_at_open = ledger.size_at(open_at, ledger.stint.size)
+        step = win_rate_step(settings, progress, session, ledger.stint.size, size_at_open, f"stint{ledger.stint.transition_seq}")
+        if step is None or step.key in ledger.size_keys:
+            return None
+        return step
+
+    def _size_change(self, history: LineSink, ledger: Ledger, step: SizeStep, effective: datetime, stamp: datetime) -> LogLine:
+        payload = {
+            "from_size": money_str(ledger.stint.size),
+            "to_size": money_str(step.new_size),
+            "rule": step.rule,
+            "reason": step.reason,
+            "key": step.key,
+            "phase": ledger.stint.phase.value,
+            "effective_at": format_timestamp(effective),
+        }
+        return history.append(SIZE_CHANGE, payload, stamp)
+
+    def _session_summary(
+        self,
+        history: LineSink,
+        ledger: Ledger,
+        progress: StintProgress,
+        entries: SessionEntries,
+        session: date,
+    ) -> LogLine:
+        open_at = self.calendar.open_of(session)
+        closed_at = self.calendar.session_closes_at(session)
+        sizes = {ledger.size_at(open_at, ledger.stint.size)}
+        sizes.update(size for at, size in ledger.size_changes if open_at <= at < closed_at)
+        payload = {
+            "date": session.isoformat(),
+            "phase": ledger.phase_at(closed_at).value,
+            "journal_trades": progress.all_sessions_count.get(session, 0),
+            "journal_net_pnl": money_str(progress.all_sessions_pnl.get(session, Decimal(0))),
+            "entries": entries.count(session),
+            "position_sizes": [money_str(size) for size in sorted(sizes)],
+            "breaker_trips": ledger.trips_during(open_at, closed_at),
+            "closed_at": format_timestamp(closed_at),
+        }
+        return history.append(SESSION_SUMMARY, payload, closed_at)
+
+    def _suggestion(
+        self,
+        history: LineSink,
+        ledger: Ledger,
+        progress: StintProgress,
+        entries: SessionEntries,
+        override_lines: Sequence[LogLine],
+        journal_entries: dict[str, TradeRecord],
+        now: datetime,
+    ) -> LogLine | None:
+        stint = ledger.stint
+        if stint.phase.next is None or stint.transition_seq in ledger.suggested_stints or stint.breaker.tripped:
+            return None
+        state = PhaseState(
+            ledger=ledger,
+            progress=progress,
+            entries=entries,
+            now=now,
+            session=self.calendar.session_of(now),
+            override_lines=override_lines,
+            settings=self.settings,
+            calendar=self.calendar,
+            journal_entries=journal_entries,
+        )
+        gate = state.gate()
+        if gate is None or not gate.ready:
+            return None
+        payload = {
+            "from_phase": gate.from_phase.value,
+            "to_phase": gate.to_phase.value,
+            "stint_seq": stint.transition_seq,
+            "criteria": [criterion.to_json() for criterion in gate.criteria],
+            "metrics": metrics_snapshot(progress),
+        }
+        return history.append(SUGGESTION, payload, now)
+
+
+def scaling_settings(settings: Settings, phase: Phase) -> ScalingSettings | None:
+    return settings.phase_progression.scaling if phase is Phase.SCALING else None

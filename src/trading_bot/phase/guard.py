@@ -1,0 +1,61 @@
+"""How the trading loop meets the phase system: the first check of the chain, and hooks."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from trading_bot.logging.trade_record import TradeRecord
+from trading_bot.phase.manager import PhaseManager, refusal_details
+from trading_bot.phase.models import Phase
+from trading_bot.validator import AccountSnapshot, OrderIntent, Refusal
+
+
+class PhaseCheck:
+    """SPEC §7 as one check: records, breaker, live mode, entry limit, size — in that order."""
+
+    name = "phase"
+    sees_exits = False
+
+    def __init__(self, manager: PhaseManager) -> None:
+        self.manager = manager
+
+    def check(self, order: OrderIntent, account: AccountSnapshot) -> Refusal | None:
+        decision = self.manager.entry_decision(order.dollars, order.mode)
+        if decision.allowed:
+            return None
+        return Refusal(
+            decision.check or self.name,
+            decision.reason or "refused by the phase system",
+            next_allowed_at=decision.next_trade_allowed_at,
+        )
+
+
+class PhaseGuard:
+    """The `PhaseHooks` the bot uses: phase and size in force, refusals and exits recorded."""
+
+    def __init__(self, manager: PhaseManager) -> None:
+        self.manager = manager
+
+    def phase_in_force(self) -> Phase:
+        return self.manager.state().phase
+
+    def size_in_force(self) -> Decimal:
+        return self.manager.size_in_force().size
+
+    def entry_check(self) -> PhaseCheck:
+        return PhaseCheck(self.manager)
+
+    def live_refusal(self) -> str | None:
+        phase = self.phase_in_force()
+        if phase.allows_live:
+            return None
+        return f"live trading is not allowed in the {phase.title} phase (paper only)"
+
+    def entry_refused(self, order: OrderIntent, refusal: Refusal, operator_id: str) -> None:
+        self.manager.record_entry_refusal(operator_id, refusal.reason, refusal.check, refusal_details(order))
+
+    def exit_recorded(self, record: TradeRecord, operator_id: str) -> None:
+        """Emergency exits are recorded; every close is checked against the triggers at once."""
+        if record.emergency_exit:
+            self.manager.record_emergency_exit(record, operator_id)
+        self.manager.apply_due()

@@ -1,0 +1,179 @@
+"""The phase history read back: which phase, since when, at what size, breaker state.
+
+The history file is the single commit point of every phase decision; this module is the
+one place that turns its lines into the current stint. It is pure: lines in, state out.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from trading_bot.config import ScalingSettings, Settings
+from trading_bot.money import to_decimal
+from trading_bot.logging.trade_record import parse_timestamp
+from trading_bot.phase.history_logger import LogLine, format_timestamp
+from trading_bot.phase.models import BreakerStatus, Phase, Stint
+
+# History line types.
+TRANSITION = "transition"
+SUGGESTION = "suggestion"
+SIZE_CHANGE = "size_change"
+BREAKER_ACK = "breaker_ack"
+SESSION_SUMMARY = "session_summary"
+RECOVERED = "recovered"
+TORN_TAIL_MOVED = "torn_tail_moved"
+
+# Transition kinds.
+ADVANCE = "advance"
+DOWNGRADE = "downgrade"
+OVERRIDE = "override"
+RESET = "reset"
+
+
+def entry_size(settings: Settings, phase: Phase) -> Decimal:
+    """The size a phase starts at when entered by advance or override."""
+    block = settings.phase_block(phase)
+    if isinstance(block, ScalingSettings):
+        return block.position_size_min
+    return block.position_size
+
+
+def downgrade_size(settings: Settings, lower: Phase, size_before: Decimal) -> Decimal:
+    """Half the size before, but never above the lower phase's size; experience uses its own."""
+    if lower is Phase.EXPERIENCE:
+        return entry_size(settings, lower)
+    return min(size_before / 2, entry_size(settings, lower))
+
+
+def breaker_from_json(data: Any) -> BreakerStatus:
+    if not isinstance(data, dict) or not isinstance(data.get("tripped"), bool):
+        raise ValueError("breaker must be an object with a boolean 'tripped'")
+    since = data.get("since")
+    return BreakerStatus(
+        tripped=data["tripped"],
+        reason=data.get("reason"),
+        since=parse_timestamp(since) if since else None,
+    )
+
+
+def breaker_to_json(breaker: BreakerStatus) -> dict[str, Any]:
+    return {
+        "tripped": breaker.tripped,
+        "reason": breaker.reason,
+        "since": format_timestamp(breaker.since) if breaker.since else None,
+    }
+
+
+@dataclass
+class Ledger:
+    """Everything the history says, folded in order. Built by `read_ledger`."""
+
+    stint: Stint
+    transitions: list[LogLine] = field(default_factory=list)
+    phase_changes: list[tuple[datetime, Phase]] = field(default_factory=list)
+    size_changes: list[tuple[datetime, Decimal]] = field(default_factory=list)
+    size_keys: set[str] = field(default_factory=set)
+    suggested_stints: set[int] = field(default_factory=set)
+    summarized_sessions: dict[date, LogLine] = field(default_factory=dict)
+    breaker_spans: list[tuple[datetime, datetime | None]] = field(default_factory=list)
+    head_seq: int = 0
+
+    def phase_at(self, moment: datetime) -> Phase:
+        """The phase in force at a moment (for trades whose record names none)."""
+        index = bisect.bisect_right(self.phase_changes, (moment, _LAST_PHASE)) - 1
+        return self.phase_changes[index][1] if index >= 0 else Phase.EXPERIENCE
+
+    def size_at(self, moment: datetime, default: Decimal) -> Decimal:
+        index = bisect.bisect_right(self.size_changes, (moment, Decimal("Infinity"))) - 1
+        return self.size_changes[index][1] if index >= 0 else default
+
+    def breaker_tripped_during(self, start: datetime, end: datetime) -> bool:
+        for tripped_at, cleared_at in self.breaker_spans:
+            if tripped_at < end and (cleared_at is None or cleared_at > start):
+                return True
+        return False
+
+    def trips_during(self, start: datetime, end: datetime) -> int:
+        return sum(1 for tripped_at, _ in self.breaker_spans if start <= tripped_at < end)
+
+
+_LAST_PHASE = Phase.SCALING
+
+
+def effective_time(line: LogLine) -> datetime:
+    """A downgrade found late takes effect at the close that caused it."""
+    value = line.data.get("effective_at")
+    return parse_timestamp(value) if isinstance(value, str) else line.timestamp
+
+
+def read_ledger(lines: Sequence[LogLine], settings: Settings, mode: str) -> Ledger:
+    """Fold the history into the current stint. Unknown line types are kept but ignored."""
+    phase = Phase.EXPERIENCE
+    since: datetime | None = None
+    phase_since: datetime | None = None
+    size = entry_size(settings, Phase.EXPERIENCE)
+    breaker = BreakerStatus(tripped=False)
+    transition_seq = 0
+    ledger = Ledger(stint=Stint(phase, None, None, size, breaker, mode))
+    open_trip: datetime | None = None
+    for line in lines:
+        data = line.data
+        kind = line.type
+        if kind == TRANSITION:
+            at = effective_time(line)
+            new_phase = Phase(data["to_phase"])
+            if data.get("kind") != RESET or phase_since is None:
+                phase_since = at
+            phase = new_phase
+            since = at
+            size = to_decimal(data["position_size"])
+            new_breaker = breaker_from_json(data["breaker"])
+            if new_breaker.tripped and not breaker.tripped:
+                open_trip = new_breaker.since or at
+            breaker = new_breaker
+            transition_seq = line.seq
+            ledger.transitions.append(line)
+            ledger.phase_changes.append((at, phase))
+            ledger.size_changes.append((at, size))
+        elif kind == SIZE_CHANGE:
+            size = to_decimal(data["to_size"])
+            ledger.size_keys.add(str(data.get("key", "")))
+            ledger.size_changes.append((effective_time(line), size))
+        elif kind == BREAKER_ACK:
+            if breaker.tripped and open_trip is not None:
+                ledger.breaker_spans.append((open_trip, line.timestamp))
+            open_trip = None
+            breaker = BreakerStatus(tripped=False)
+        elif kind == RECOVERED:
+            if not breaker.tripped:
+                open_trip = line.timestamp
+            breaker = BreakerStatus(
+                tripped=True,
+                reason=f"phase logs recovered (restored from {data.get('restored_from', '?')}); "
+                "check the history, then acknowledge",
+                since=line.timestamp,
+            )
+        elif kind == SUGGESTION:
+            ledger.suggested_stints.add(int(data.get("stint_seq", 0)))
+        elif kind == SESSION_SUMMARY:
+            ledger.summarized_sessions[date.fromisoformat(data["date"])] = line
+        ledger.head_seq = line.seq
+    if breaker.tripped and open_trip is not None:
+        ledger.breaker_spans.append((open_trip, None))
+    ledger.phase_changes.sort(key=lambda item: item[0])
+    ledger.size_changes.sort(key=lambda item: item[0])
+    ledger.stint = Stint(
+        phase=phase,
+        since=since,
+        phase_since=phase_since,
+        size=size,
+        breaker=breaker,
+        mode=mode,
+        transition_seq=transition_seq,
+    )
+    return ledger

@@ -1,0 +1,801 @@
+"""The imperative shell of the phase system: the only writer of phase events.
+
+Every decision follows one path: take the logs lock, re-read the records, decide with
+the pure rules, append the history line (the commit point), then mirror the phase into
+config.json. A crash between the last two is repaired at the next start.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from trading_bot.clock import SYSTEM_CLOCK, Clock, FixedClock, ensure_utc
+from trading_bot.config import Config
+from trading_bot.durable_files import LogsLock
+from trading_bot.errors import JournalError
+from trading_bot.logging.query_helper import TradeJournal
+from trading_bot.logging.trade_record import TradeRecord
+from trading_bot.market_calendar import MarketCalendar, format_local
+from trading_bot.money import money_str
+from trading_bot.phase.criteria_edits import criteria_snapshot, loosened_criteria
+from trading_bot.phase.engine import (
+    CRITERIA_EDIT,
+    OVERRIDE_ATTEMPT,
+    MemoryLog,
+    PhaseEngine,
+    PhaseState,
+    Replay,
+    metrics_snapshot,
+    scaling_settings,
+)
+from trading_bot.phase.history_logger import ChainedLog, LogDamaged, LogLine, LogProblem
+from trading_bot.phase.ledger import (
+    ADVANCE,
+    BREAKER_ACK,
+    OVERRIDE,
+    RECOVERED,
+    RESET,
+    SESSION_SUMMARY,
+    TRANSITION,
+    breaker_to_json,
+    entry_size,
+    read_ledger,
+)
+from trading_bot.phase.models import GateResult, Phase
+from trading_bot.phase.password import (
+    BadPasswordHash,
+    PasswordAttempt,
+    PasswordNotConfigured,
+    lockout_state,
+    password_matches,
+    secret_from_environment,
+)
+from trading_bot.phase.position_sizing import EffectiveSize, effective_size
+from trading_bot.phase.trade_limiter import SessionEntries, check_session_limit
+from trading_bot.validator import OrderIntent
+
+HISTORY_FILE = "phase-history.jsonl"
+OVERRIDES_FILE = "phase-overrides.jsonl"
+HISTORY_DIR_VAR = "PHASE_HISTORY_DIR"
+
+# Override-log line types.
+ADVANCE_REFUSED = "advance_refused"
+ENTRY_REFUSED = "entry_refused"
+EMERGENCY_EXIT = "emergency_exit"
+CONFIG_REQUEST = "config_phase_request"
+CONFIG_REQUEST_CANCELLED = "config_phase_request_cancelled"
+CRITERIA_BASELINE = "criteria_baseline"
+
+# Pre-trade refusal checks, in SPEC §7 order.
+CHECK_DAMAGE = "phase_records"
+CHECK_BREAKER = "phase_breaker"
+CHECK_LIVE = "phase_live_mode"
+CHECK_LIMIT = "phase_entry_limit"
+CHECK_SIZE = "phase_position_size"
+
+
+class PhaseRefused(Exception):
+    """An operator command was refused (exit 1); the reason is one line."""
+
+
+class PhaseUsageError(Exception):
+    """The command itself is wrong (exit 2); nothing was recorded."""
+
+
+@dataclass(frozen=True)
+class PhasePaths:
+    logs_dir: Path
+    trades_dir: Path
+    phase_dir: Path
+
+    @classmethod
+    def resolve(cls, config_path: Path, logs_dir: Path | None, environ: Mapping[str, str]) -> PhasePaths:
+        logs = Path(logs_dir) if logs_dir is not None else Path(config_path).resolve().parent / "logs"
+        override = environ.get(HISTORY_DIR_VAR) or None
+        phase_dir = Path(override) if override else logs / "phase"
+        return cls(logs_dir=logs, trades_dir=logs / "trades", phase_dir=phase_dir)
+
+
+@dataclass(frozen=True)
+class EntryDecision:
+    """The phase system's answer to "may a new entry be placed now, and at what size"."""
+
+    allowed: bool
+    reason: str | None
+    check: str | None
+    phase: Phase
+    position_size: Decimal
+    trades_this_session: int
+    max_trades_per_day: int | None
+    next_trade_allowed_at: datetime | None = None
+
+
+class PhaseManager:
+    """Reads the records, applies what is due, and carries out operator commands."""
+
+    def __init__(
+        self,
+        config_path: Path | str,
+        *,
+        logs_dir: Path | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+        environ: Mapping[str, str] | None = None,
+        as_of: datetime | None = None,
+        config: Config | None = None,
+    ) -> None:
+        self.config_path = Path(config_path)
+        self.environ = dict(os.environ if environ is None else environ)
+        self.config = config or Config.from_env_and_json(self.config_path, environ=self.environ)
+        self.real_clock = clock
+        self.as_of = ensure_utc(as_of) if as_of is not None else None
+        self.clock: Clock = FixedClock(self.as_of) if self.as_of is not None else clock
+        self.paths = PhasePaths.resolve(self.config_path, logs_dir, self.config.env)
+        self.lock = LogsLock(self.paths.logs_dir)
+        self.history = ChainedLog(self.paths.phase_dir / HISTORY_FILE, self.lock, clock)
+        self.overrides = ChainedLog(self.paths.phase_dir / OVERRIDES_FILE, self.lock, clock)
+        self.journal = TradeJournal(self.paths.trades_dir)
+        hours = self.config.settings.trading.hours
+        self.calendar = MarketCalendar(hours.start_time, hours.end_time, hours.timezone)
+        self.engine = PhaseEngine(self.config.settings, self.calendar, self.config.mode)
+        self.entries = SessionEntries(self.calendar)
+        self._journal_generation = -1
+        self._new_entry_sessions: set[Any] = set()
+        self._replay: Replay | None = None
+        self._state: PhaseState | None = None
+        self._state_key: tuple[Any, ...] | None = None
+
+    @property
+    def read_only(self) -> bool:
+        return self.as_of is not None
+
+    def now(self) -> datetime:
+        return self.clock.now()
+
+    # ---- reading the records -------------------------------------------------------
+
+    def _sync_journal(self) -> bool:
+        """Bring the journal up to date; fold new entries into the per-session counts."""
+        delta = self.journal.refresh()
+        if self.journal.generation != self._journal_generation:
+            self._journal_generation = self.journal.generation
+            self.entries = SessionEntries(self.calendar)
+            self.entries.fold(self.journal.entries.values())
+            self._replay = None
+            self._new_entry_sessions = set(self.entries.by_session)
+            return True
+        if delta.new_entries:
+            self.entries.fold(delta.new_entries)
+            self._new_entry_sessions.update(self.calendar.session_of(r.timestamp) for r in delta.new_entries)
+        return delta.changed
+
+    def _journal_view(self) -> tuple[Sequence[TradeRecord], dict[str, TradeRecord], SessionEntries]:
+        if self.as_of is None:
+            return self.journal.closed_trades, self.journal.entries, self.entries
+        view = self.journal.as_of(self.as_of)
+        entries = SessionEntries(self.calendar)
+        entries.fold(view.entries.values())
+        return view.closed_trades, view.entries, entries
+
+    def _log_lines(self, log: ChainedLog) -> Sequence[LogLine]:
+        return log.lines() if self.as_of is None else log.read_lines_as_of(self.as_of)
+
+    def journal_problem(self) -> JournalError | None:
+        return self.journal.problem(self.real_clock.now())
+
+    def damage(self) -> str | None:
+        """Damage that halts new entries: a damaged phase log, a cut history, a bad journal line."""
+        for log in (self.history, self.overrides):
+            problem = log.damage()
+            if problem is not None:
+                return f"phase log damaged: {problem.one_line()}; run `recover`"
+        cut = self._mirror_ahead()
+        if cut is not None:
+            return f"{cut}; run `recover`"
+        journal = self.journal_problem()
+        if journal is not None:
+            return f"journal has an invalid line: {journal.one_line()}; fix or remove it"
+        return None
+
+    def _mirror_ahead(self) -> str | None:
+        head = self.config.history_head
+        if head is None or head.seq == 0:
+            return None
+        lines = self.history.lines()
+        if head.seq > len(lines):
+            return f"history cut short: config.json records line {head.seq} but {HISTORY_FILE} has {len(lines)}"
+        if lines[head.seq - 1].hash != head.hash:
+            return f"history rewritten: line {head.seq} of {HISTORY_FILE} no longer has the hash config.json records"
+        return None
+
+    def state(self) -> PhaseState:
+        """The derived state now; applies what is due first unless read-only."""
+        changed = self._sync_journal()
+        now = self.now()
+        if not self.read_only:
+            session = self.calendar.session_of(now)
+            key_before = (self.history.head(), len(self.overrides.lines()), session)
+            if changed or self._state_key is None or self._state_key[:3] != key_before:
+                self.apply_due()
+        history_lines = self._log_lines(self.history)
+        override_lines = self._log_lines(self.overrides)
+        trades, entries, session_entries = self._journal_view()
+        if self.read_only:
+            sink = MemoryLog(history_lines, now)
+            if self.damage() is None:
+                self.engine.apply_due(sink, trades, session_entries, override_lines, entries, now, new_entry_sessions=set(session_entries.by_session))
+            history_lines = sink.lines()
+        key = (self.history.head(), len(self.overrides.lines()), self.calendar.session_of(now), self.journal.generation, len(trades), len(entries))
+        if self._state is not None and self._state_key == key and not self.read_only:
+            self._state.now = now
+            return self._state
+        if self._replay is not None and not self.read_only and self._replay.head_seq == (history_lines[-1].seq if history_lines else 0):
+            ledger = self._replay.ledger
+            progress = self._replay.progress
+            state = PhaseState(
+                ledger=ledger,
+                progress=progress,
+                entries=session_entries,
+                now=now,
+                session=self.calendar.session_of(now),
+                override_lines=override_lines,
+                settings=self.config.settings,
+                calendar=self.calendar,
+                journal_entries=entries,
+            )
+        else:
+            state = self.engine.state(history_lines, trades, entries, override_lines, now)
+        self._state = state
+        self._state_key = key
+        return state
+
+    # ---- applying what is due ------------------------------------------------------
+
+    def apply_due(self) -> list[LogLine]:
+        """Under the lock: torn tails, mirror repair, requests, edits, downgrades, summaries."""
+        if self.read_only:
+            return []
+        written: list[LogLine] = []
+        with self.lock.held():
+            self._sync_journal()
+            for log in (self.history, self.overrides):
+                if log.torn_tail() is not None and log.damage() is None:
+                    log.move_torn_tail_aside()
+            if self.history.damage() is not None or self.overrides.damage() is not None or self._mirror_ahead():
+                return written
+            now = self.now()
+            self._record_criteria_edits(now)
+            self._repair_override_records()
+            trades, entries, session_entries = self._journal_view()
+            journal_valid = self.journal_problem() is None
+            replay = self.engine.apply_due(
+                self.history,
+                trades,
+                session_entries,
+                self.overrides.lines(),
+                entries,
+                now,
+                journal_valid=journal_valid,
+                resume=self._replay,
+                new_entry_sessions=self._new_entry_sessions,
+            )
+            self._new_entry_sessions = set()
+            self._replay = replay
+            written.extend(replay.written)
+            if any(line.type == SESSION_SUMMARY for line in replay.written):
+                self.history.write_checkpoint()
+                self.overrides.write_checkpoint()
+            self._record_config_request(now)
+            self._write_mirror()
+        return written
+
+    # ---- config.json: mirror, requests, criteria edits ----------------------------
+
+    def recorded_phase(self) -> Phase:
+        return read_ledger(self.history.lines(), self.config.settings, self.config.mode).stint.phase
+
+    def pending_request(self) -> Phase | None:
+        """A hand edit of `current_phase` that no command has confirmed yet."""
+        lines = self._log_lines(self.history)
+        recorded = read_ledger(lines, self.config.settings, self.config.mode).stint.phase
+        requested = self.config.current_phase
+        if requested is recorded or self._mirror_lags(lines, requested):
+            return None
+        return requested
+
+    def _mirror_lags(self, lines: Sequence[LogLine], requested: Phase) -> bool:
+        """The mirror merely trails the history: it names the phase of the head it records."""
+        head = self.config.history_head
+        seq = head.seq if head is not None else 0
+        if seq >= len(lines):
+            return False
+        if seq > 0 and lines[seq - 1].hash != (head.hash if head else ""):
+            return False
+        phase_then = read_ledger(lines[:seq], self.config.settings, self.config.mode).stint.phase
+        return phase_then is requested
+
+    def _write_mirror(self) -> None:
+        """Mirror phase, mode and head into config.json; a pending hand edit is left alone."""
+        lines = self.history.lines()
+        ledger = read_ledger(lines, self.config.settings, self.config.mode)
+        phase = ledger.stint.phase
+        updates: dict[tuple[str, ...], Any] = {}
+        if self.pending_request() is None and self.config.current_phase is not phase:
+            updates[("phase_progression", "current_phase")] = phase.value
+        if phase is Phase.EXPERIENCE and self.config.mode == "live" and ledger.transitions:
+            last = ledger.transitions[-1]
+            if last.data.get("mode") == "paper" and not self._mirror_recorded(last.seq):
+                updates[("trading", "mode")] = "paper"
+        head = {"seq": lines[-1].seq, "hash": lines[-1].hash} if lines else None
+        current = self.config.history_head
+        if head is not None and (current is None or current.seq != head["seq"] or current.hash != head["hash"]):
+            updates[("phase_progression", "history_head")] = head
+        if not updates:
+            return
+        self.config = self.config.with_updates(updates)
+        self.config.save()
+
+    def _mirror_recorded(self, seq: int) -> bool:
+        head = self.config.history_head
+        return head is not None and head.seq >= seq
+
+    def _record_config_request(self, now: datetime) -> None:
+        requested = self.pending_request()
+        stint_seq = read_ledger(self.history.lines(), self.config.settings, self.config.mode).stint.transition_seq
+        last = None
+        for line in reversed(self.overrides.lines()):
+            if line.type in (CONFIG_REQUEST, CONFIG_REQUEST_CANCELLED):
+                last = line
+                break
+        last_open = last is not None and last.type == CONFIG_REQUEST and last.data.get("stint_seq") == stint_seq
+        if requested is None:
+            if last_open:
+                assert last is not None
+                self.overrides.append(
+                    CONFIG_REQUEST_CANCELLED,
+                    {"requested_phase": last.data.get("requested_phase"), "stint_seq": stint_seq, "operator_id": "config.json"},
+                    now,
+                )
+            return
+        if last_open and last is not None and last.data.get("requested_phase") == requested.value:
+            return
+        self.overrides.append(
+            CONFIG_REQUEST,
+            {
+                "requested_phase": requested.value,
+                "recorded_phase": self.recorded_phase().value,
+                "stint_seq": stint_seq,
+                "operator_id": "config.json",
+                "reason": "current_phase edited in config.json; confirm with `override` or `advance`",
+            },
+            now,
+        )
+
+    def _record_criteria_edits(self, now: datetime) -> None:
+        snapshot = criteria_snapshot(self.config.settings)
+        previous: dict[str, Any] | None = None
+        for line in reversed(self.overrides.lines()):
+            if line.type == CRITERIA_BASELINE:
+                previous = line.data.get("criteria")
+                break
+            if line.type == CRITERIA_EDIT:
+                previous = line.data.get("after")
+                break
+        if previous is None:
+            self.overrides.append(CRITERIA_BASELINE, {"criteria": snapshot, "operator_id": "config.json"}, now)
+            return
+        if previous == snapshot:
+            return
+        loosened = loosened_criteria(previous, snapshot)
+        self.overrides.append(
+            CRITERIA_EDIT,
+            {
+                "before": previous,
+                "after": snapshot,
+                "loosened": loosened,
+                "counts_as_incident": bool(loosened),
+                "operator_id": "config.json",
+            },
+            now,
+        )
+
+    def _repair_override_records(self) -> None:
+        """An override whose history line committed but whose override-log line was lost."""
+        recorded = {line.data.get("history_seq") for line in self.overrides.lines() if line.type == OVERRIDE_ATTEMPT}
+        for line in self.history.lines():
+            if line.type == TRANSITION and line.data.get("kind") in (OVERRIDE, RESET) and line.seq not in recorded:
+                self.overrides.append(
+                    OVERRIDE_ATTEMPT,
+                    {
+                        "operator_id": line.data.get("operator_id"),
+                        "action": _action_name(line.data.get("kind") == RESET, Phase(line.data["to_phase"])),
+                        "reason": line.data.get("reason"),
+                        "outcome": "success",
+                        "history_seq": line.seq,
+                        "detail": "recorded at start-up: the override committed before a crash",
+                    },
+                    line.timestamp,
+                )
+
+    # ---- the pre-trade phase check (SPEC §7) ----------------------------------------
+
+    def entry_decision(self, dollars: Decimal | None = None, mode: str | None = None) -> EntryDecision:
+        """May a new entry be placed now, and at what size; one specific reason if not."""
+        damage = self.damage()
+        try:
+            state = self.state()
+        except (LogDamaged, ValueError, KeyError) as error:
+            return self._refused_without_state(f"phase state cannot be read ({error}); trading halted")
+        stint = state.ledger.stint
+        phase = stint.phase
+        block = self.config.settings.phase_block(phase)
+        limit = block.max_trades_per_day
+        count = state.entries.count(state.session)
+        size = self.size_in_force(state)
+        base = {
+            "phase": phase,
+            "position_size": size.size,
+            "trades_this_session": count,
+            "max_trades_per_day": limit,
+        }
+        if damage is not None:
+            return EntryDecision(False, damage, CHECK_DAMAGE, **base)
+        if stint.breaker.tripped:
+            return EntryDecision(
+                False,
+                f"phase circuit breaker tripped: {stint.breaker.reason}; run `acknowledge` after review",
+                CHECK_BREAKER,
+                **base,
+            )
+        current_mode = mode or self.config.mode
+        if current_mode == "live" and not phase.allows_live:
+            return EntryDecision(False, f"live trading is not allowed in the {phase.title} phase (paper only)", CHECK_LIVE, **base)
+        exceeded = check_session_limit(count, limit, phase, state.now, self.calendar)
+        if exceeded is not None:
+            return EntryDecision(False, str(exceeded), CHECK_LIMIT, next_trade_allowed_at=exceeded.next_allowed_at, **base)
+        if size.refusal is not None:
+            return EntryDecision(False, size.refusal, CHECK_SIZE, **base)
+        if dollars is not None and dollars > size.size:
+            return EntryDecision(
+                False,
+                f"order size ${money_str(dollars)} exceeds the size in force ${money_str(size.size)} ({phase.value})",
+                CHECK_SIZE,
+                **base,
+            )
+        return EntryDecision(True, None, None, **base)
+
+    def _refused_without_state(self, reason: str) -> EntryDecision:
+        return EntryDecision(False, reason, CHECK_BREAKER, Phase.EXPERIENCE, Decimal(0), 0, None)
+
+    def size_in_force(self, state: PhaseState | None = None) -> EffectiveSize:
+        state = state or self.state()
+        stint = state.ledger.stint
+        return effective_size(stint.size, state.progress.equity, scaling_settings(self.config.settings, stint.phase))
+
+    # ---- recording what the bot does -----------------------------------------------
+
+    def record_entry_refusal(self, operator_id: str, reason: str, check: str, details: Mapping[str, Any] | None = None) -> None:
+        if self.read_only:
+            return
+        payload = {"operator_id": operator_id, "reason": reason, "check": check, **(details or {})}
+        try:
+            self.overrides.append(ENTRY_REFUSED, payload, self.now())
+        except LogDamaged:
+            pass  # the refusal stands; a damaged log is itself the reason entries are halted
+
+    def record_emergency_exit(self, record: TradeRecord, operator_id: str) -> None:
+        payload = {
+            "operator_id": operator_id,
+            "order_id": record.order_id,
+            "symbol": record.symbol,
+            "net_pnl": money_str(record.net_pnl or Decimal(0)),
+            "phase": (record.phase or self.recorded_phase()).value,
+            "reason": "emergency exit (outside the strategy)",
+        }
+        try:
+            self.overrides.append(EMERGENCY_EXIT, payload, self.now())
+        except LogDamaged:
+            pass  # exits are never blocked, even when the log cannot take the record
+
+    # ---- operator commands ---------------------------------------------------------
+
+    def validate_transition(self, target: Phase) -> GateResult:
+        state = self.state()
+        current = state.phase
+        if target is not current.next:
+            raise PhaseRefused(_one_at_a_time(current, target))
+        gate = state.gate()
+        assert gate is not None
+        return gate
+
+    def advance(
+        self,
+        target: Phase,
+        operator_id: str,
+        confirm: Callable[[GateResult], bool],
+    ) -> LogLine:
+        """Advance one rung after a fresh evaluation, the operator's yes, and a re-check."""
+        state = self.state()
+        current = state.phase
+        if target is not current.next:
+            self._record_advance_refusal(operator_id, target, [_one_at_a_time(current, target)])
+            raise PhaseRefused(_one_at_a_time(current, target))
+        refusal = self._advance_blocker(state)
+        if refusal is not None:
+            self._record_advance_refusal(operator_id, target, [refusal])
+            raise PhaseRefused(refusal)
+        gate = state.gate()
+        assert gate is not None
+        if not gate.ready:
+            self._record_advance_refusal(operator_id, target, gate.failures)
+            raise PhaseRefused("gate not passed: " + "; ".join(gate.failures))
+        if not confirm(gate):
+            self._record_advance_refusal(operator_id, target, ["operator answered no at the confirmation prompt"])
+            raise PhaseRefused("advance cancelled by the operator")
+        with self.lock.held():
+            self._state_key = None
+            state = self.state()
+            refusal = self._advance_blocker(state)
+            gate = state.gate()
+            if refusal is None and (state.phase is not current or gate is None or not gate.ready):
+                refusal = "the records changed while confirming and the gate no longer passes"
+            if refusal is not None:
+                self._record_advance_refusal(operator_id, target, [refusal])
+                raise PhaseRefused(refusal)
+            assert gate is not None
+            line = self._commit_transition(
+                kind=ADVANCE,
+                target=target,
+                size=entry_size(self.config.settings, target),
+                operator_id=operator_id,
+                reason=f"gates passed for {current.value} → {target.value}",
+                extra={"criteria": [c.to_json() for c in gate.criteria], "metrics": metrics_snapshot(state.progress)},
+            )
+        return line
+
+    def _advance_blocker(self, state: PhaseState) -> str | None:
+        damage = self.damage()
+        if damage is not None:
+            return damage
+        if state.ledger.stint.breaker.tripped:
+            return f"phase circuit breaker tripped ({state.ledger.stint.breaker.reason}); acknowledge it first"
+        return None
+
+    def _record_advance_refusal(self, operator_id: str, target: Phase, failures: list[str]) -> None:
+        try:
+            self.overrides.append(
+                ADVANCE_REFUSED,
+                {"operator_id": operator_id, "to_phase": target.value, "failures": failures, "reason": "; ".join(failures)},
+                self.now(),
+            )
+        except LogDamaged:
+            pass
+
+    def override(
+        self,
+        *,
+        target: Phase | None,
+        reset_progress: bool,
+        operator_id: str,
+        reason: str,
+        read_password: Callable[[], str],
+    ) -> LogLine:
+        """Move to any phase (or reset the stint) with the password; every attempt is one line."""
+        state = self.state()
+        current = state.phase
+        if reset_progress == (target is not None):
+            raise PhaseUsageError("give exactly one of --to or --reset-progress")
+        if target is current:
+            raise PhaseUsageError(f"already in {current.value}; use --reset-progress to start a new stint")
+        if not reason.strip():
+            raise PhaseUsageError("--reason must not be empty")
+        action = _action_name(reset_progress, target or current)
+        with self.lock.held():
+            damage = self.damage()
+            if damage is not None and self.overrides.damage() is None:
+                self._record_attempt(operator_id, action, reason, "refused", damage)
+            if damage is not None:
+                raise PhaseRefused(damage)
+            now = self.now()
+            attempts = [
+                PasswordAttempt(line.timestamp, line.data["outcome"])
+                for line in self.overrides.lines()
+                if line.type == OVERRIDE_ATTEMPT and line.data.get("outcome") in ("success", "wrong_password", "locked_out")
+            ]
+            lock = lockout_state(attempts, now)
+            if lock.locked_until is not None:
+                message = f"overrides locked until {format_local(lock.locked_until, self.calendar.tz)} after 5 wrong passwords"
+                self._record_attempt(operator_id, action, reason, "locked_out", message)
+                raise PhaseRefused(message)
+            try:
+                secret = secret_from_environment(self.config.env)
+            except (PasswordNotConfigured, BadPasswordHash) as error:
+                self._record_attempt(operator_id, action, reason, "not_configured", str(error))
+                raise PhaseRefused(str(error)) from None
+            candidate = read_password()
+            matched = password_matches(candidate, secret)
+            del candidate
+            if not matched:
+                self._record_attempt(operator_id, action, reason, "wrong_password", "wrong password")
+                raise PhaseRefused("wrong password")
+            stint = state.ledger.stint
+            if reset_progress:
+                line = self._commit_transition(kind=RESET, target=current, size=stint.size, operator_id=operator_id, reason=reason)
+            else:
+                assert target is not None
+                line = self._commit_transition(
+                    kind=OVERRIDE,
+                    target=target,
+                    size=entry_size(self.config.settings, target),
+                    operator_id=operator_id,
+                    reason=reason,
+                )
+            self._record_attempt(operator_id, action, reason, "success", "override applied", history_seq=line.seq)
+        return line
+
+    def _record_attempt(self, operator_id: str, action: str, reason: str, outcome: str, detail: str, history_seq: int | None = None) -> None:
+        payload: dict[str, Any] = {
+            "operator_id": operator_id,
+            "action": action,
+            "reason": reason,
+            "outcome": outcome,
+            "detail": detail,
+        }
+        if history_seq is not None:
+            payload["history_seq"] = history_seq
+        self.overrides.append(OVERRIDE_ATTEMPT, payload, self.now())
+
+    def acknowledge(self, operator_id: str, note: str | None) -> LogLine | None:
+        """Clear a tripped breaker; with nothing tripped, record nothing."""
+        with self.lock.held():
+            state = self.state()
+            if self.history.damage() is not None:
+                raise PhaseRefused(f"phase log damaged: {self.history.damage().one_line()}; run `recover` first")  # type: ignore[union-attr]
+            breaker = state.ledger.stint.breaker
+            if not breaker.tripped:
+                return None
+            line = self.history.append(
+                BREAKER_ACK,
+                {"operator_id": operator_id, "note": note, "cleared_reason": breaker.reason},
+                self.now(),
+            )
+            self._after_commit()
+        return line
+
+    def _commit_transition(
+        self,
+        *,
+        kind: str,
+        target: Phase,
+        size: Decimal,
+        operator_id: str,
+        reason: str,
+        extra: Mapping[str, Any] | None = None,
+    ) -> LogLine:
+        """One history line carries the new phase, size, breaker and mode (the commit point)."""
+        stint = read_ledger(self.history.lines(), self.config.settings, self.config.mode).stint
+        mode = "paper" if target is Phase.EXPERIENCE else self.config.mode
+        payload = {
+            "kind": kind,
+            "from_phase": stint.phase.value,
+            "to_phase": target.value,
+            "position_size": money_str(size),
+            "previous_size": money_str(stint.size),
+            "breaker": breaker_to_json(stint.breaker),
+            "mode": mode,
+            "operator_id": operator_id,
+            "reason": reason,
+            **(extra or {}),
+        }
+        line = self.history.append(TRANSITION, payload, self.now())
+        if mode == "paper" and self.config.mode == "live":
+            self.config = self.config.with_updates({("trading", "mode"): "paper"})
+        self._after_commit()
+        return line
+
+    def _after_commit(self) -> None:
+        self._replay = None
+        self._state_key = None
+        self._write_mirror()
+
+    # ---- integrity -----------------------------------------------------------------
+
+    def verify(self) -> list[LogProblem]:
+        """Both chains, the mirror's head, and each session summary against the journal."""
+        problems: list[LogProblem] = []
+        problems.extend(self.history.verify())
+        problems.extend(self.overrides.verify())
+        cut = self._mirror_ahead() if not any(p.file == HISTORY_FILE for p in problems) else None
+        if cut is not None:
+            problems.append(LogProblem(self.config_path.name, None, cut))
+        self.journal.refresh()
+        journal = self.journal_problem()
+        if journal is not None:
+            problems.append(LogProblem(journal.file, journal.line, f"{journal.field}: {journal.message}"))
+            return problems
+        counts: dict[Any, tuple[int, Decimal]] = {}
+        for trade in self.journal.closed_trades:
+            assert trade.exit_timestamp is not None and trade.net_pnl is not None
+            session = self.calendar.session_of(trade.exit_timestamp)
+            count, pnl = counts.get(session, (0, Decimal(0)))
+            counts[session] = (count + 1, pnl + trade.net_pnl)
+        lines = self._log_lines(self.history)
+        for line in lines:
+            if line.type != SESSION_SUMMARY:
+                continue
+            day = datetime.fromisoformat(line.data["date"]).date()
+            count, pnl = counts.get(day, (0, Decimal(0)))
+            recorded_count = line.data.get("journal_trades")
+            recorded_pnl = line.data.get("journal_net_pnl")
+            if recorded_count != count or recorded_pnl != money_str(pnl):
+                problems.append(
+                    LogProblem(
+                        HISTORY_FILE,
+                        line.line_no,
+                        f"session {day} summary records {recorded_count} trades / {recorded_pnl}, "
+                        f"the journal now has {count} / {money_str(pnl)} (journal edited after the fact?)",
+                    )
+                )
+        return problems
+
+    def recover(self) -> list[str]:
+        """Restore damaged logs (SPEC §10), trip the breaker, and say what was done."""
+        done: list[str] = []
+        with self.lock.held():
+            for log in (self.history, self.overrides):
+                if log.torn_tail() is not None and log.damage() is None:
+                    path = log.move_torn_tail_aside()
+                    done.append(f"{log.path.name}: torn last line moved to {path.name if path else '?'}")
+            results = []
+            for log in (self.history, self.overrides):
+                result = log.recover()
+                if result is not None:
+                    results.append((log, result))
+                    done.append(
+                        f"{log.path.name}: restored from {result.restored_from} ({result.kept_lines} lines kept, "
+                        f"{result.dropped_lines} dropped from line {result.dropped_from_line}); "
+                        f"damaged copy kept as {result.damaged_file.name}"
+                    )
+            cut = self._mirror_ahead()
+            if results or cut:
+                if not any(log is self.history for log, _ in results):
+                    self.history.append(
+                        RECOVERED,
+                        {
+                            "restored_from": "prefix" if results else "history as found",
+                            "log": OVERRIDES_FILE if results else HISTORY_FILE,
+                            "detail": "; ".join(done) if results else cut,
+                        },
+                        self.now(),
+                    )
+                if cut:
+                    done.append(f"{cut}: the shorter history is accepted and recorded")
+                    self.config = self.config.with_updates({("phase_progression", "history_head"): None})
+                done.append("phase circuit breaker tripped: review, then `acknowledge`")
+                self._after_commit()
+        return done
+
+
+def _one_at_a_time(current: Phase, target: Phase) -> str:
+    if current.next is None:
+        return f"{current.value} is the top of the ladder; phases advance one at a time; use override"
+    return f"phases advance one at a time ({current.value} → {current.next.value}); use override to go to {target.value}"
+
+
+def _action_name(reset: bool, target: Phase) -> str:
+    return "reset_progress" if reset else f"to:{target.value}"
+
+
+def refusal_details(order: OrderIntent) -> dict[str, Any]:
+    """What an entry-refusal line records about the order (never anything secret)."""
+    return {
+        "symbol": order.symbol,
+        "action": order.action,
+        "size": money_str(order.dollars),
+        "mode": order.mode,
+    }

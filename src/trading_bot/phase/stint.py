@@ -1,0 +1,197 @@
+"""The current stint's numbers, folded one closed trade at a time (O(1) per trade).
+
+Gates, triggers and size steps read this, never the journal: the bot folds each new
+close as it happens, and a restart folds the journal once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+
+from trading_bot.dashboard.metrics_calculator import Ratio, RollingWindow, RunningTally, avg_rr_from_sums, rr_met_from_counts, win_rate_from_counts
+from trading_bot.logging.trade_record import LOSS, WIN, TradeRecord
+from trading_bot.market_calendar import MarketCalendar
+from trading_bot.phase.models import Phase, Stint
+
+ZERO = Decimal(0)
+
+
+@dataclass
+class SessionBook:
+    """One session's stint trades: P&L (flagged included) and the counted outcomes."""
+
+    net_pnl: Decimal = ZERO
+    counted: int = 0
+    wins: int = 0
+    losses: int = 0
+    win_sum: Decimal = ZERO
+    loss_sum: Decimal = ZERO
+
+    def add(self, trade: TradeRecord) -> None:
+        pnl = trade.net_pnl or ZERO
+        self.net_pnl += pnl
+        if trade.is_flagged:
+            return
+        self.counted += 1
+        if trade.outcome == WIN:
+            self.wins += 1
+            self.win_sum += pnl
+        elif trade.outcome == LOSS:
+            self.losses += 1
+            self.loss_sum += -pnl
+
+
+@dataclass(frozen=True)
+class Pooled:
+    """Outcomes pooled over several sessions."""
+
+    sessions: int
+    counted: int
+    wins: int
+    losses: int
+    win_sum: Decimal
+    loss_sum: Decimal
+
+    def win_rate(self) -> Ratio:
+        return win_rate_from_counts(self.wins, self.counted)
+
+    def avg_rr(self) -> Ratio:
+        return avg_rr_from_sums(self.counted, self.wins, self.win_sum, self.losses, self.loss_sum)
+
+    def rr_meets(self, required: Decimal) -> bool:
+        return rr_met_from_counts(self.avg_rr().value, required, self.wins, self.losses)
+
+
+@dataclass
+class StintProgress:
+    """Everything the rules need about the current stint, plus account equity."""
+
+    stint: Stint
+    calendar: MarketCalendar
+    phase_at: Callable[[datetime], Phase]
+    starting_equity: Decimal
+    trigger_window_size: int | None = None
+    gate_window_size: int | None = None
+    equity: Decimal = ZERO
+    tally: RunningTally = field(default_factory=RunningTally)
+    trigger_window: RollingWindow | None = None
+    gate_window: RollingWindow | None = None
+    sessions: dict[date, SessionBook] = field(default_factory=dict)
+    session_order: list[date] = field(default_factory=list)
+    equity_at_open: dict[date, Decimal] = field(default_factory=dict)
+    all_sessions_pnl: dict[date, Decimal] = field(default_factory=dict)
+    all_sessions_count: dict[date, int] = field(default_factory=dict)
+    equity_at_stint_start: Decimal | None = None
+    peak: Decimal | None = None
+    max_drawdown_pct: Decimal = ZERO
+    last_stint_trade: TradeRecord | None = None
+    last_session: date | None = None
+    folded: int = 0
+    manual_override_trades: int = 0
+
+    def __post_init__(self) -> None:
+        self.equity = self.starting_equity
+        if self.trigger_window_size:
+            self.trigger_window = RollingWindow(self.trigger_window_size)
+        if self.gate_window_size:
+            self.gate_window = RollingWindow(self.gate_window_size)
+
+    # ---- membership ----------------------------------------------------------------
+
+    def trade_phase(self, trade: TradeRecord) -> Phase:
+        return trade.phase if trade.phase is not None else self.phase_at(trade.timestamp)
+
+    def belongs(self, trade: TradeRecord) -> bool:
+        """In the stint: entered at or after its start, in the stint's phase."""
+        since = self.stint.since
+        if since is not None and trade.timestamp < since:
+            return False
+        return self.trade_phase(trade) is self.stint.phase
+
+    # ---- folding -------------------------------------------------------------------
+
+    def fold(self, trade: TradeRecord) -> bool:
+        """Add one closed trade (in close order). Returns whether it is a stint trade."""
+        assert trade.exit_timestamp is not None and trade.net_pnl is not None
+        self.folded += 1
+        session = self.calendar.session_of(trade.exit_timestamp)
+        if session not in self.equity_at_open:
+            self.equity_at_open[session] = self.equity
+        self.all_sessions_pnl[session] = self.all_sessions_pnl.get(session, ZERO) + trade.net_pnl
+        self.all_sessions_count[session] = self.all_sessions_count.get(session, 0) + 1
+        since = self.stint.since
+        after_start = since is None or trade.exit_timestamp >= since
+        if after_start and self.equity_at_stint_start is None:
+            self.equity_at_stint_start = self.equity
+            self.peak = self.equity
+        real_money = self.trade_phase(trade) is not Phase.EXPERIENCE
+        if real_money:
+            self.equity += trade.net_pnl
+            if after_start:
+                self._track_drawdown()
+        if not self.belongs(trade):
+            return False
+        self.tally.fold(trade)
+        if self.trigger_window is not None:
+            self.trigger_window.fold(trade)
+        if self.gate_window is not None:
+            self.gate_window.fold(trade)
+        book = self.sessions.get(session)
+        if book is None:
+            book = self.sessions[session] = SessionBook()
+            self.session_order.append(session)
+        book.add(trade)
+        if trade.manual_override:
+            self.manual_override_trades += 1
+        self.last_stint_trade = trade
+        self.last_session = session
+        return True
+
+    def _track_drawdown(self) -> None:
+        assert self.peak is not None
+        if self.equity > self.peak:
+            self.peak = self.equity
+        elif self.peak > 0:
+            drawdown = (self.peak - self.equity) / self.peak * 100
+            if drawdown > self.max_drawdown_pct:
+                self.max_drawdown_pct = drawdown
+
+    # ---- questions -----------------------------------------------------------------
+
+    def equity_at_session_open(self, session: date) -> Decimal:
+        """Equity before the first close of the session (or now, if none closed yet)."""
+        return self.equity_at_open.get(session, self.equity)
+
+    def stint_session_pnl(self, session: date) -> Decimal:
+        book = self.sessions.get(session)
+        return book.net_pnl if book is not None else ZERO
+
+    def profitable_sessions(self) -> int:
+        return sum(1 for book in self.sessions.values() if book.net_pnl > 0)
+
+    def pooled_last_sessions(self, count: int, *, through: date | None = None) -> Pooled:
+        """Pool the last `count` stint sessions that had a closed unflagged trade."""
+        chosen: list[SessionBook] = []
+        for session in reversed(self.session_order):
+            if through is not None and session > through:
+                continue
+            book = self.sessions[session]
+            if book.counted == 0:
+                continue
+            chosen.append(book)
+            if len(chosen) == count:
+                break
+        return Pooled(
+            sessions=len(chosen),
+            counted=sum(book.counted for book in chosen),
+            wins=sum(book.wins for book in chosen),
+            losses=sum(book.losses for book in chosen),
+            win_sum=sum((book.win_sum for book in chosen), ZERO),
+            loss_sum=sum((book.loss_sum for book in chosen), ZERO),
+        )
+
+    def drawdown_pct(self) -> Decimal:
+        return self.max_drawdown_pct
