@@ -20,7 +20,7 @@ def clock() -> FixedClock:
 
 @pytest.fixture
 def broker(clock: FixedClock) -> PaperBroker:
-    return PaperBroker(D("10000"), clock=clock)
+    return PaperBroker(D("10000"), clock=clock, id_prefix="paper")
 
 
 def test_paper_broker_satisfies_the_broker_protocol(broker: PaperBroker) -> None:
@@ -205,7 +205,7 @@ def test_simulated_failure_changes_nothing(broker: PaperBroker) -> None:
 
 
 def test_repeated_broker_failures_trip_the_circuit_breaker(clock: FixedClock) -> None:
-    broker = PaperBroker(clock=clock, fail_next=5)
+    broker = PaperBroker(clock=clock, fail_next=5, id_prefix="paper")
     breaker = CircuitBreaker(threshold=5, window=timedelta(seconds=60), clock=clock)
     for second in range(5):
         clock.set(T0 + timedelta(seconds=second))

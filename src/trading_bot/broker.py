@@ -7,6 +7,8 @@ cash plus the realized net P&L.
 
 from __future__ import annotations
 
+import secrets
+
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -76,13 +78,17 @@ class PaperBroker:
         *,
         commission: Decimal = Decimal("0"),
         clock: Clock = SYSTEM_CLOCK,
-        id_prefix: str = "paper",
+        id_prefix: str | None = None,
         fail_next: int = 0,
     ) -> None:
         starting_cash = _decimal(starting_cash, "starting_cash", ValueError)
         commission = _decimal(commission, "commission", ValueError)
         if commission < 0:
             raise ValueError(f"commission must not be negative, got {commission}")
+        if id_prefix is None:
+            # Unique per broker instance: a restarted bot must never reuse an order id
+            # that the journal already holds.
+            id_prefix = f"paper-{secrets.token_hex(4)}"
         if not id_prefix:
             raise ValueError("id_prefix must not be empty")
         self._cash = starting_cash

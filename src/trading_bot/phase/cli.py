@@ -1,0 +1,421 @@
+"""`python -m trading_bot.phase`: the operator's commands. Parses, calls the manager, formats.
+
+Exit codes: 0 success / ready / allowed; 1 refused / not ready / damage / busy; 2 bad
+usage or bad input (one line on stderr, nothing on stdout, nothing written).
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TextIO
+
+from trading_bot.bot import default_operator
+from trading_bot.clock import SYSTEM_CLOCK, Clock
+from trading_bot.errors import Busy, InputError
+from trading_bot.logging.trade_record import parse_timestamp
+from trading_bot.market_calendar import format_countdown, format_local
+from trading_bot.money import money_str
+from trading_bot.phase.history_logger import format_timestamp
+from trading_bot.phase.manager import EntryDecision, PhaseManager, PhaseRefused, PhaseUsageError
+from trading_bot.phase.models import GateResult, Phase
+from trading_bot.phase.password import make_password_hash
+from trading_bot.phase.validators import triggers_for
+
+EXIT_OK = 0
+EXIT_REFUSED = 1
+EXIT_USAGE = 2
+
+
+class UsageError(Exception):
+    """Bad command-line usage: exit 2 with one line."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(message)
+
+    def exit(self, status: int = 0, message: str | None = None) -> None:  # type: ignore[override]
+        if status:
+            raise UsageError((message or "").strip() or "bad usage")
+        raise _HelpShown()
+
+
+class _HelpShown(Exception):
+    pass
+
+
+@dataclass
+class Io:
+    stdin: TextIO
+    stdout: TextIO
+    stderr: TextIO
+
+    def out(self, text: str = "") -> None:
+        self.stdout.write(text + "\n")
+
+    def err(self, text: str) -> None:
+        self.stderr.write(text + "\n")
+
+
+def _phase(value: str) -> Phase:
+    try:
+        return Phase(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"unknown phase {value!r} (experience, proof, trial, scaling)") from None
+
+
+def _moment(value: str) -> datetime:
+    text = value.strip()
+    if not (text.endswith("Z") or text.endswith("z") or "+" in text[10:] or "-" in text[10:]):
+        raise argparse.ArgumentTypeError(f"--as-of {value!r}: give a time zone (Z or an offset such as -05:00)")
+    try:
+        return parse_timestamp(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--as-of {value!r}: not an ISO 8601 timestamp") from None
+
+
+def build_parser() -> _Parser:
+    parser = _Parser(prog="python -m trading_bot.phase", description="Phase progression: status and control.")
+    parser.add_argument("--config", type=Path, default=Path("config.json"), help="config.json (default ./config.json)")
+    parser.add_argument("--logs-dir", type=Path, default=None, help="logs folder (default: logs/ beside the config)")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    commands.required = True
+
+    def as_of(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--as-of", type=_moment, default=None, help="see the records as they were (read-only)")
+
+    status = commands.add_parser("status", help="phase, size, entries, breaker, readiness")
+    status.add_argument("--json", action="store_true")
+    as_of(status)
+
+    validate = commands.add_parser("validate-transition", help="evaluate the gate for a phase")
+    validate.add_argument("--to", type=_phase, required=True)
+    validate.add_argument("--json", action="store_true")
+    as_of(validate)
+
+    advance = commands.add_parser("advance", help="advance one phase after the gates pass")
+    advance.add_argument("--to", type=_phase, required=True)
+    advance.add_argument("--operator", default=None)
+    advance.add_argument("--yes", action="store_true", help="confirm without a prompt")
+
+    override = commands.add_parser("override", help="move to any phase or reset the stint (password)")
+    target = override.add_mutually_exclusive_group(required=True)
+    target.add_argument("--to", type=_phase)
+    target.add_argument("--reset-progress", action="store_true")
+    override.add_argument("--operator", required=True)
+    override.add_argument("--reason", required=True)
+    override.add_argument("--password-stdin", action="store_true")
+
+    acknowledge = commands.add_parser("acknowledge", help="clear a tripped phase breaker")
+    acknowledge.add_argument("--operator", required=True)
+    acknowledge.add_argument("--note", default=None)
+
+    check = commands.add_parser("check-trade", help="would a new entry be allowed now")
+    check.add_argument("--emergency-exit", action="store_true")
+    check.add_argument("--json", action="store_true")
+    as_of(check)
+
+    verify = commands.add_parser("verify", help="check both hash chains, the mirror and the summaries")
+    verify.add_argument("--json", action="store_true")
+    as_of(verify)
+
+    commands.add_parser("recover", help="restore damaged phase logs")
+    hash_password = commands.add_parser("hash-password", help="make a PHASE_OVERRIDE_PASSWORD_HASH value")
+    hash_password.add_argument("--password-stdin", action="store_true")
+    return parser
+
+
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    stdin: TextIO | None = None,
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
+    environ: Mapping[str, str] | None = None,
+    clock: Clock = SYSTEM_CLOCK,
+) -> int:
+    """Run one command in-process and return its exit code (never raises SystemExit)."""
+    io = Io(stdin or sys.stdin, stdout or sys.stdout, stderr or sys.stderr)
+    try:
+        args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+    except UsageError as error:
+        io.err(f"usage: {error}")
+        return EXIT_USAGE
+    except _HelpShown:
+        return EXIT_OK
+    if args.command == "hash-password":
+        return _hash_password(args, io)
+    try:
+        manager = PhaseManager(args.config, logs_dir=args.logs_dir, clock=clock, environ=environ, as_of=getattr(args, "as_of", None))
+        if args.command != "verify":
+            manager._sync_journal()
+            problem = manager.journal_problem()
+            if problem is not None:
+                raise problem
+        return COMMANDS[args.command](manager, args, io)
+    except InputError as error:
+        io.err(error.one_line())
+        return EXIT_USAGE
+    except (UsageError, PhaseUsageError) as error:
+        io.err(f"usage: {error}")
+        return EXIT_USAGE
+    except Busy as error:
+        io.err(str(error))
+        return EXIT_REFUSED
+    except PhaseRefused as error:
+        io.err(f"refused: {error}")
+        return EXIT_REFUSED
+
+
+# ---- commands ----------------------------------------------------------------------
+
+
+def _status(manager: PhaseManager, args: argparse.Namespace, io: Io) -> int:
+    damage = manager.damage()
+    state = manager.state()
+    decision = manager.entry_decision()
+    stint = state.ledger.stint
+    pending = manager.pending_request()
+    gate = state.gate()
+    tz = manager.calendar.tz
+    mode = manager.config.mode
+    if args.json:
+        payload = {
+            "phase": stint.phase.value,
+            "phase_since": _iso(stint.phase_since),
+            "stint_since": _iso(stint.since),
+            "mode": mode,
+            "position_size": money_str(decision.position_size),
+            "recorded_position_size": money_str(stint.size),
+            "trades_this_session": decision.trades_this_session,
+            "max_trades_per_day": decision.max_trades_per_day,
+            "next_trade_allowed_at": _iso(_next_allowed(decision, manager)),
+            "entries_allowed": decision.allowed,
+            "entry_refusal": decision.reason,
+            "circuit_breaker": {"tripped": stint.breaker.tripped, "reason": stint.breaker.reason, "since": _iso(stint.breaker.since)},
+            "pending_request": None if pending is None else {"requested_phase": pending.value},
+            "next_phase": None if stint.phase.next is None else stint.phase.next.value,
+            "readiness": None if gate is None else gate.to_json(),
+            "suggested_advance": gate is not None and gate.ready and not stint.breaker.tripped,
+            "damage": damage,
+            "equity": money_str(state.progress.equity),
+        }
+        io.out(json.dumps(payload))
+        return EXIT_REFUSED if damage else EXIT_OK
+    io.out(f"Phase        {stint.phase.title} ({stint.phase.value})" + (f" since {format_local(stint.phase_since, tz)}" if stint.phase_since else " (no transition recorded yet)"))
+    if stint.since is not None and stint.since != stint.phase_since:
+        io.out(f"Stint        since {format_local(stint.since, tz)} (progress reset)")
+    io.out(f"Mode         {mode}" + ("" if stint.phase.allows_live else " (paper only in this phase)"))
+    size_line = f"Size         ${money_str(decision.position_size)}"
+    if decision.position_size != stint.size:
+        size_line += f" (recorded ${money_str(stint.size)}, capped at {manager.config.settings.phase_progression.scaling.max_portfolio_pct}% of equity)"
+    io.out(size_line)
+    limit = "unlimited" if decision.max_trades_per_day is None else str(decision.max_trades_per_day)
+    entries = f"Entries      {decision.trades_this_session}/{limit} this session"
+    next_at = _next_allowed(decision, manager)
+    if decision.allowed:
+        entries += " — entries allowed now"
+    elif next_at is not None:
+        entries += f" — next entry {format_local(next_at, tz)} (in {format_countdown(next_at - state.now)})"
+    io.out(entries)
+    if not decision.allowed:
+        io.out(f"Refused      {decision.reason}")
+    if stint.breaker.tripped:
+        since = format_local(stint.breaker.since, tz) if stint.breaker.since else "?"
+        io.out(f"Breaker      TRIPPED since {since}: {stint.breaker.reason}")
+        io.out("             review, then: python -m trading_bot.phase acknowledge --operator NAME")
+    else:
+        io.out("Breaker      ok")
+    if pending is not None:
+        io.out(f"Request      config.json asks for {pending.value}; not applied until confirmed with `override` or `advance`")
+    io.out(f"Equity       ${money_str(state.progress.equity)}")
+    triggers = triggers_for(manager.config.settings, stint.phase)
+    if triggers:
+        io.out("Triggers     " + "; ".join(rule.describe() for rule in triggers))
+    if gate is None:
+        io.out("Next phase   none: scaling is the top of the ladder")
+    else:
+        verdict = "READY — advance with: python -m trading_bot.phase advance --to " + gate.to_phase.value if gate.ready else "not ready"
+        io.out(f"Next phase   {gate.to_phase.title} ({gate.to_phase.value}): {verdict}")
+        _print_criteria(gate, io)
+    if damage:
+        io.out(f"DAMAGE       {damage}")
+        return EXIT_REFUSED
+    return EXIT_OK
+
+
+def _next_allowed(decision: EntryDecision, manager: PhaseManager) -> datetime | None:
+    if decision.next_trade_allowed_at is not None:
+        return decision.next_trade_allowed_at
+    return None
+
+
+def _print_criteria(gate: GateResult, io: Io) -> None:
+    for criterion in gate.criteria:
+        mark = "✓" if criterion.met else "✗"
+        io.out(f"  {mark} {criterion.detail}")
+
+
+def _validate_transition(manager: PhaseManager, args: argparse.Namespace, io: Io) -> int:
+    gate = manager.validate_transition(args.to)
+    if args.json:
+        io.out(json.dumps(gate.to_json()))
+    else:
+        io.out(f"{gate.from_phase.value} → {gate.to_phase.value}: {'READY' if gate.ready else 'NOT READY'}")
+        _print_criteria(gate, io)
+    return EXIT_OK if gate.ready else EXIT_REFUSED
+
+
+def _advance(manager: PhaseManager, args: argparse.Namespace, io: Io) -> int:
+    operator = args.operator or default_operator()
+    interactive = _is_terminal(io.stdin)
+    if not args.yes and not interactive:
+        raise UsageError("no terminal to confirm on: pass --yes to advance non-interactively")
+
+    def confirm(gate: GateResult) -> bool:
+        _print_criteria(gate, io)
+        if args.yes:
+            return True
+        io.stdout.write(f"Advance {gate.from_phase.value} → {gate.to_phase.value}? [y/N] ")
+        io.stdout.flush()
+        answer = io.stdin.readline().strip().lower()
+        return answer in ("y", "yes")
+
+    line = manager.advance(args.to, operator, confirm)
+    io.out(f"advanced to {line.data['to_phase']} (history line {line.seq}); size ${line.data['position_size']}")
+    return EXIT_OK
+
+
+def _override(manager: PhaseManager, args: argparse.Namespace, io: Io) -> int:
+    if not args.password_stdin and not _is_terminal(io.stdin):
+        raise UsageError("no terminal for the password prompt: use --password-stdin")
+
+    def read_password() -> str:
+        if args.password_stdin:
+            return io.stdin.readline().rstrip("\r\n")
+        return getpass.getpass("Override password: ")
+
+    line = manager.override(
+        target=args.to,
+        reset_progress=args.reset_progress,
+        operator_id=args.operator,
+        reason=args.reason,
+        read_password=read_password,
+    )
+    if args.reset_progress:
+        io.out(f"progress reset: new {line.data['to_phase']} stint (history line {line.seq}); size ${line.data['position_size']}")
+    else:
+        io.out(f"override: now in {line.data['to_phase']} (history line {line.seq}); size ${line.data['position_size']}")
+    if line.data["breaker"]["tripped"]:
+        io.out("note: the phase breaker is still tripped; an override does not clear it (use `acknowledge`)")
+    return EXIT_OK
+
+
+def _acknowledge(manager: PhaseManager, args: argparse.Namespace, io: Io) -> int:
+    line = manager.acknowledge(args.operator, args.note)
+    if line is None:
+        io.out("breaker not tripped; nothing recorded")
+    else:
+        io.out(f"breaker cleared by {args.operator} (history line {line.seq})")
+    return EXIT_OK
+
+
+def _check_trade(manager: PhaseManager, args: argparse.Namespace, io: Io) -> int:
+    if args.emergency_exit:
+        state = manager.state()
+        decision = manager.entry_decision()
+        payload = {
+            "allowed": True,
+            "reason": "emergency exits are always allowed (and recorded in the override log)",
+            "phase": state.phase.value,
+            "position_size": money_str(decision.position_size),
+            "trades_this_session": decision.trades_this_session,
+            "max_trades_per_day": decision.max_trades_per_day,
+            "next_trade_allowed_at": None,
+        }
+    else:
+        decision = manager.entry_decision()
+        payload = {
+            "allowed": decision.allowed,
+            "reason": decision.reason,
+            "phase": decision.phase.value,
+            "position_size": money_str(decision.position_size),
+            "trades_this_session": decision.trades_this_session,
+            "max_trades_per_day": decision.max_trades_per_day,
+            "next_trade_allowed_at": _iso(decision.next_trade_allowed_at),
+        }
+    if args.json:
+        io.out(json.dumps(payload))
+    elif payload["allowed"]:
+        what = "emergency exit" if args.emergency_exit else f"new entry of up to ${payload['position_size']}"
+        io.out(f"allowed: {what} ({payload['phase']})")
+    else:
+        io.out(f"refused: {payload['reason']}")
+    return EXIT_OK if payload["allowed"] else EXIT_REFUSED
+
+
+def _verify(manager: PhaseManager, args: argparse.Namespace, io: Io) -> int:
+    problems = manager.verify()
+    if args.json:
+        io.out(json.dumps({"intact": not problems, "problems": [{"file": p.file, "line": p.line, "reason": p.reason} for p in problems]}))
+    elif not problems:
+        io.out("intact: both hash chains, the config.json head and every session summary check out")
+    else:
+        for problem in problems:
+            io.out(problem.one_line())
+    return EXIT_OK if not problems else EXIT_REFUSED
+
+
+def _recover(manager: PhaseManager, args: argparse.Namespace, io: Io) -> int:
+    done = manager.recover()
+    if not done:
+        io.out("nothing to recover: both phase logs are intact")
+    for line in done:
+        io.out(line)
+    return EXIT_OK
+
+
+def _hash_password(args: argparse.Namespace, io: Io) -> int:
+    if args.password_stdin or not _is_terminal(io.stdin):
+        password = io.stdin.readline().rstrip("\r\n")
+    else:
+        password = getpass.getpass("New override password: ")
+        again = getpass.getpass("Repeat it: ")
+        if password != again:
+            io.err("usage: the two passwords differ; nothing printed")
+            return EXIT_USAGE
+    if not password:
+        io.err("usage: the password must not be empty")
+        return EXIT_USAGE
+    io.out(make_password_hash(password))
+    return EXIT_OK
+
+
+COMMANDS: dict[str, Callable[[PhaseManager, argparse.Namespace, Io], int]] = {
+    "status": _status,
+    "validate-transition": _validate_transition,
+    "advance": _advance,
+    "override": _override,
+    "acknowledge": _acknowledge,
+    "check-trade": _check_trade,
+    "verify": _verify,
+    "recover": _recover,
+}
+
+
+def _is_terminal(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else format_timestamp(moment).replace(".000000Z", "Z")
