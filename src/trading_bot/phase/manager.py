@@ -595,34 +595,31 @@ class PhaseManager:
         if not reason.strip():
             raise PhaseUsageError("--reason must not be empty")
         action = _action_name(reset_progress, target or current)
-        with self.lock.held():
-            damage = self.damage()
-            if damage is not None and self.overrides.damage() is None:
-                self._record_attempt(operator_id, action, reason, "refused", damage)
-            if damage is not None:
-                raise PhaseRefused(damage)
-            now = self.now()
-            attempts = [
-                PasswordAttempt(line.timestamp, line.data["outcome"])
-                for line in self.overrides.lines()
-                if line.type == OVERRIDE_ATTEMPT and line.data.get("outcome") in ("success", "wrong_password", "locked_out")
-            ]
-            lock = lockout_state(attempts, now)
-            if lock.locked_until is not None:
-                message = f"overrides locked until {format_local(lock.locked_until, self.calendar.tz)} after 5 wrong passwords"
-                self._record_attempt(operator_id, action, reason, "locked_out", message)
-                raise PhaseRefused(message)
-            try:
-                secret = secret_from_environment(self.config.env)
-            except (PasswordNotConfigured, BadPasswordHash) as error:
+        # Everything that refuses without a password is settled before the prompt, and the
+        # prompt itself runs without the lock, so a slow typist never blocks the bot.
+        damage = self.damage()
+        if damage is not None:
+            with self.lock.held():
+                if self.overrides.damage() is None:
+                    self._record_attempt(operator_id, action, reason, "refused", damage)
+            raise PhaseRefused(damage)
+        self._refuse_if_locked_out(operator_id, action, reason)
+        try:
+            secret = secret_from_environment(self.config.env)
+        except (PasswordNotConfigured, BadPasswordHash) as error:
+            with self.lock.held():
                 self._record_attempt(operator_id, action, reason, "not_configured", str(error))
-                raise PhaseRefused(str(error)) from None
-            candidate = read_password()
-            matched = password_matches(candidate, secret)
-            del candidate
+            raise PhaseRefused(str(error)) from None
+        candidate = read_password()
+        matched = password_matches(candidate, secret)
+        del candidate
+        with self.lock.held():
+            self._refuse_if_locked_out(operator_id, action, reason)
             if not matched:
                 self._record_attempt(operator_id, action, reason, "wrong_password", "wrong password")
                 raise PhaseRefused("wrong password")
+            self._state_key = None
+            state = self.state()
             stint = state.ledger.stint
             if reset_progress:
                 line = self._commit_transition(kind=RESET, target=current, size=stint.size, operator_id=operator_id, reason=reason)
@@ -637,6 +634,21 @@ class PhaseManager:
                 )
             self._record_attempt(operator_id, action, reason, "success", "override applied", history_seq=line.seq)
         return line
+
+    def _refuse_if_locked_out(self, operator_id: str, action: str, reason: str) -> None:
+        """5 wrong passwords in 15 minutes lock overrides for 15 minutes (from the override log)."""
+        with self.lock.held():
+            attempts = [
+                PasswordAttempt(line.timestamp, line.data["outcome"])
+                for line in self.overrides.lines()
+                if line.type == OVERRIDE_ATTEMPT and line.data.get("outcome") in ("success", "wrong_password", "locked_out")
+            ]
+            locked = lockout_state(attempts, self.now())
+            if locked.locked_until is None:
+                return
+            message = f"overrides locked until {format_local(locked.locked_until, self.calendar.tz)} after 5 wrong passwords"
+            self._record_attempt(operator_id, action, reason, "locked_out", message)
+        raise PhaseRefused(message)
 
     def _record_attempt(self, operator_id: str, action: str, reason: str, outcome: str, detail: str, history_seq: int | None = None) -> None:
         payload: dict[str, Any] = {
