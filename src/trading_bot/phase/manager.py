@@ -43,6 +43,7 @@ from trading_bot.phase.ledger import (
     RESET,
     SESSION_SUMMARY,
     TRANSITION,
+    Ledger,
     breaker_to_json,
     entry_size,
     read_ledger,
@@ -131,7 +132,8 @@ class PhaseManager:
     ) -> None:
         self.config_path = Path(config_path)
         self.environ = dict(os.environ if environ is None else environ)
-        self.config = config or Config.from_env_and_json(self.config_path, environ=self.environ)
+        self._config = config or Config.from_env_and_json(self.config_path, environ=self.environ)
+        self.config_version = 0
         self.real_clock = clock
         self.as_of = ensure_utc(as_of) if as_of is not None else None
         self.clock: Clock = FixedClock(self.as_of) if self.as_of is not None else clock
@@ -149,6 +151,18 @@ class PhaseManager:
         self._replay: Replay | None = None
         self._state: PhaseState | None = None
         self._state_key: tuple[Any, ...] | None = None
+        self._ledger_cache: Ledger | None = None
+        self._ledger_key: tuple[Any, ...] | None = None
+        self._bookkeeping_key: tuple[Any, ...] | None = None
+
+    @property
+    def config(self) -> Config:
+        return self._config
+
+    @config.setter
+    def config(self, value: Config) -> None:
+        self._config = value
+        self.config_version += 1
 
     @property
     def read_only(self) -> bool:
@@ -269,8 +283,10 @@ class PhaseManager:
             if self.history.damage() is not None or self.overrides.damage() is not None or self._mirror_ahead():
                 return written
             now = self.now()
-            self._record_criteria_edits(now)
-            self._repair_override_records()
+            bookkeeping = (self.config_version, self.history.head(), self.overrides.head())
+            if bookkeeping != self._bookkeeping_key:
+                self._record_criteria_edits(now)
+                self._repair_override_records()
             trades, entries, session_entries = self._journal_view()
             journal_valid = self.journal_problem() is None
             replay = self.engine.apply_due(
@@ -290,19 +306,31 @@ class PhaseManager:
             if any(line.type == SESSION_SUMMARY for line in replay.written):
                 self.history.write_checkpoint()
                 self.overrides.write_checkpoint()
-            self._record_config_request(now)
-            self._write_mirror()
+            if bookkeeping != self._bookkeeping_key or replay.written:
+                self._record_config_request(now)
+                self._write_mirror()
+            self._bookkeeping_key = (self.config_version, self.history.head(), self.overrides.head())
         return written
 
     # ---- config.json: mirror, requests, criteria edits ----------------------------
 
+    def ledger(self, lines: Sequence[LogLine] | None = None) -> Ledger:
+        """The history folded; cached per head, since every command asks for it."""
+        lines = self.history.lines() if lines is None else lines
+        key = (len(lines), lines[-1].hash if lines else "", self.config_version)
+        if self._ledger_key != key:
+            self._ledger_cache = read_ledger(lines, self.config.settings, self.config.mode)
+            self._ledger_key = key
+        assert self._ledger_cache is not None
+        return self._ledger_cache
+
     def recorded_phase(self) -> Phase:
-        return read_ledger(self.history.lines(), self.config.settings, self.config.mode).stint.phase
+        return self.ledger().stint.phase
 
     def pending_request(self) -> Phase | None:
         """A hand edit of `current_phase` that no command has confirmed yet."""
         lines = self._log_lines(self.history)
-        recorded = read_ledger(lines, self.config.settings, self.config.mode).stint.phase
+        recorded = self.ledger(lines).stint.phase
         requested = self.config.current_phase
         if requested is recorded or self._mirror_lags(lines, requested):
             return None
@@ -322,7 +350,7 @@ class PhaseManager:
     def _write_mirror(self) -> None:
         """Mirror phase, mode and head into config.json; a pending hand edit is left alone."""
         lines = self.history.lines()
-        ledger = read_ledger(lines, self.config.settings, self.config.mode)
+        ledger = self.ledger(lines)
         phase = ledger.stint.phase
         updates: dict[tuple[str, ...], Any] = {}
         if self.pending_request() is None and self.config.current_phase is not phase:
@@ -346,7 +374,7 @@ class PhaseManager:
 
     def _record_config_request(self, now: datetime) -> None:
         requested = self.pending_request()
-        stint_seq = read_ledger(self.history.lines(), self.config.settings, self.config.mode).stint.transition_seq
+        stint_seq = self.ledger().stint.transition_seq
         last = None
         for line in reversed(self.overrides.lines()):
             if line.type in (CONFIG_REQUEST, CONFIG_REQUEST_CANCELLED):
@@ -690,7 +718,7 @@ class PhaseManager:
         extra: Mapping[str, Any] | None = None,
     ) -> LogLine:
         """One history line carries the new phase, size, breaker and mode (the commit point)."""
-        stint = read_ledger(self.history.lines(), self.config.settings, self.config.mode).stint
+        stint = self.ledger().stint
         mode = "paper" if target is Phase.EXPERIENCE else self.config.mode
         payload = {
             "kind": kind,
