@@ -315,3 +315,21 @@ def test_config_saying_live_does_not_trade_live_in_experience(
     bot.execute_trade("AAPL", "BUY", D("33.33"))
     assert bot.mode.mode == "paper"
     assert all(line["execution_mode"] == "PAPER" for line in journal_lines(logs_dir))
+
+
+def test_flatten_closes_every_open_position_as_an_emergency_exit(config: Config, logs_dir: Path, clock: FixedClock) -> None:
+    bot = TradingBot(config, PaperBroker(clock=clock), logs_dir=logs_dir, clock=clock)
+    first = bot.execute_trade("AAPL", "BUY", D("10"))
+    second = bot.execute_trade("MSFT", "BUY", D("20"))
+    closed = bot.flatten({"AAPL": D("11"), "MSFT": D("19")}, operator_id="alice")
+    assert [record.order_id for record in closed] == [first.record.order_id, second.record.order_id]
+    assert all(record.emergency_exit and record.operator_id == "alice" for record in closed)
+    assert bot.journal.open_trades() == []
+
+
+def test_flatten_without_a_price_for_an_open_symbol_raises_before_closing_it(config: Config, logs_dir: Path, clock: FixedClock) -> None:
+    bot = TradingBot(config, PaperBroker(clock=clock), logs_dir=logs_dir, clock=clock)
+    bot.execute_trade("AAPL", "BUY", D("10"))
+    with pytest.raises(KeyError):
+        bot.flatten({})
+    assert len(bot.journal.open_trades()) == 1

@@ -8,8 +8,9 @@ phase's configured size, with only the risk checks.
 from __future__ import annotations
 
 import getpass
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Protocol
@@ -17,7 +18,6 @@ from typing import Protocol
 from trading_bot.broker import Broker, BrokerError
 from trading_bot.clock import SYSTEM_CLOCK, Clock
 from trading_bot.config import Config, ScalingSettings
-from trading_bot.dashboard.metrics_calculator import equity as equity_of
 from trading_bot.durable_files import LogsLock
 from trading_bot.error_handling.circuit_breaker import CircuitBreaker
 from trading_bot.logging.query_helper import TradeJournal
@@ -98,6 +98,27 @@ class TradeResult:
         return None if self.refusal is None else self.refusal.reason
 
 
+class AccountBook:
+    """Equity and per-session P&L as an O(1) fold over closes (experience is simulated money)."""
+
+    def __init__(self, starting_equity: Decimal, calendar: MarketCalendar) -> None:
+        self.equity = starting_equity
+        self.calendar = calendar
+        self.session_pnl: dict[date, Decimal] = {}
+        self._equity_at_open: dict[date, Decimal] = {}
+
+    def fold(self, trade: TradeRecord) -> None:
+        if trade.exit_timestamp is None or trade.net_pnl is None or trade.phase is Phase.EXPERIENCE:
+            return
+        session = self.calendar.session_of(trade.exit_timestamp)
+        self._equity_at_open.setdefault(session, self.equity)
+        self.session_pnl[session] = self.session_pnl.get(session, Decimal(0)) + trade.net_pnl
+        self.equity += trade.net_pnl
+
+    def equity_at_open(self, session: date) -> Decimal:
+        return self._equity_at_open.get(session, self.equity)
+
+
 class UnknownPosition(Exception):
     def __init__(self, order_id: str) -> None:
         self.order_id = order_id
@@ -149,24 +170,33 @@ class TradingBot:
             self.chain.insert_first(phase_check)
         self.mode = ModeSwitcher(config.mode, live_guard=self.phase.live_refusal)
         self.broker_breaker = CircuitBreaker(threshold=5, clock=clock)
+        self._book: AccountBook | None = None
+        self._book_generation = -1
+        self._book_index = 0
 
     # ---- numbers the risk checks need ----------------------------------------------
 
     def account_snapshot(self, now: datetime) -> AccountSnapshot:
-        """Equity and the session's P&L from the journal (experience trades are simulated)."""
-        starting = self.config.settings.account.starting_equity
-        closed = self.journal.closed_trades
+        """Equity and the session's P&L, folded from the journal one close at a time."""
+        book = self._account_book()
         session = self.calendar.session_of(now)
-        session_open = self.calendar.open_of(session)
-        before_open = [t for t in closed if t.exit_timestamp is not None and t.exit_timestamp < session_open]
-        in_session = [
-            t for t in closed if t.exit_timestamp is not None and self.calendar.session_of(t.exit_timestamp) == session
-        ]
         return AccountSnapshot(
-            equity=equity_of(starting, closed),
-            equity_at_session_open=equity_of(starting, before_open),
-            session_net_pnl=sum((t.net_pnl or Decimal(0) for t in in_session if t.phase is not Phase.EXPERIENCE), Decimal(0)),
+            equity=book.equity,
+            equity_at_session_open=book.equity_at_open(session),
+            session_net_pnl=book.session_pnl.get(session, Decimal(0)),
         )
+
+    def _account_book(self) -> AccountBook:
+        journal = self.journal
+        if self._book is None or self._book_generation != journal.generation:
+            self._book = AccountBook(self.config.settings.account.starting_equity, self.calendar)
+            self._book_generation = journal.generation
+            self._book_index = 0
+        closed = journal.closed_trades
+        while self._book_index < len(closed):
+            self._book.fold(closed[self._book_index])
+            self._book_index += 1
+        return self._book
 
     # ---- entries -------------------------------------------------------------------
 
@@ -255,6 +285,17 @@ class TradingBot:
         self.phase.exit_recorded(closed, operator_id or self.operator_id)
         if self.mode.is_live and self.phase.live_refusal() is not None:
             self.mode.switch_to_paper()
+        return closed
+
+    def flatten(self, prices: Mapping[str, Decimal], *, operator_id: str | None = None) -> list[TradeRecord]:
+        """Close every open position as an emergency exit (the operator's "get me out")."""
+        self.journal.refresh()
+        closed = []
+        for entry in sorted(self.journal.open_trades(), key=lambda record: record.timestamp):
+            price = prices.get(entry.symbol)
+            if price is None:
+                raise KeyError(f"no price given for {entry.symbol} (order {entry.order_id})")
+            closed.append(self.close_position(entry.order_id, price, emergency_exit=True, operator_id=operator_id))
         return closed
 
 
