@@ -393,13 +393,9 @@ def dump_json_exact(raw: Any) -> str:
 
 
 def _decimal_text(value: Decimal) -> str:
+    """The number exactly as read (0.60 stays 0.60); str(Decimal) is valid JSON when finite."""
     if not value.is_finite():
         raise ValueError(f"cannot write {value} to JSON")
-    if value == value.to_integral_value() and value.as_tuple().exponent >= 0:
-        return str(int(value))
-    as_float = float(value)
-    if Decimal(repr(as_float)) == value and "e" not in repr(as_float).lower():
-        return repr(as_float)
     return str(value)
 
 

@@ -7,6 +7,7 @@ usage or bad input (one line on stderr, nothing on stdout, nothing written).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import getpass
 import json
 import sys
@@ -144,7 +145,8 @@ def main(
     """Run one command in-process and return its exit code (never raises SystemExit)."""
     io = Io(stdin or sys.stdin, stdout or sys.stdout, stderr or sys.stderr)
     try:
-        args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+        with contextlib.redirect_stdout(io.stdout):
+            args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
     except UsageError as error:
         io.err(f"usage: {error}")
         return EXIT_USAGE

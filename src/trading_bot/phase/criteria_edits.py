@@ -14,11 +14,13 @@ from trading_bot.config import Settings
 
 def criteria_snapshot(settings: Settings) -> dict[str, Any]:
     """Everything under `phase_progression` but the phase itself, plus equity and hours."""
-    progression = settings.phase_progression.model_dump(mode="json", exclude={"current_phase", "history_head"})
+    progression = _normalized(
+        settings.phase_progression.model_dump(mode="python", exclude={"current_phase", "history_head"})
+    )
     hours = settings.trading.hours
     return {
         "phase_progression": progression,
-        "account": {"starting_equity": str(settings.account.starting_equity)},
+        "account": {"starting_equity": _normalized(settings.account.starting_equity)},
         "trading": {
             "hours": {
                 "start_time": hours.start_time.strftime("%H:%M"),
@@ -27,6 +29,16 @@ def criteria_snapshot(settings: Settings) -> dict[str, Any]:
             }
         },
     }
+
+
+def _normalized(value: Any) -> Any:
+    """Numbers compared by value, not spelling: 0.60 and 0.6 are the same criterion."""
+    if isinstance(value, dict):
+        return {key: _normalized(item) for key, item in value.items()}
+    if isinstance(value, Decimal):
+        text = format(value.normalize(), "f")
+        return "0" if text in ("-0", "0") else text
+    return value
 
 
 def _number(value: Any) -> Decimal | None:

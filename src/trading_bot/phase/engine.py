@@ -218,6 +218,7 @@ class PhaseEngine:
         progress = self.fold_all(ledger, trades)
         session_entries = SessionEntries(self.calendar)
         session_entries.fold(entries.values())
+        session_entries.fold_closes(trades)
         return PhaseState(
             ledger=ledger,
             progress=progress,
@@ -359,19 +360,25 @@ class PhaseEngine:
             return None
         settings = self.settings.phase_progression.scaling
         assert trade.exit_timestamp is not None
-        open_at = self.calendar.open_of(self.calendar.session_of(trade.exit_timestamp))
-        size_at_open = ledger.size_at(open_at, ledger.stint.size)
+        size_at_open = self._size_at_open(ledger, self.calendar.session_of(trade.exit_timestamp))
         step = streak_step(settings, progress, ledger.stint.size, size_at_open, f"stint{ledger.stint.transition_seq}")
         if step is None or step.key in ledger.size_keys:
             return None
         return step
 
+    def _size_at_open(self, ledger: Ledger, session: date) -> Decimal:
+        """The size at the session's open, or at the stint's start if it began mid-session."""
+        moment = self.calendar.open_of(session)
+        since = ledger.stint.since
+        if since is not None and since > moment:
+            moment = since
+        return ledger.size_at(moment)
+
     def _win_rate_step(self, ledger: Ledger, progress: StintProgress, session: date) -> SizeStep | None:
         if ledger.stint.phase is not Phase.SCALING or session not in progress.sessions:
             return None
         settings = self.settings.phase_progression.scaling
-        open_at = self.calendar.open_of(session)
-        size_at_open = ledger.size_at(open_at, ledger.stint.size)
+        size_at_open = self._size_at_open(ledger, session)
         step = win_rate_step(settings, progress, session, ledger.stint.size, size_at_open, f"stint{ledger.stint.transition_seq}")
         if step is None or step.key in ledger.size_keys:
             return None
@@ -399,7 +406,7 @@ class PhaseEngine:
     ) -> LogLine:
         open_at = self.calendar.open_of(session)
         closed_at = self.calendar.session_closes_at(session)
-        sizes = {ledger.size_at(open_at, ledger.stint.size)}
+        sizes = {ledger.size_at(open_at)}
         sizes.update(size for at, size in ledger.size_changes if open_at <= at < closed_at)
         payload = {
             "date": session.isoformat(),

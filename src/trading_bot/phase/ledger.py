@@ -82,15 +82,17 @@ class Ledger:
     summarized_sessions: dict[date, LogLine] = field(default_factory=dict)
     breaker_spans: list[tuple[datetime, datetime | None]] = field(default_factory=list)
     head_seq: int = 0
+    initial_size: Decimal = Decimal(0)
 
     def phase_at(self, moment: datetime) -> Phase:
         """The phase in force at a moment (for trades whose record names none)."""
         index = bisect.bisect_right(self.phase_changes, (moment, _LAST_PHASE)) - 1
         return self.phase_changes[index][1] if index >= 0 else Phase.EXPERIENCE
 
-    def size_at(self, moment: datetime, default: Decimal) -> Decimal:
+    def size_at(self, moment: datetime) -> Decimal:
+        """The size in force at a moment (before any history line: experience's size)."""
         index = bisect.bisect_right(self.size_changes, (moment, Decimal("Infinity"))) - 1
-        return self.size_changes[index][1] if index >= 0 else default
+        return self.size_changes[index][1] if index >= 0 else self.initial_size
 
     def breaker_tripped_during(self, start: datetime, end: datetime) -> bool:
         for tripped_at, cleared_at in self.breaker_spans:
@@ -119,7 +121,7 @@ def read_ledger(lines: Sequence[LogLine], settings: Settings, mode: str) -> Ledg
     size = entry_size(settings, Phase.EXPERIENCE)
     breaker = BreakerStatus(tripped=False)
     transition_seq = 0
-    ledger = Ledger(stint=Stint(phase, None, None, size, breaker, mode))
+    ledger = Ledger(stint=Stint(phase, None, None, size, breaker, mode), initial_size=size)
     open_trip: datetime | None = None
     for line in lines:
         data = line.data

@@ -180,9 +180,11 @@ class PhaseManager:
             self._journal_generation = self.journal.generation
             self.entries = SessionEntries(self.calendar)
             self.entries.fold(self.journal.entries.values())
+            self.entries.fold_closes(self.journal.closed_trades)
             self._replay = None
             self._new_entry_sessions = set(self.entries.by_session)
             return True
+        self.entries.fold_closes(delta.new_closes)
         if delta.new_entries:
             self.entries.fold(delta.new_entries)
             self._new_entry_sessions.update(self.calendar.session_of(r.timestamp) for r in delta.new_entries)
@@ -194,6 +196,7 @@ class PhaseManager:
         view = self.journal.as_of(self.as_of)
         entries = SessionEntries(self.calendar)
         entries.fold(view.entries.values())
+        entries.fold_closes(view.closed_trades)
         return view.closed_trades, view.entries, entries
 
     def _log_lines(self, log: ChainedLog) -> Sequence[LogLine]:
@@ -329,12 +332,24 @@ class PhaseManager:
 
     def pending_request(self) -> Phase | None:
         """A hand edit of `current_phase` that no command has confirmed yet."""
+        if self.read_only:
+            return self._request_as_of()
         lines = self._log_lines(self.history)
         recorded = self.ledger(lines).stint.phase
         requested = self.config.current_phase
         if requested is recorded or self._mirror_lags(lines, requested):
             return None
         return requested
+
+    def _request_as_of(self) -> Phase | None:
+        """Seen from the past, config.json is today's: the override log says what was pending then."""
+        stint_seq = self.ledger(self._log_lines(self.history)).stint.transition_seq
+        for line in reversed(self._log_lines(self.overrides)):
+            if line.type in (CONFIG_REQUEST, CONFIG_REQUEST_CANCELLED):
+                if line.type == CONFIG_REQUEST and line.data.get("stint_seq") == stint_seq:
+                    return Phase(line.data["requested_phase"])
+                return None
+        return None
 
     def _mirror_lags(self, lines: Sequence[LogLine], requested: Phase) -> bool:
         """The mirror merely trails the history: it names the phase of the head it records."""
@@ -802,6 +817,17 @@ class PhaseManager:
                         f"damaged copy kept as {result.damaged_file.name}"
                     )
             cut = self._mirror_ahead()
+            head = self.config.history_head
+            history_result = next((result for log, result in results if log is self.history), None)
+            if head is not None and history_result is not None and head.seq > history_result.kept_lines:
+                # The mirror named a phase from lines that were just dropped: it was the bot's
+                # own copy, not an operator's request.
+                self.config = self.config.with_updates(
+                    {
+                        ("phase_progression", "current_phase"): self.ledger().stint.phase.value,
+                        ("phase_progression", "history_head"): None,
+                    }
+                )
             if results or cut:
                 if not any(log is self.history for log, _ in results):
                     self.history.append(
@@ -823,8 +849,8 @@ class PhaseManager:
 
 def _one_at_a_time(current: Phase, target: Phase) -> str:
     if current.next is None:
-        return f"{current.value} is the top of the ladder; phases advance one at a time; use override"
-    return f"phases advance one at a time ({current.value} → {current.next.value}); use override to go to {target.value}"
+        return f"phases advance one at a time; use override ({current.value} is the top of the ladder)"
+    return f"phases advance one at a time; use override (from {current.value} the next phase is {current.next.value}, not {target.value})"
 
 
 def _action_name(reset: bool, target: Phase) -> str:
