@@ -123,7 +123,8 @@ class PhaseState:
             progress=self.progress,
             trading_days=trading_days,
             missed_days_streak=longest_missed_run(days, entered, skipped),
-            override_incidents=override_incidents(self.override_lines, stint.since) + self.progress.manual_override_trades,
+            override_incidents=override_incidents(self.override_lines, stint.since, stint.transition_seq)
+            + self.progress.manual_override_trades,
         )
 
     def gate(self) -> GateResult | None:
@@ -149,13 +150,19 @@ def _first_stint_day(
     return calendar.next_trading_day(session)
 
 
-def override_incidents(lines: Sequence[LogLine], since: datetime | None) -> int:
-    """Successful password overrides and loosening criteria edits after the stint began."""
+def override_incidents(lines: Sequence[LogLine], since: datetime | None, stint_seq: int = 0) -> int:
+    """Successful password overrides and loosening criteria edits after the stint began.
+
+    The override that started the stint is not an incident of it (its log line names
+    the history line it committed, and may be stamped a moment after it).
+    """
     count = 0
     for line in lines:
         if since is not None and line.timestamp <= since:
             continue
         if line.type == OVERRIDE_ATTEMPT and line.data.get("outcome") == "success":
+            if stint_seq and line.data.get("history_seq") == stint_seq:
+                continue
             count += 1
         elif line.type == CRITERIA_EDIT and line.data.get("counts_as_incident"):
             count += 1
