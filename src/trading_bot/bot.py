@@ -53,6 +53,8 @@ class PhaseHooks(Protocol):
 
     def exit_recorded(self, record: TradeRecord, operator_id: str) -> None: ...
 
+    def journal_repaired(self, fragment: Path, operator_id: str) -> None: ...
+
 
 class ConfiguredPhase:
     """Phase hooks that simply follow config.json (the bot without the phase system)."""
@@ -82,6 +84,9 @@ class ConfiguredPhase:
         return None
 
     def exit_recorded(self, record: TradeRecord, operator_id: str) -> None:
+        return None
+
+    def journal_repaired(self, fragment: Path, operator_id: str) -> None:
         return None
 
 
@@ -255,8 +260,7 @@ class TradingBot:
             phase=self.phase.phase_in_force(),
             operator_id=self.operator_id,
         )
-        self.journal_writer.log_trade(record, now)
-        self.journal.refresh()
+        self._journal(record, now)
         return TradeResult(accepted=True, record=record)
 
     # ---- exits ---------------------------------------------------------------------
@@ -280,12 +284,19 @@ class TradingBot:
             exit_timestamp=now, net_pnl=net_pnl, emergency_exit=emergency_exit, extra={"exit_price": str(price)}
         )
         closed = _with_operator(closed, operator_id or self.operator_id)
-        self.journal_writer.log_trade(closed, now)
-        self.journal.refresh()
+        self._journal(closed, now)
         self.phase.exit_recorded(closed, operator_id or self.operator_id)
         if self.mode.is_live and self.phase.live_refusal() is not None:
             self.mode.switch_to_paper()
         return closed
+
+    def _journal(self, record: TradeRecord, now: datetime) -> None:
+        """Append durably; a torn line a crash left behind is set aside first, and recorded."""
+        before = len(self.journal_writer.recovered_fragments)
+        self.journal_writer.log_trade(record, now)
+        for fragment in self.journal_writer.recovered_fragments[before:]:
+            self.phase.journal_repaired(fragment, self.operator_id)
+        self.journal.refresh()
 
     def flatten(self, prices: Mapping[str, Decimal], *, operator_id: str | None = None) -> list[TradeRecord]:
         """Close every open position as an emergency exit (the operator's "get me out")."""

@@ -228,7 +228,7 @@ class ScalingSettings(_Strict):
 
 
 class HistoryHead(_Strict):
-    """The phase history's last line as the mirror last saw it (written by the bot)."""
+    """A phase log's last line as the mirror last saw it (written by the bot)."""
 
     seq: Count = 0
     hash: str = "0" * 64
@@ -237,6 +237,7 @@ class HistoryHead(_Strict):
 class PhaseProgression(_Strict):
     current_phase: Phase = Phase.EXPERIENCE
     history_head: HistoryHead | None = None
+    overrides_head: HistoryHead | None = None
     experience: ExperienceSettings = ExperienceSettings()
     proof: ProofSettings = ProofSettings()
     trial: TrialSettings = TrialSettings()

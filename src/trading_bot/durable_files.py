@@ -92,6 +92,12 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
     try:
+        try:
+            os.fchmod(fd, os.stat(path).st_mode & 0o7777)  # a replaced file keeps its permissions
+        except FileNotFoundError:
+            umask = os.umask(0)
+            os.umask(umask)
+            os.fchmod(fd, 0o666 & ~umask)
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
@@ -104,3 +110,17 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             pass
         raise
     fsync_directory(path.parent)
+
+
+def remove_stale_temp_files(path: Path) -> list[Path]:
+    """Temp files an atomic write left behind when killed before its rename; the caller
+    holds the logs lock, so no write of ours is in flight."""
+    path = Path(path)
+    removed = []
+    for candidate in path.parent.glob(f".{path.name}.*.tmp"):
+        try:
+            candidate.unlink()
+            removed.append(candidate)
+        except FileNotFoundError:
+            pass
+    return removed

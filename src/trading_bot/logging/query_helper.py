@@ -93,6 +93,7 @@ class TradeJournal:
         self._latest_source: tuple[str, int, str] | None = None
         self._dir_mtime_ns: int | None = None
         self._scan_started_ns = 0
+        self._torn: dict[str, int] = {}
 
     # ---- reading -------------------------------------------------------------------
 
@@ -180,6 +181,10 @@ class TradeJournal:
             if not raw.strip():
                 continue
             self._take_line(raw, display, line_no, delta)
+        if len(data) > len(complete):
+            self._torn[display] = len(data) - len(complete)
+        else:
+            self._torn.pop(display, None)
         cursor.offset += len(complete)
         if complete:
             cursor.guard = complete[-_GUARD_BYTES:]
@@ -253,6 +258,10 @@ class TradeJournal:
     def entries(self) -> dict[str, TradeRecord]:
         """The first record seen of each order that counts as an entry, by order id."""
         return self._entries
+
+    def torn_tails(self) -> dict[str, int]:
+        """Files whose last line is unterminated (a crash mid-write), with its byte count."""
+        return dict(self._torn)
 
     def open_trades(self) -> list[TradeRecord]:
         return [record for record in self._by_order.values() if not record.is_closed]

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from trading_bot.bot import default_operator
 from trading_bot.clock import SYSTEM_CLOCK, Clock
@@ -39,7 +39,16 @@ class UsageError(Exception):
 
 
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)  # `--password` must never pass for `--password-stdin`
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str) -> None:  # type: ignore[override]
+        # Never echo what was typed: a mistaken argument may be a password.
+        if message.startswith("unrecognized arguments"):
+            message = "unrecognized arguments (not shown); passwords are read from a prompt or --password-stdin"
+        elif "explicit argument" in message:
+            message = message.split(":")[0] + ": takes no value"
         raise UsageError(message)
 
     def exit(self, status: int = 0, message: str | None = None) -> None:  # type: ignore[override]

@@ -15,7 +15,7 @@ from trading_bot.config import Settings
 def criteria_snapshot(settings: Settings) -> dict[str, Any]:
     """Everything under `phase_progression` but the phase itself, plus equity and hours."""
     progression = _normalized(
-        settings.phase_progression.model_dump(mode="python", exclude={"current_phase", "history_head"})
+        settings.phase_progression.model_dump(mode="python", exclude={"current_phase", "history_head", "overrides_head"})
     )
     hours = settings.trading.hours
     return {

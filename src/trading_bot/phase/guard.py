@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from pathlib import Path
 
 from trading_bot.logging.trade_record import TradeRecord
 from trading_bot.phase.manager import PhaseManager, refusal_details
@@ -53,6 +54,9 @@ class PhaseGuard:
 
     def entry_refused(self, order: OrderIntent, refusal: Refusal, operator_id: str) -> None:
         self.manager.record_entry_refusal(operator_id, refusal.reason, refusal.check, refusal_details(order))
+
+    def journal_repaired(self, fragment: Path, operator_id: str) -> None:
+        self.manager.record_journal_repair(fragment, operator_id)
 
     def exit_recorded(self, record: TradeRecord, operator_id: str) -> None:
         """Emergency exits are recorded; every close is checked against the triggers at once."""

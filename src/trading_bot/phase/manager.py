@@ -17,7 +17,7 @@ from typing import Any
 
 from trading_bot.clock import SYSTEM_CLOCK, Clock, FixedClock, ensure_utc
 from trading_bot.config import Config
-from trading_bot.durable_files import LogsLock
+from trading_bot.durable_files import LogsLock, remove_stale_temp_files
 from trading_bot.errors import JournalError
 from trading_bot.logging.query_helper import TradeJournal
 from trading_bot.logging.trade_record import TradeRecord
@@ -69,6 +69,7 @@ HISTORY_DIR_VAR = "PHASE_HISTORY_DIR"
 ADVANCE_REFUSED = "advance_refused"
 ENTRY_REFUSED = "entry_refused"
 EMERGENCY_EXIT = "emergency_exit"
+JOURNAL_TORN_TAIL = "journal_torn_tail_moved"
 CONFIG_REQUEST = "config_phase_request"
 CONFIG_REQUEST_CANCELLED = "config_phase_request_cancelled"
 CRITERIA_BASELINE = "criteria_baseline"
@@ -154,6 +155,7 @@ class PhaseManager:
         self._ledger_cache: Ledger | None = None
         self._ledger_key: tuple[Any, ...] | None = None
         self._bookkeeping_key: tuple[Any, ...] | None = None
+        self._swept = False
 
     @property
     def config(self) -> Config:
@@ -220,15 +222,23 @@ class PhaseManager:
         return None
 
     def _mirror_ahead(self) -> str | None:
-        head = self.config.history_head
-        if head is None or head.seq == 0:
-            return None
-        lines = self.history.lines()
-        if head.seq > len(lines):
-            return f"history cut short: config.json records line {head.seq} but {HISTORY_FILE} has {len(lines)}"
-        if lines[head.seq - 1].hash != head.hash:
-            return f"history rewritten: line {head.seq} of {HISTORY_FILE} no longer has the hash config.json records"
-        return None
+        """config.json records each log's last line; a log that no longer reaches it was cut."""
+        problems = self._mirror_problems()
+        return next(iter(problems.values()), None)
+
+    def _mirror_problems(self) -> dict[str, str]:
+        progression = self.config.settings.phase_progression
+        problems: dict[str, str] = {}
+        for log, head in ((self.history, progression.history_head), (self.overrides, progression.overrides_head)):
+            if head is None or head.seq == 0:
+                continue
+            lines = log.lines()
+            name = log.path.name
+            if head.seq > len(lines):
+                problems[name] = f"{name} cut short: config.json records line {head.seq} but the file has {len(lines)}"
+            elif lines[head.seq - 1].hash != head.hash:
+                problems[name] = f"{name} rewritten: line {head.seq} no longer has the hash config.json records"
+        return problems
 
     def state(self) -> PhaseState:
         """The derived state now; applies what is due first unless read-only."""
@@ -280,6 +290,10 @@ class PhaseManager:
         written: list[LogLine] = []
         with self.lock.held():
             self._sync_journal()
+            if not self._swept:
+                for target in (self.config_path, self.history.checkpoint_path, self.overrides.checkpoint_path):
+                    remove_stale_temp_files(target)
+                self._swept = True
             for log in (self.history, self.overrides):
                 if log.torn_tail() is not None and log.damage() is None:
                     log.move_torn_tail_aside()
@@ -363,7 +377,9 @@ class PhaseManager:
         return phase_then is requested
 
     def _write_mirror(self) -> None:
-        """Mirror phase, mode and head into config.json; a pending hand edit is left alone."""
+        """Mirror phase, mode and both heads into config.json; a pending hand edit is left alone."""
+        if self.read_only or self._mirror_ahead() is not None:
+            return  # never overwrite the evidence of a cut log
         lines = self.history.lines()
         ledger = self.ledger(lines)
         phase = ledger.stint.phase
@@ -378,6 +394,12 @@ class PhaseManager:
         current = self.config.history_head
         if head is not None and (current is None or current.seq != head["seq"] or current.hash != head["hash"]):
             updates[("phase_progression", "history_head")] = head
+        override_lines = self.overrides.lines()
+        if override_lines:
+            last = override_lines[-1]
+            recorded = self.config.settings.phase_progression.overrides_head
+            if recorded is None or recorded.seq != last.seq or recorded.hash != last.hash:
+                updates[("phase_progression", "overrides_head")] = {"seq": last.seq, "hash": last.hash}
         if not updates:
             return
         self.config = self.config.with_updates(updates)
@@ -399,7 +421,7 @@ class PhaseManager:
         if requested is None:
             if last_open:
                 assert last is not None
-                self.overrides.append(
+                self._append_override(
                     CONFIG_REQUEST_CANCELLED,
                     {"requested_phase": last.data.get("requested_phase"), "stint_seq": stint_seq, "operator_id": "config.json"},
                     now,
@@ -407,7 +429,7 @@ class PhaseManager:
             return
         if last_open and last is not None and last.data.get("requested_phase") == requested.value:
             return
-        self.overrides.append(
+        self._append_override(
             CONFIG_REQUEST,
             {
                 "requested_phase": requested.value,
@@ -430,12 +452,12 @@ class PhaseManager:
                 previous = line.data.get("after")
                 break
         if previous is None:
-            self.overrides.append(CRITERIA_BASELINE, {"criteria": snapshot, "operator_id": "config.json"}, now)
+            self._append_override(CRITERIA_BASELINE, {"criteria": snapshot, "operator_id": "config.json"}, now)
             return
         if previous == snapshot:
             return
         loosened = loosened_criteria(previous, snapshot)
-        self.overrides.append(
+        self._append_override(
             CRITERIA_EDIT,
             {
                 "before": previous,
@@ -452,7 +474,7 @@ class PhaseManager:
         recorded = {line.data.get("history_seq") for line in self.overrides.lines() if line.type == OVERRIDE_ATTEMPT}
         for line in self.history.lines():
             if line.type == TRANSITION and line.data.get("kind") in (OVERRIDE, RESET) and line.seq not in recorded:
-                self.overrides.append(
+                self._append_override(
                     OVERRIDE_ATTEMPT,
                     {
                         "operator_id": line.data.get("operator_id"),
@@ -527,9 +549,17 @@ class PhaseManager:
             return
         payload = {"operator_id": operator_id, "reason": reason, "check": check, **(details or {})}
         try:
-            self.overrides.append(ENTRY_REFUSED, payload, self.now())
+            self._append_override(ENTRY_REFUSED, payload, self.now())
         except LogDamaged:
             pass  # the refusal stands; a damaged log is itself the reason entries are halted
+
+    def record_journal_repair(self, fragment: Path, operator_id: str) -> None:
+        """The journal writer set a crash's unterminated line aside before appending."""
+        payload = {"operator_id": operator_id, "recovery_file": str(fragment), "reason": "torn journal line moved aside"}
+        try:
+            self._append_override(JOURNAL_TORN_TAIL, payload, self.now())
+        except LogDamaged:
+            pass
 
     def record_emergency_exit(self, record: TradeRecord, operator_id: str) -> None:
         payload = {
@@ -541,7 +571,7 @@ class PhaseManager:
             "reason": "emergency exit (outside the strategy)",
         }
         try:
-            self.overrides.append(EMERGENCY_EXIT, payload, self.now())
+            self._append_override(EMERGENCY_EXIT, payload, self.now())
         except LogDamaged:
             pass  # exits are never blocked, even when the log cannot take the record
 
@@ -565,13 +595,13 @@ class PhaseManager:
         """Advance one rung after a fresh evaluation, the operator's yes, and a re-check."""
         state = self.state()
         current = state.phase
-        if target is not current.next:
-            self._record_advance_refusal(operator_id, target, [_one_at_a_time(current, target)])
-            raise PhaseRefused(_one_at_a_time(current, target))
         refusal = self._advance_blocker(state)
         if refusal is not None:
             self._record_advance_refusal(operator_id, target, [refusal])
             raise PhaseRefused(refusal)
+        if target is not current.next:
+            self._record_advance_refusal(operator_id, target, [_one_at_a_time(current, target)])
+            raise PhaseRefused(_one_at_a_time(current, target))
         gate = state.gate()
         assert gate is not None
         if not gate.ready:
@@ -611,7 +641,7 @@ class PhaseManager:
 
     def _record_advance_refusal(self, operator_id: str, target: Phase, failures: list[str]) -> None:
         try:
-            self.overrides.append(
+            self._append_override(
                 ADVANCE_REFUSED,
                 {"operator_id": operator_id, "to_phase": target.value, "failures": failures, "reason": "; ".join(failures)},
                 self.now(),
@@ -629,14 +659,16 @@ class PhaseManager:
         read_password: Callable[[], str],
     ) -> LogLine:
         """Move to any phase (or reset the stint) with the password; every attempt is one line."""
-        state = self.state()
-        current = state.phase
         if reset_progress == (target is not None):
             raise PhaseUsageError("give exactly one of --to or --reset-progress")
-        if target is current:
-            raise PhaseUsageError(f"already in {current.value}; use --reset-progress to start a new stint")
         if not reason.strip():
             raise PhaseUsageError("--reason must not be empty")
+        if target is self.ledger().stint.phase:
+            raise PhaseUsageError(f"already in {target.value}; use --reset-progress to start a new stint")
+        state = self.state()
+        current = state.phase
+        if target is current:
+            raise PhaseUsageError(f"already in {current.value}; use --reset-progress to start a new stint")
         action = _action_name(reset_progress, target or current)
         # Everything that refuses without a password is settled before the prompt, and the
         # prompt itself runs without the lock, so a slow typist never blocks the bot.
@@ -678,6 +710,13 @@ class PhaseManager:
             self._record_attempt(operator_id, action, reason, "success", "override applied", history_seq=line.seq)
         return line
 
+    def _append_override(self, kind: str, payload: dict[str, Any], timestamp: datetime | None = None) -> LogLine:
+        """Append to the override log and mirror its head, so cutting its end is noticed."""
+        with self.lock.held():
+            line = self.overrides.append(kind, payload, timestamp)
+            self._write_mirror()
+        return line
+
     def _refuse_if_locked_out(self, operator_id: str, action: str, reason: str) -> None:
         """5 wrong passwords in 15 minutes lock overrides for 15 minutes (from the override log)."""
         with self.lock.held():
@@ -703,7 +742,7 @@ class PhaseManager:
         }
         if history_seq is not None:
             payload["history_seq"] = history_seq
-        self.overrides.append(OVERRIDE_ATTEMPT, payload, self.now())
+        self._append_override(OVERRIDE_ATTEMPT, payload, self.now())
 
     def acknowledge(self, operator_id: str, note: str | None) -> LogLine | None:
         """Clear a tripped breaker; with nothing tripped, record nothing."""
@@ -765,10 +804,13 @@ class PhaseManager:
         problems: list[LogProblem] = []
         problems.extend(self.history.verify())
         problems.extend(self.overrides.verify())
-        cut = self._mirror_ahead() if not any(p.file == HISTORY_FILE for p in problems) else None
-        if cut is not None:
-            problems.append(LogProblem(self.config_path.name, None, cut))
+        damaged = {problem.file for problem in problems}
+        for name, message in self._mirror_problems().items():
+            if name not in damaged:
+                problems.append(LogProblem(self.config_path.name, None, message))
         self.journal.refresh()
+        for file, size in self.journal.torn_tails().items():
+            problems.append(LogProblem(file, None, f"torn last line (unterminated, {size} bytes); the next journal write sets it aside"))
         journal = self.journal_problem()
         if journal is not None:
             problems.append(LogProblem(journal.file, journal.line, f"{journal.field}: {journal.message}"))
@@ -817,34 +859,47 @@ class PhaseManager:
                         f"damaged copy kept as {result.damaged_file.name}"
                     )
             cut = self._mirror_ahead()
-            head = self.config.history_head
-            history_result = next((result for log, result in results if log is self.history), None)
-            if head is not None and history_result is not None and head.seq > history_result.kept_lines:
-                # The mirror named a phase from lines that were just dropped: it was the bot's
-                # own copy, not an operator's request.
-                self.config = self.config.with_updates(
-                    {
-                        ("phase_progression", "current_phase"): self.ledger().stint.phase.value,
-                        ("phase_progression", "history_head"): None,
-                    }
-                )
+            if cut:
+                done.append(f"{cut}: the log as found is accepted and recorded")
+            progression = self.config.settings.phase_progression
+            updates: dict[tuple[str, ...], Any] = {}
+            for log, key, head in (
+                (self.history, "history_head", progression.history_head),
+                (self.overrides, "overrides_head", progression.overrides_head),
+            ):
+                if head is None or head.seq == 0 or _reaches(log.lines(), head.seq, head.hash):
+                    continue
+                updates[("phase_progression", key)] = None
+                if log is self.history and not self._request_open_for(self.config.current_phase):
+                    # The mirror named a phase from lines that are gone: it was the bot's own
+                    # copy, not an operator's request.
+                    updates[("phase_progression", "current_phase")] = self.recorded_phase().value
+            if updates:
+                self.config = self.config.with_updates(updates)
             if results or cut:
                 if not any(log is self.history for log, _ in results):
                     self.history.append(
                         RECOVERED,
                         {
-                            "restored_from": "prefix" if results else "history as found",
-                            "log": OVERRIDES_FILE if results else HISTORY_FILE,
-                            "detail": "; ".join(done) if results else cut,
+                            "restored_from": "prefix" if results else "log as found",
+                            "log": OVERRIDES_FILE if results or (cut and OVERRIDES_FILE in cut) else HISTORY_FILE,
+                            "detail": "; ".join(done),
                         },
                         self.now(),
                     )
-                if cut:
-                    done.append(f"{cut}: the shorter history is accepted and recorded")
-                    self.config = self.config.with_updates({("phase_progression", "history_head"): None})
                 done.append("phase circuit breaker tripped: review, then `acknowledge`")
                 self._after_commit()
         return done
+
+    def _request_open_for(self, phase: Phase) -> bool:
+        for line in reversed(self.overrides.lines()):
+            if line.type in (CONFIG_REQUEST, CONFIG_REQUEST_CANCELLED):
+                return line.type == CONFIG_REQUEST and line.data.get("requested_phase") == phase.value
+        return False
+
+
+def _reaches(lines: Sequence[LogLine], seq: int, digest: str) -> bool:
+    return len(lines) >= seq and lines[seq - 1].hash == digest
 
 
 def _one_at_a_time(current: Phase, target: Phase) -> str:
