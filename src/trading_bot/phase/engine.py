@@ -226,16 +226,28 @@ class PhaseEngine:
         session_entries = SessionEntries(self.calendar)
         session_entries.fold(entries.values())
         session_entries.fold_closes(trades)
+        return self.assemble(ledger, progress, session_entries, override_lines, entries, now)
+
+    def assemble(
+        self,
+        ledger: Ledger,
+        progress: StintProgress,
+        entries: SessionEntries,
+        override_lines: Sequence[LogLine],
+        journal_entries: dict[str, TradeRecord],
+        now: datetime,
+    ) -> PhaseState:
+        """The state at `now` from parts already folded."""
         return PhaseState(
             ledger=ledger,
             progress=progress,
-            entries=session_entries,
+            entries=entries,
             now=now,
             session=self.calendar.session_of(now),
             override_lines=override_lines,
             settings=self.settings,
             calendar=self.calendar,
-            journal_entries=entries,
+            journal_entries=journal_entries,
         )
 
     # ---- applying what is due ------------------------------------------------------
@@ -440,18 +452,7 @@ class PhaseEngine:
         stint = ledger.stint
         if stint.phase.next is None or stint.transition_seq in ledger.suggested_stints or stint.breaker.tripped:
             return None
-        state = PhaseState(
-            ledger=ledger,
-            progress=progress,
-            entries=entries,
-            now=now,
-            session=self.calendar.session_of(now),
-            override_lines=override_lines,
-            settings=self.settings,
-            calendar=self.calendar,
-            journal_entries=journal_entries,
-        )
-        gate = state.gate()
+        gate = self.assemble(ledger, progress, entries, override_lines, journal_entries, now).gate()
         if gate is None or not gate.ready:
             return None
         payload = {

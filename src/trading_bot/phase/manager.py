@@ -262,19 +262,7 @@ class PhaseManager:
             self._state.now = now
             return self._state
         if self._replay is not None and not self.read_only and self._replay.head_seq == (history_lines[-1].seq if history_lines else 0):
-            ledger = self._replay.ledger
-            progress = self._replay.progress
-            state = PhaseState(
-                ledger=ledger,
-                progress=progress,
-                entries=session_entries,
-                now=now,
-                session=self.calendar.session_of(now),
-                override_lines=override_lines,
-                settings=self.config.settings,
-                calendar=self.calendar,
-                journal_entries=entries,
-            )
+            state = self.engine.assemble(self._replay.ledger, self._replay.progress, session_entries, override_lines, entries, now)
         else:
             state = self.engine.state(history_lines, trades, entries, override_lines, now)
         self._state = state

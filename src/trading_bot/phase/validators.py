@@ -84,31 +84,63 @@ class ProfitableSessions:
         return _at_least_count(self.name, "profitable sessions", view.progress.profitable_sessions(), self.required)
 
 
-class SessionWindowWinRate:
+class Sample(Protocol):
+    """Outcomes pooled over a window: the last N sessions, or the last N trades."""
+
+    wins: int
+    losses: int
+
+    def win_rate(self) -> Ratio: ...
+
+    def avg_rr(self) -> Ratio: ...
+
+
+class SessionWindow:
+    """The trades of the stint's last N sessions that had a closed unflagged trade."""
+
+    def __init__(self, sessions: int) -> None:
+        self.sessions = sessions
+
+    def sample(self, view: GateView) -> tuple[Sample, str]:
+        pooled = view.progress.pooled_last_sessions(self.sessions)
+        return pooled, f"over the last {pooled.sessions} sessions with trades (window {self.sessions})"
+
+
+class TradeWindow:
+    """The stint's last N closed unflagged trades."""
+
+    def __init__(self, trades: int) -> None:
+        self.trades = trades
+
+    def sample(self, view: GateView) -> tuple[Sample, str]:
+        window = view.progress.gate_window
+        assert window is not None
+        return window, f"over the last {len(window)} trades (window {self.trades})"
+
+
+class WindowWinRate:
     name = "win_rate"
 
-    def __init__(self, sessions: int, required: Decimal | None) -> None:
-        self.sessions = sessions
+    def __init__(self, window: SessionWindow | TradeWindow, required: Decimal | None) -> None:
+        self.window = window
         self.required = required
 
     def evaluate(self, view: GateView) -> CriterionResult:
-        pooled = view.progress.pooled_last_sessions(self.sessions)
-        scope = f"over the last {pooled.sessions} sessions with trades (window {self.sessions})"
-        return _ratio_at_least(self.name, "win rate", pooled.win_rate(), self.required, scope)
+        sample, scope = self.window.sample(view)
+        return _ratio_at_least(self.name, "win rate", sample.win_rate(), self.required, scope)
 
 
-class SessionWindowRR:
+class WindowRR:
     name = "avg_rr"
 
-    def __init__(self, sessions: int, required: Decimal | None) -> None:
-        self.sessions = sessions
+    def __init__(self, window: SessionWindow | TradeWindow, required: Decimal | None) -> None:
+        self.window = window
         self.required = required
 
     def evaluate(self, view: GateView) -> CriterionResult:
-        pooled = view.progress.pooled_last_sessions(self.sessions)
-        scope = f"over the last {pooled.sessions} sessions with trades (window {self.sessions})"
-        met_undefined = pooled.losses == 0 and pooled.wins > 0
-        return _rr_at_least(self.name, pooled.avg_rr(), met_undefined, self.required, scope)
+        sample, scope = self.window.sample(view)
+        met_undefined = sample.losses == 0 and sample.wins > 0
+        return _rr_at_least(self.name, sample.avg_rr(), met_undefined, self.required, scope)
 
 
 class OverrideIncidents:
@@ -163,35 +195,6 @@ class TradeCount:
         return _at_least_count(self.name, "closed trades in the stint", view.progress.tally.counted, self.required)
 
 
-class TradeWindowWinRate:
-    name = "win_rate"
-
-    def __init__(self, trades: int, required: Decimal | None) -> None:
-        self.trades = trades
-        self.required = required
-
-    def evaluate(self, view: GateView) -> CriterionResult:
-        window = view.progress.gate_window
-        assert window is not None
-        scope = f"over the last {len(window)} trades (window {self.trades})"
-        return _ratio_at_least(self.name, "win rate", window.win_rate(), self.required, scope)
-
-
-class TradeWindowRR:
-    name = "avg_rr"
-
-    def __init__(self, trades: int, required: Decimal | None) -> None:
-        self.trades = trades
-        self.required = required
-
-    def evaluate(self, view: GateView) -> CriterionResult:
-        window = view.progress.gate_window
-        assert window is not None
-        scope = f"over the last {len(window)} trades (window {self.trades})"
-        met_undefined = window.losses == 0 and window.wins > 0
-        return _rr_at_least(self.name, window.avg_rr(), met_undefined, self.required, scope)
-
-
 class MaxDrawdown:
     name = "max_drawdown_pct"
 
@@ -216,8 +219,8 @@ def gate_for(settings: Settings, phase: Phase) -> list[GateCriterion]:
     if isinstance(criteria, ExperienceCriteria):
         return [
             ProfitableSessions(criteria.min_sessions),
-            SessionWindowWinRate(criteria.session_window, criteria.min_win_rate),
-            SessionWindowRR(criteria.session_window, criteria.min_avg_rr),
+            WindowWinRate(SessionWindow(criteria.session_window), criteria.min_win_rate),
+            WindowRR(SessionWindow(criteria.session_window), criteria.min_avg_rr),
             OverrideIncidents(criteria.max_override_incidents),
         ]
     if isinstance(criteria, ProofCriteria):
@@ -225,15 +228,15 @@ def gate_for(settings: Settings, phase: Phase) -> list[GateCriterion]:
             TradingDays(criteria.min_sessions),
             MissedDaysStreak(criteria.max_missed_days),
             TradeCount(criteria.min_trades),
-            TradeWindowWinRate(criteria.trade_window, criteria.min_win_rate),
-            TradeWindowRR(criteria.trade_window, criteria.min_avg_rr),
+            WindowWinRate(TradeWindow(criteria.trade_window), criteria.min_win_rate),
+            WindowRR(TradeWindow(criteria.trade_window), criteria.min_avg_rr),
         ]
     if isinstance(criteria, TrialCriteria):
         return [
             TradingDays(criteria.min_sessions),
             TradeCount(criteria.min_trades),
-            TradeWindowWinRate(criteria.trade_window, criteria.min_win_rate),
-            TradeWindowRR(criteria.trade_window, criteria.min_avg_rr),
+            WindowWinRate(TradeWindow(criteria.trade_window), criteria.min_win_rate),
+            WindowRR(TradeWindow(criteria.trade_window), criteria.min_avg_rr),
             MaxDrawdown(criteria.max_drawdown_pct),
         ]
     return []
