@@ -10,6 +10,7 @@ one order are an invalid line. A torn (unterminated) last line is ignored.
 from __future__ import annotations
 
 import bisect
+import gc
 import os
 import time
 from collections.abc import Iterable
@@ -46,6 +47,8 @@ def close_order_key(trade: TradeRecord) -> tuple[datetime, datetime, str, int]:
 
 
 _GUARD_BYTES = 64
+_HOT_FILES = 2
+_FULL_REFRESH_SECONDS = 1.0
 # A folder's mtime can be stamped in coarse ticks: a file created in the same tick as the
 # previous scan would not change it, so a folder changed this recently is rescanned.
 _MTIME_TICK_NS = 100_000_000
@@ -79,6 +82,7 @@ class TradeJournal:
 
     def __init__(self, trades_dir: Path) -> None:
         self.trades_dir = Path(trades_dir)
+        self._base = os.path.join(str(self.trades_dir), "")
         self.generation = 0
         self._reset()
 
@@ -94,11 +98,29 @@ class TradeJournal:
         self._dir_mtime_ns: int | None = None
         self._scan_started_ns = 0
         self._torn: dict[str, int] = {}
+        self._hot: list[str] = []
+        self._full_at = 0.0
 
     # ---- reading -------------------------------------------------------------------
 
-    def refresh(self) -> JournalDelta:
-        """Pick up appended lines (and new files); start over if a file shrank or moved."""
+    def refresh(self, *, quick: bool = False) -> JournalDelta:
+        """Pick up appended lines (and new files); start over if a file shrank or moved.
+
+        `quick` (the pre-trade check) stats the folder and only the files being written
+        to, so its cost does not grow with the number of journal files; a full refresh,
+        which every command and every close does, is forced at least once a second.
+        """
+        if quick and self._hot and time.monotonic() - self._full_at < _FULL_REFRESH_SECONDS:
+            try:
+                dir_stat = os.stat(self.trades_dir)
+            except FileNotFoundError:
+                dir_stat = None
+            if dir_stat is not None and dir_stat.st_mtime_ns == self._dir_mtime_ns:
+                return self._refresh_files(self._hot)
+        return self._refresh_full()
+
+    def _refresh_full(self) -> JournalDelta:
+        self._full_at = time.monotonic()
         try:
             dir_stat = os.stat(self.trades_dir)
         except FileNotFoundError:
@@ -112,31 +134,41 @@ class TradeJournal:
             and self._scan_started_ns - dir_stat.st_mtime_ns > _MTIME_TICK_NS
         )
         if unchanged_dir:
-            files = [Path(self.trades_dir) / name for name in self._cursors]
+            names = list(self._cursors)
         else:
             self._scan_started_ns = time.time_ns()
-            files = journal_files(self.trades_dir)
+            names = [path.name for path in journal_files(self.trades_dir)]
         self._dir_mtime_ns = dir_stat.st_mtime_ns
-        known = set(self._cursors)
-        present = {path.name for path in files}
-        if known - present:
+        if set(self._cursors) - set(names):
             return self._rebuild()
+        delta = self._refresh_files(names)
+        self._update_hot()
+        return delta
+
+    def _update_hot(self) -> None:
+        """The files a quick refresh watches: the most recently modified ones."""
+        newest = sorted(self._cursors.items(), key=lambda item: item[1].mtime_ns, reverse=True)
+        self._hot = [name for name, _ in newest[:_HOT_FILES]]
+
+    def _refresh_files(self, names: list[str]) -> JournalDelta:
         delta = JournalDelta()
-        for path in files:
+        base = self._base
+        for name in names:
+            path = base + name
             try:
                 stat = os.stat(path)
             except FileNotFoundError:
                 return self._rebuild()
-            cursor = self._cursors.get(path.name)
+            cursor = self._cursors.get(name)
             if cursor is not None:
                 if stat.st_ino != cursor.inode or stat.st_size < cursor.offset:
                     return self._rebuild()
                 if stat.st_size == cursor.size and stat.st_mtime_ns == cursor.mtime_ns:
                     continue
-                if stat.st_size == cursor.size or self._problem is not None or not self._guard_intact(path, cursor):
+                if stat.st_size == cursor.size or self._problem is not None or not self._guard_intact(Path(path), cursor):
                     # Rewritten in place (same size, or the bytes before our offset changed). Start over.
                     return self._rebuild()
-            self._read_file(path, stat, delta)
+            self._read_file(Path(path), stat, delta)
         return delta
 
     @staticmethod
@@ -153,12 +185,21 @@ class TradeJournal:
         self.generation += 1
         delta = JournalDelta(rebuilt=True)
         self._dir_mtime_ns = os.stat(self.trades_dir).st_mtime_ns if self.trades_dir.exists() else None
-        for path in journal_files(self.trades_dir):
-            try:
-                stat = os.stat(path)
-            except FileNotFoundError:
-                continue
-            self._read_file(path, stat, delta)
+        self._scan_started_ns = time.time_ns()
+        self._full_at = time.monotonic()
+        collecting = gc.isenabled()
+        gc.disable()  # a bulk load creates millions of long-lived objects: nothing to collect
+        try:
+            for path in journal_files(self.trades_dir):
+                try:
+                    stat = os.stat(path)
+                except FileNotFoundError:
+                    continue
+                self._read_file(path, stat, delta)
+        finally:
+            if collecting:
+                gc.enable()
+        self._update_hot()
         return delta
 
     def _read_file(self, path: Path, stat: os.stat_result, delta: JournalDelta) -> None:

@@ -166,7 +166,7 @@ def main(
     try:
         manager = PhaseManager(args.config, logs_dir=args.logs_dir, clock=clock, environ=environ, as_of=getattr(args, "as_of", None))
         if args.command != "verify":
-            manager._sync_journal()
+            manager.sync_journal()
             problem = manager.journal_problem()
             if problem is not None:
                 raise problem

@@ -8,6 +8,7 @@ in-memory copy for `--as-of` views and replays, so both see exactly the same rul
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -85,7 +86,14 @@ class Replay:
     index: int
     head_seq: int
     unsummarized: set[date] = field(default_factory=set)
+    pending: list[date] = field(default_factory=list)
     written: list[LogLine] = field(default_factory=list)
+
+    def pend(self, session: date) -> None:
+        """A session with activity whose summary is due once it closes (a min-heap)."""
+        if session not in self.unsummarized and session not in self.ledger.summarized_sessions:
+            self.unsummarized.add(session)
+            heapq.heappush(self.pending, session)
 
 
 @dataclass
@@ -280,22 +288,24 @@ class PhaseEngine:
             ledger = read_ledger(history_lines, self.settings, self.mode)
             replay = Replay(ledger=ledger, progress=self.new_progress(ledger), index=0, head_seq=head)
             new_entry_sessions = set(entries.by_session)
-        replay.unsummarized.update(
-            session for session in new_entry_sessions if session not in replay.ledger.summarized_sessions
-        )
+        for session in new_entry_sessions:
+            replay.pend(session)
         current_session = self.calendar.session_of(now)
         rules = triggers_for(self.settings, replay.ledger.stint.phase)
 
         def reread() -> None:
+            """Fold the lines just written (only this process writes while it holds the lock)."""
             lines = history.lines()
-            replay.ledger = read_ledger(lines, self.settings, self.mode)
+            for line in lines[replay.head_seq :]:
+                replay.ledger.fold(line)
             replay.head_seq = lines[-1].seq if lines else 0
             replay.progress.stint = replay.ledger.stint
 
         def close_sessions_before(limit: date) -> None:
             if not journal_valid:
                 return
-            for session in sorted(day for day in replay.unsummarized if day < limit):
+            while replay.pending and replay.pending[0] < limit:
+                session = heapq.heappop(replay.pending)
                 replay.unsummarized.discard(session)
                 if session in replay.ledger.summarized_sessions:
                     continue
@@ -315,8 +325,7 @@ class PhaseEngine:
             session = self.calendar.session_of(trade.exit_timestamp)
             close_sessions_before(session)
             replay.index += 1
-            if session not in replay.ledger.summarized_sessions:
-                replay.unsummarized.add(session)
+            replay.pend(session)
             if not replay.progress.fold(trade):
                 continue
             hits = fired_triggers(rules, replay.progress)

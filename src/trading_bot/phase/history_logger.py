@@ -48,6 +48,8 @@ unterminated last line moved aside), ``<name>.damaged-<stamp>`` (a damaged log s
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 import json
 import math
 import os
@@ -508,14 +510,32 @@ class ChainedLog:
         self._torn: bytes | None = None
         self._digest = hashlib.sha256()  # of the bytes up to `_offset`, for writers to re-confirm
 
+    _holding = 0
+    _held_fresh = False
+
     def _forget(self) -> None:
         """Drop the cache so the next read starts from scratch (after a replace of the file)."""
         self._reset()
         self._stat_key = None
         self._confirmed_key = None
 
-    def _refresh(self) -> None:
+    @contextmanager
+    def one_read(self) -> Iterator[None]:
+        """Within this block readers stat the file once: a pre-trade check asks the log
+        several questions and needs one consistent answer, not several stats."""
+        self._holding += 1
+        try:
+            yield
+        finally:
+            self._holding -= 1
+            if self._holding == 0:
+                self._held_fresh = False
+
+    def _refresh(self, force: bool = False) -> None:
         """Bring the cache up to date: one stat when unchanged, appended bytes when grown."""
+        if self._holding and self._held_fresh and not force:
+            return
+        self._held_fresh = bool(self._holding)
         try:
             st = os.stat(self.path)
         except FileNotFoundError:
@@ -558,12 +578,12 @@ class ChainedLog:
         changed since it was last confirmed, its verified prefix is re-hashed (one read, no
         parsing) and, if different, the whole file is re-read and re-verified.
         """
-        self._refresh()
+        self._refresh(force=True)
         if self._stat_key == self._confirmed_key:
             return
         if self._digest.digest() != hashlib.sha256(self._read_range(0, self._offset)).digest():
             self._forget()
-            self._refresh()
+            self._refresh(force=True)
         else:
             self._confirmed_key = self._stat_key
 
@@ -620,7 +640,7 @@ class ChainedLog:
 
     def _expect_last(self, expected_hash: str) -> LogLine:
         """Re-read after a write and return the line just written, proving it reads back."""
-        self._refresh()
+        self._refresh(force=True)
         if self._damage is not None:
             raise LogDamaged(self._damage)
         if not self._lines or self._lines[-1].hash != expected_hash:
@@ -640,7 +660,7 @@ class ChainedLog:
             os.fsync(fd)
         finally:
             os.close(fd)
-        self._refresh()
+        self._refresh(force=True)
         self._append_locked("torn_tail_moved", {"recovery_file": recovery.name, "bytes": len(torn)}, None)
         return recovery
 

@@ -71,9 +71,16 @@ def breaker_to_json(breaker: BreakerStatus) -> dict[str, Any]:
 
 @dataclass
 class Ledger:
-    """Everything the history says, folded in order. Built by `read_ledger`."""
+    """Everything the history says, folded line by line (`fold`), so new lines cost O(1)."""
 
-    stint: Stint
+    settings: Settings
+    mode: str
+    phase: Phase = Phase.EXPERIENCE
+    since: datetime | None = None
+    phase_since: datetime | None = None
+    size: Decimal = Decimal(0)
+    breaker: BreakerStatus = field(default_factory=lambda: BreakerStatus(tripped=False))
+    transition_seq: int = 0
     transitions: list[LogLine] = field(default_factory=list)
     phase_changes: list[tuple[datetime, Phase]] = field(default_factory=list)
     size_changes: list[tuple[datetime, Decimal]] = field(default_factory=list)
@@ -81,30 +88,91 @@ class Ledger:
     suggested_stints: set[int] = field(default_factory=set)
     summarized_sessions: dict[date, LogLine] = field(default_factory=dict)
     breaker_spans: list[tuple[datetime, datetime | None]] = field(default_factory=list)
+    open_trip: datetime | None = None
     head_seq: int = 0
     initial_size: Decimal = Decimal(0)
 
+    def __post_init__(self) -> None:
+        self.size = self.initial_size = entry_size(self.settings, Phase.EXPERIENCE)
+
+    @property
+    def stint(self) -> Stint:
+        return Stint(
+            phase=self.phase,
+            since=self.since,
+            phase_since=self.phase_since,
+            size=self.size,
+            breaker=self.breaker,
+            mode=self.mode,
+            transition_seq=self.transition_seq,
+        )
+
+    def fold(self, line: LogLine) -> None:
+        """Take one more history line. Unknown line types are kept in the file but ignored."""
+        data = line.data
+        kind = line.type
+        if kind == TRANSITION:
+            at = effective_time(line)
+            if data.get("kind") != RESET or self.phase_since is None:
+                self.phase_since = at
+            self.phase = Phase(data["to_phase"])
+            self.since = at
+            self.size = to_decimal(data["position_size"])
+            breaker = breaker_from_json(data["breaker"])
+            if breaker.tripped and not self.breaker.tripped:
+                self.open_trip = breaker.since or at
+            self.breaker = breaker
+            self.transition_seq = line.seq
+            self.transitions.append(line)
+            bisect.insort(self.phase_changes, (at, self.phase), key=lambda item: item[0])
+            bisect.insort(self.size_changes, (at, self.size), key=lambda item: item[0])
+        elif kind == SIZE_CHANGE:
+            self.size = to_decimal(data["to_size"])
+            self.size_keys.add(str(data.get("key", "")))
+            bisect.insort(self.size_changes, (effective_time(line), self.size), key=lambda item: item[0])
+        elif kind == BREAKER_ACK:
+            if self.breaker.tripped and self.open_trip is not None:
+                self.breaker_spans.append((self.open_trip, line.timestamp))
+            self.open_trip = None
+            self.breaker = BreakerStatus(tripped=False)
+        elif kind == RECOVERED:
+            if not self.breaker.tripped:
+                self.open_trip = line.timestamp
+            self.breaker = BreakerStatus(
+                tripped=True,
+                reason=f"phase logs recovered (restored from {data.get('restored_from', '?')}); "
+                "check the history, then acknowledge",
+                since=line.timestamp,
+            )
+        elif kind == SUGGESTION:
+            self.suggested_stints.add(int(data.get("stint_seq", 0)))
+        elif kind == SESSION_SUMMARY:
+            self.summarized_sessions[date.fromisoformat(data["date"])] = line
+        self.head_seq = line.seq
+
     def phase_at(self, moment: datetime) -> Phase:
         """The phase in force at a moment (for trades whose record names none)."""
-        index = bisect.bisect_right(self.phase_changes, (moment, _LAST_PHASE)) - 1
+        index = bisect.bisect_right(self.phase_changes, moment, key=lambda item: item[0]) - 1
         return self.phase_changes[index][1] if index >= 0 else Phase.EXPERIENCE
 
     def size_at(self, moment: datetime) -> Decimal:
         """The size in force at a moment (before any history line: experience's size)."""
-        index = bisect.bisect_right(self.size_changes, (moment, Decimal("Infinity"))) - 1
+        index = bisect.bisect_right(self.size_changes, moment, key=lambda item: item[0]) - 1
         return self.size_changes[index][1] if index >= 0 else self.initial_size
 
+    def _spans(self) -> list[tuple[datetime, datetime | None]]:
+        if self.breaker.tripped and self.open_trip is not None:
+            return [*self.breaker_spans, (self.open_trip, None)]
+        return self.breaker_spans
+
     def breaker_tripped_during(self, start: datetime, end: datetime) -> bool:
-        for tripped_at, cleared_at in self.breaker_spans:
+        for tripped_at, cleared_at in self._spans():
             if tripped_at < end and (cleared_at is None or cleared_at > start):
                 return True
         return False
 
     def trips_during(self, start: datetime, end: datetime) -> int:
-        return sum(1 for tripped_at, _ in self.breaker_spans if start <= tripped_at < end)
-
-
-_LAST_PHASE = Phase.SCALING
+        return sum(1 for tripped_at, _ in self._spans() if start <= tripped_at < end)
 
 
 def effective_time(line: LogLine) -> datetime:
@@ -114,68 +182,8 @@ def effective_time(line: LogLine) -> datetime:
 
 
 def read_ledger(lines: Sequence[LogLine], settings: Settings, mode: str) -> Ledger:
-    """Fold the history into the current stint. Unknown line types are kept but ignored."""
-    phase = Phase.EXPERIENCE
-    since: datetime | None = None
-    phase_since: datetime | None = None
-    size = entry_size(settings, Phase.EXPERIENCE)
-    breaker = BreakerStatus(tripped=False)
-    transition_seq = 0
-    ledger = Ledger(stint=Stint(phase, None, None, size, breaker, mode), initial_size=size)
-    open_trip: datetime | None = None
+    """Fold the whole history into the current stint."""
+    ledger = Ledger(settings=settings, mode=mode)
     for line in lines:
-        data = line.data
-        kind = line.type
-        if kind == TRANSITION:
-            at = effective_time(line)
-            new_phase = Phase(data["to_phase"])
-            if data.get("kind") != RESET or phase_since is None:
-                phase_since = at
-            phase = new_phase
-            since = at
-            size = to_decimal(data["position_size"])
-            new_breaker = breaker_from_json(data["breaker"])
-            if new_breaker.tripped and not breaker.tripped:
-                open_trip = new_breaker.since or at
-            breaker = new_breaker
-            transition_seq = line.seq
-            ledger.transitions.append(line)
-            ledger.phase_changes.append((at, phase))
-            ledger.size_changes.append((at, size))
-        elif kind == SIZE_CHANGE:
-            size = to_decimal(data["to_size"])
-            ledger.size_keys.add(str(data.get("key", "")))
-            ledger.size_changes.append((effective_time(line), size))
-        elif kind == BREAKER_ACK:
-            if breaker.tripped and open_trip is not None:
-                ledger.breaker_spans.append((open_trip, line.timestamp))
-            open_trip = None
-            breaker = BreakerStatus(tripped=False)
-        elif kind == RECOVERED:
-            if not breaker.tripped:
-                open_trip = line.timestamp
-            breaker = BreakerStatus(
-                tripped=True,
-                reason=f"phase logs recovered (restored from {data.get('restored_from', '?')}); "
-                "check the history, then acknowledge",
-                since=line.timestamp,
-            )
-        elif kind == SUGGESTION:
-            ledger.suggested_stints.add(int(data.get("stint_seq", 0)))
-        elif kind == SESSION_SUMMARY:
-            ledger.summarized_sessions[date.fromisoformat(data["date"])] = line
-        ledger.head_seq = line.seq
-    if breaker.tripped and open_trip is not None:
-        ledger.breaker_spans.append((open_trip, None))
-    ledger.phase_changes.sort(key=lambda item: item[0])
-    ledger.size_changes.sort(key=lambda item: item[0])
-    ledger.stint = Stint(
-        phase=phase,
-        since=since,
-        phase_since=phase_since,
-        size=size,
-        breaker=breaker,
-        mode=mode,
-        transition_seq=transition_seq,
-    )
+        ledger.fold(line)
     return ledger

@@ -175,9 +175,9 @@ class PhaseManager:
 
     # ---- reading the records -------------------------------------------------------
 
-    def _sync_journal(self) -> bool:
+    def sync_journal(self, *, quick: bool = False) -> bool:
         """Bring the journal up to date; fold new entries into the per-session counts."""
-        delta = self.journal.refresh()
+        delta = self.journal.refresh(quick=quick)
         if self.journal.generation != self._journal_generation:
             self._journal_generation = self.journal.generation
             self.entries = SessionEntries(self.calendar)
@@ -240,9 +240,9 @@ class PhaseManager:
                 problems[name] = f"{name} rewritten: line {head.seq} no longer has the hash config.json records"
         return problems
 
-    def state(self) -> PhaseState:
+    def state(self, *, quick: bool = False) -> PhaseState:
         """The derived state now; applies what is due first unless read-only."""
-        changed = self._sync_journal()
+        changed = self.sync_journal(quick=quick)
         now = self.now()
         if not self.read_only:
             session = self.calendar.session_of(now)
@@ -277,7 +277,7 @@ class PhaseManager:
             return []
         written: list[LogLine] = []
         with self.lock.held():
-            self._sync_journal()
+            self.sync_journal()
             if not self._swept:
                 for target in (self.config_path, self.history.checkpoint_path, self.overrides.checkpoint_path):
                     remove_stale_temp_files(target)
@@ -478,12 +478,20 @@ class PhaseManager:
     # ---- the pre-trade phase check (SPEC §7) ----------------------------------------
 
     def entry_decision(self, dollars: Decimal | None = None, mode: str | None = None) -> EntryDecision:
-        """May a new entry be placed now, and at what size; one specific reason if not."""
-        damage = self.damage()
-        try:
-            state = self.state()
-        except (LogDamaged, ValueError, KeyError) as error:
-            return self._refused_without_state(f"phase state cannot be read ({error}); trading halted")
+        """May a new entry be placed now, and at what size; one specific reason if not.
+
+        The hot path: each log is stat'ed once, the journal's active files once, and the
+        answer comes from state folded in memory unless something changed on disk.
+        """
+        with self.history.one_read(), self.overrides.one_read():
+            try:
+                state = self.state(quick=True)
+            except (LogDamaged, ValueError, KeyError) as error:
+                return self._refused_without_state(f"phase state cannot be read ({error}); trading halted")
+            damage = self.damage()
+            return self._decide(state, damage, dollars, mode)
+
+    def _decide(self, state: PhaseState, damage: str | None, dollars: Decimal | None, mode: str | None) -> EntryDecision:
         stint = state.ledger.stint
         phase = stint.phase
         block = self.config.settings.phase_block(phase)
