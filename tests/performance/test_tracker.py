@@ -212,19 +212,19 @@ def test_position_sizes_and_trips_come_from_the_phase_system() -> None:
 def test_summary_includes_trades_closed_exactly_at_both_bounds() -> None:
     start, end = ny(2025, 3, 4, 9, 0), ny(2025, 3, 4, 10, 0)
     trades = [closed_at(start, 5), closed_at(end, -5)]
-    assert TRACKER.get_summary(trades, start, end).trades_closed == 2
+    assert TRACKER.get_summary(start, end, trades=trades).trades_closed == 2
 
 
 def test_summary_excludes_trades_closed_just_outside_the_bounds() -> None:
     start, end = ny(2025, 3, 4, 9, 0), ny(2025, 3, 4, 10, 0)
     second = timedelta(seconds=1)
     trades = [closed_at(start - second, 5), closed_at(end + second, -5)]
-    assert TRACKER.get_summary(trades, start, end).trades_closed == 0
+    assert TRACKER.get_summary(start, end, trades=trades).trades_closed == 0
 
 
 def test_summary_without_bounds_covers_every_closed_trade() -> None:
     trades = [closed_at(ny(2024, 1, 3, 9, 0), 5), closed_at(ny(2026, 1, 6, 9, 0), 5)]
-    assert TRACKER.get_summary(trades).trades_closed == 2
+    assert TRACKER.get_summary(trades=trades).trades_closed == 2
 
 
 def test_summary_counts_flagged_trades_apart() -> None:
@@ -235,7 +235,7 @@ def test_summary_counts_flagged_trades_apart() -> None:
         closed_at(ny(2025, 3, 4, 9, 30), -99, emergency=True),
         open_at(ny(2025, 3, 4, 9, 40)),
     ]
-    summary = TRACKER.get_summary(trades)
+    summary = TRACKER.get_summary(trades=trades)
     assert (
         summary.trades_closed, summary.counted_trades, summary.wins, summary.losses,
         summary.breakevens, summary.flagged, summary.net_pnl,
@@ -245,7 +245,7 @@ def test_summary_counts_flagged_trades_apart() -> None:
 
 
 def test_summary_of_nothing_has_null_ratios() -> None:
-    summary = TRACKER.get_summary([])
+    summary = TRACKER.get_summary(trades=[])
     assert (summary.win_rate, summary.avg_rr, summary.net_pnl) == (
         Ratio(None, NO_CLOSED_TRADES),
         Ratio(None, NO_CLOSED_TRADES),
@@ -257,12 +257,12 @@ def test_summary_loss_run_follows_exit_order_not_input_order() -> None:
     loss1 = closed_at(ny(2025, 3, 4, 9, 0), -1)
     loss2 = closed_at(ny(2025, 3, 4, 10, 0), -1)
     win = closed_at(ny(2025, 3, 4, 11, 0), 1)
-    assert TRACKER.get_summary([win, loss2, loss1]).max_consecutive_losses == 2
+    assert TRACKER.get_summary(trades=[win, loss2, loss1]).max_consecutive_losses == 2
 
 
 def test_summary_with_end_before_start_is_an_error() -> None:
     with pytest.raises(ValueError):
-        TRACKER.get_summary([], ny(2025, 3, 5, 9, 0), ny(2025, 3, 4, 9, 0))
+        TRACKER.get_summary(ny(2025, 3, 5, 9, 0), ny(2025, 3, 4, 9, 0), trades=[])
 
 
 # --- properties ---------------------------------------------------------------------------
@@ -288,3 +288,25 @@ def test_session_rows_partition_the_closed_trades(
     assert sum(row.trades for row in rows) == len(trades)
     assert sum((row.net_pnl for row in rows), D(0)) == net_pnl(trades)
     assert [row.date for row in rows] == sorted({TRACKER.session_of_close(t) for t in trades})
+
+
+def test_get_summary_reads_the_journal_when_given_one(tmp_path) -> None:
+    from trading_bot.logging.query_helper import TradeJournal
+
+    trades_dir = tmp_path / "trades"
+    trades_dir.mkdir()
+    lines = [
+        '{"timestamp": "2025-03-04T15:00:00Z", "symbol": "AAPL", "action": "BUY", "quantity": 1, "price": "10", '
+        '"order_id": "a", "outcome": "win", "exit_timestamp": "2025-03-04T16:00:00Z", "net_profit_loss": "5"}',
+        '{"timestamp": "2025-03-05T15:00:00Z", "symbol": "AAPL", "action": "BUY", "quantity": 1, "price": "10", '
+        '"order_id": "b", "outcome": "loss", "exit_timestamp": "2025-03-05T16:00:00Z", "net_profit_loss": "-2"}',
+    ]
+    (trades_dir / "2025-03.jsonl").write_text("\n".join(lines) + "\n")
+    tracker = PerformanceTracker(MarketCalendar(), TradeJournal(trades_dir))
+    summary = tracker.get_summary(ny(2025, 3, 4, 0, 0), ny(2025, 3, 4, 23, 0))
+    assert (summary.trades_closed, summary.wins, summary.net_pnl) == (1, 1, Decimal("5"))
+
+
+def test_get_summary_without_trades_or_journal_is_an_error() -> None:
+    with pytest.raises(ValueError):
+        TRACKER.get_summary()

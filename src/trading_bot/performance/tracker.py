@@ -12,6 +12,7 @@ from datetime import date, datetime, timezone
 from decimal import Decimal
 
 from trading_bot.dashboard.metrics_calculator import RunningTally
+from trading_bot.logging.query_helper import TradeJournal
 from trading_bot.logging.trade_record import TradeRecord
 from trading_bot.market_calendar import MarketCalendar
 from trading_bot.performance.models import PerformanceSummary, SessionMetrics
@@ -41,10 +42,20 @@ class _SessionAccumulator:
 
 
 class PerformanceTracker:
-    """Turns a list of trades into summaries and session rows; holds no trade state."""
+    """Summaries and session rows over the journal (or over trades handed to it)."""
 
-    def __init__(self, calendar: MarketCalendar) -> None:
+    def __init__(self, calendar: MarketCalendar, journal: TradeJournal | None = None) -> None:
         self.calendar = calendar
+        self.journal = journal
+
+    def _trades(self, trades: Sequence[TradeRecord] | None) -> Sequence[TradeRecord]:
+        if trades is not None:
+            return trades
+        if self.journal is None:
+            raise ValueError("no trades given and no journal to read them from")
+        self.journal.refresh()
+        self.journal.require_valid()
+        return self.journal.closed_trades
 
     def session_of_close(self, trade: TradeRecord) -> date:
         """The session a closed trade's P&L counts in: the session of its exit time."""
@@ -54,11 +65,13 @@ class PerformanceTracker:
 
     def get_summary(
         self,
-        trades: Sequence[TradeRecord],
         start: datetime | None = None,
         end: datetime | None = None,
+        *,
+        trades: Sequence[TradeRecord] | None = None,
     ) -> PerformanceSummary:
-        """Metrics over the trades closed in [start, end], both ends inclusive.
+        """Metrics over the trades closed in [start, end], both ends inclusive (the journal's
+        trades unless `trades` is given).
 
         Trades are ordered by exit time (stable) so the loss-streak figure does not
         depend on how the caller happened to order them.
@@ -68,7 +81,7 @@ class PerformanceTracker:
         if low is not None and high is not None and high < low:
             raise ValueError(f"end {end} is before start {start}")
         selected: list[tuple[datetime, TradeRecord]] = []
-        for trade in trades:
+        for trade in self._trades(trades):
             if not trade.is_closed:
                 continue
             exit_at = _exit_of(trade)
