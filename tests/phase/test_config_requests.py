@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from tests.phase.conftest import PASSWORD, Desk, advance_to
+from trading_bot.config import Config
 
 PHASE = ("phase_progression", "current_phase")
 EXPERIENCE_CRITERIA = ("phase_progression", "experience", "advancement_criteria")
@@ -469,3 +470,23 @@ def test_an_unknown_key_on_a_fresh_desk_writes_no_logs(desk: Desk) -> None:
     assert out == ""
     assert "unknown key" in err
     assert desk.snapshot_files() == before
+
+
+def test_a_running_bot_never_saves_over_a_hand_edit_of_config_json(desk: Desk) -> None:
+    desk.trade(30)
+    edited = Config.from_env_and_json(desk.config_path, environ=desk.env).with_updates(
+        {
+            ("phase_progression", "experience", "advancement_criteria", "min_win_rate"): Decimal("0.75"),
+            ("phase_progression", "current_phase"): "proof",
+        }
+    )
+    edited.save()  # by hand, while the bot keeps running on what it loaded at start
+    desk.tick()
+    desk.trade(30)  # the close makes the bot write its mirror
+    saved = json.loads(desk.config_path.read_text(encoding="utf-8"))
+    assert saved["phase_progression"]["experience"]["advancement_criteria"]["min_win_rate"] == 0.75
+    assert saved["phase_progression"]["current_phase"] == "proof"
+    requests = [line for line in desk.overrides() if line["type"] == "config_phase_request"]
+    assert [line["requested_phase"] for line in requests] == ["proof"]
+    edits = [line for line in desk.overrides() if line["type"] == "criteria_edit"]
+    assert len(edits) == 1 and edits[0]["counts_as_incident"] is False

@@ -435,3 +435,12 @@ def test_every_journal_record_carries_the_phase_in_force(desk: Desk) -> None:
         ("open", "proof"),
         ("win", "proof"),
     ]
+
+
+def test_emergency_exiting_the_session_entry_does_not_free_another_entry_in_proof(desk: Desk) -> None:
+    advance_to(desk, "proof")
+    desk.next_session()
+    desk.trade(-10, emergency=True)
+    second = desk.enter()
+    assert not second.accepted
+    assert second.reason is not None and second.reason.startswith("1/1 trades this session (proof)")

@@ -62,6 +62,7 @@ class _FileCursor:
     mtime_ns: int
     line_count: int
     guard: bytes = b""
+    head: bytes = b""
 
 
 @dataclass(frozen=True)
@@ -173,10 +174,13 @@ class TradeJournal:
 
     @staticmethod
     def _guard_intact(path: Path, cursor: _FileCursor) -> bool:
-        """The last bytes we read are still where we read them (the file was only appended to)."""
-        if not cursor.guard:
-            return True
+        """The file's first bytes and the last bytes we read are still where we read them
+        (it was only appended to); a middle edit is left to `verify` and the summaries."""
         with open(path, "rb") as handle:
+            if handle.read(len(cursor.head)) != cursor.head:
+                return False
+            if not cursor.guard:
+                return True
             handle.seek(cursor.offset - len(cursor.guard))
             return handle.read(len(cursor.guard)) == cursor.guard
 
@@ -217,8 +221,6 @@ class TradeJournal:
         display = str(path)
         for raw in complete.split(b"\n")[:-1]:
             line_no += 1
-            if self._problem is not None:
-                continue
             if not raw.strip():
                 continue
             self._take_line(raw, display, line_no, delta)
@@ -229,22 +231,30 @@ class TradeJournal:
         cursor.offset += len(complete)
         if complete:
             cursor.guard = complete[-_GUARD_BYTES:]
+            if not cursor.head:
+                cursor.head = complete[:_GUARD_BYTES]
         cursor.line_count = line_no
         cursor.size = stat.st_size
         cursor.mtime_ns = stat.st_mtime_ns
 
     def _take_line(self, raw: bytes, file: str, line: int, delta: JournalDelta) -> None:
+        """Parse one line. An invalid line is remembered (it halts entries) and skipped, so
+        the lines after it still count: positions opened later can still be closed."""
         try:
             data = orjson.loads(raw)
         except orjson.JSONDecodeError as error:
-            self._problem = JournalError(file, line, "(line)", f"not valid JSON ({error.msg})")
+            self._note_problem(JournalError(file, line, "(line)", f"not valid JSON ({error.msg})"))
             return
         try:
             record = parse_trade(data, file, line)
         except JournalError as error:
-            self._problem = error
+            self._note_problem(error)
             return
         self._consolidate(record, delta)
+
+    def _note_problem(self, problem: JournalError) -> None:
+        if self._problem is None:
+            self._problem = problem
 
     def _consolidate(self, record: TradeRecord, delta: JournalDelta) -> None:
         latest = record.exit_timestamp or record.timestamp
@@ -263,12 +273,14 @@ class TradeJournal:
         if previous.is_closed and record.is_closed:
             if previous.same_content(record):
                 return
-            self._problem = JournalError(
-                record.file,
-                record.line,
-                "order_id",
-                f"a second, different close for order {record.order_id!r} "
-                f"(first closed at {previous.file}:{previous.line})",
+            self._note_problem(
+                JournalError(
+                    record.file,
+                    record.line,
+                    "order_id",
+                    f"a second, different close for order {record.order_id!r} "
+                    f"(first closed at {previous.file}:{previous.line})",
+                )
             )
             return
         if record.is_closed:

@@ -233,7 +233,6 @@ class PhaseEngine:
         progress = self.fold_all(ledger, trades)
         session_entries = SessionEntries(self.calendar)
         session_entries.fold(entries.values())
-        session_entries.fold_closes(trades)
         return self.assemble(ledger, progress, session_entries, override_lines, entries, now)
 
     def assemble(

@@ -18,7 +18,7 @@ from typing import Any
 from trading_bot.clock import SYSTEM_CLOCK, Clock, FixedClock, ensure_utc
 from trading_bot.config import Config
 from trading_bot.durable_files import LogsLock, remove_stale_temp_files
-from trading_bot.errors import JournalError
+from trading_bot.errors import InputError, JournalError
 from trading_bot.logging.query_helper import TradeJournal
 from trading_bot.logging.trade_record import TradeRecord
 from trading_bot.market_calendar import MarketCalendar, format_local
@@ -156,6 +156,8 @@ class PhaseManager:
         self._ledger_key: tuple[Any, ...] | None = None
         self._bookkeeping_key: tuple[Any, ...] | None = None
         self._swept = False
+        self._config_key = self._config_stat_key()
+        self._config_fresh = True
 
     @property
     def config(self) -> Config:
@@ -182,11 +184,9 @@ class PhaseManager:
             self._journal_generation = self.journal.generation
             self.entries = SessionEntries(self.calendar)
             self.entries.fold(self.journal.entries.values())
-            self.entries.fold_closes(self.journal.closed_trades)
             self._replay = None
             self._new_entry_sessions = set(self.entries.by_session)
             return True
-        self.entries.fold_closes(delta.new_closes)
         if delta.new_entries:
             self.entries.fold(delta.new_entries)
             self._new_entry_sessions.update(self.calendar.session_of(r.timestamp) for r in delta.new_entries)
@@ -198,7 +198,6 @@ class PhaseManager:
         view = self.journal.as_of(self.as_of)
         entries = SessionEntries(self.calendar)
         entries.fold(view.entries.values())
-        entries.fold_closes(view.closed_trades)
         return view.closed_trades, view.entries, entries
 
     def _log_lines(self, log: ChainedLog) -> Sequence[LogLine]:
@@ -277,6 +276,7 @@ class PhaseManager:
             return []
         written: list[LogLine] = []
         with self.lock.held():
+            self.reload_config()
             self.sync_journal()
             if not self._swept:
                 for target in (self.config_path, self.history.checkpoint_path, self.overrides.checkpoint_path):
@@ -364,10 +364,58 @@ class PhaseManager:
         phase_then = read_ledger(lines[:seq], self.config.settings, self.config.mode).stint.phase
         return phase_then is requested
 
+    def reload_config(self) -> bool:
+        """config.json as it is on disk now: people edit it while the bot runs, and the bot
+        must never save over an edit with the copy it loaded at start. False (and the
+        settings in force kept) while the file does not parse, e.g. half-way through an edit."""
+        try:
+            stat = os.stat(self.config_path)
+        except OSError:
+            self._config_fresh = False
+            return False
+        key = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+        if key == self._config_key:
+            return self._config_fresh
+        try:
+            fresh = Config.from_env_and_json(self.config_path, environ=self.environ)
+        except (InputError, OSError):
+            self._config_key = key
+            self._config_fresh = False
+            return False
+        changed = fresh.settings.model_dump(exclude={"phase_progression": {"current_phase", "history_head", "overrides_head"}}) != (
+            self.config.settings.model_dump(exclude={"phase_progression": {"current_phase", "history_head", "overrides_head"}})
+        )
+        self.config = fresh
+        self._config_key = key
+        self._config_fresh = True
+        if changed:
+            self._adopt_settings()
+        return True
+
+    def _adopt_settings(self) -> None:
+        """New criteria or hours take effect: rebuild what was derived with the old ones."""
+        hours = self.config.settings.trading.hours
+        self.calendar = MarketCalendar(hours.start_time, hours.end_time, hours.timezone)
+        self.engine = PhaseEngine(self.config.settings, self.calendar, self.config.mode)
+        self._journal_generation = -1
+        self._replay = None
+        self._state = None
+        self._state_key = None
+        self._ledger_key = None
+
+    def _config_stat_key(self) -> tuple[int, int, int] | None:
+        try:
+            stat = os.stat(self.config_path)
+        except OSError:
+            return None
+        return (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+
     def _write_mirror(self) -> None:
         """Mirror phase, mode and both heads into config.json; a pending hand edit is left alone."""
         if self.read_only or self._mirror_ahead() is not None:
             return  # never overwrite the evidence of a cut log
+        if not self.reload_config():
+            return  # config.json does not parse right now: write nothing over the operator's edit
         lines = self.history.lines()
         ledger = self.ledger(lines)
         phase = ledger.stint.phase
@@ -392,6 +440,7 @@ class PhaseManager:
             return
         self.config = self.config.with_updates(updates)
         self.config.save()
+        self._config_key = self._config_stat_key()
 
     def _mirror_recorded(self, seq: int) -> bool:
         head = self.config.history_head

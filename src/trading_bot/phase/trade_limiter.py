@@ -30,29 +30,20 @@ class TradeLimitExceeded(Exception):
 
 
 class SessionEntries:
-    """Distinct order ids entered per session, emergency exits excluded (SPEC §7)."""
+    """Distinct order ids entered per session (SPEC §7). An emergency exit is not an
+    entry, but closing an entry by emergency exit does not give the entry back."""
 
     def __init__(self, calendar: MarketCalendar) -> None:
         self.calendar = calendar
         self.by_session: dict[date, set[str]] = {}
-        self.emergency_exits: set[str] = set()
 
     def fold(self, entries: Iterable[TradeRecord]) -> None:
         for record in entries:
             session = self.calendar.session_of(record.timestamp)
             self.by_session.setdefault(session, set()).add(record.order_id)
 
-    def fold_closes(self, closes: Iterable[TradeRecord]) -> None:
-        """An order the operator closed by emergency exit does not count as an entry."""
-        self.emergency_exits.update(record.order_id for record in closes if record.emergency_exit)
-
     def count(self, session: date) -> int:
-        orders = self.by_session.get(session)
-        if not orders:
-            return 0
-        if not self.emergency_exits:
-            return len(orders)
-        return len(orders - self.emergency_exits)
+        return len(self.by_session.get(session, ()))
 
     def sessions_with_entries_since(self, since: datetime | None, entries: dict[str, TradeRecord]) -> set[date]:
         """Sessions with an entry at or after `since` (for the missed-days rule)."""
