@@ -842,7 +842,10 @@ def test_trial_stint_without_trades_has_zero_drawdown(desk: Desk) -> None:
 
 def test_validate_transition_skipping_a_phase_is_refused(desk: Desk) -> None:
     code, out, err = desk.cli("validate-transition", "--to", "scaling", "--json")
-    assert (code, out) == (1, "")
+    assert code == 1
+    payload = json.loads(out)
+    assert (payload["from_phase"], payload["to_phase"], payload["ready"]) == ("experience", "scaling", False)
+    assert "phases advance one at a time" in payload["failures"][0]
     assert "phases advance one at a time" in err
     assert "use override" in err
 

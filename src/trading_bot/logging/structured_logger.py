@@ -28,24 +28,25 @@ class StructuredTradeLogger:
         path = self.path_for(at)
         line = orjson.dumps(record.to_json_dict()) + b"\n"
         with self.lock.held():
-            self._set_aside_torn_tail(path, at)
+            self.set_aside_torn_tail(path, at)
             append_durably(path, line)
         return path
 
-    def _set_aside_torn_tail(self, path: Path, at: datetime) -> None:
+    def set_aside_torn_tail(self, path: Path, at: datetime) -> Path | None:
         """A crash can leave an unterminated last line; appending after it would merge two
-        records into one garbage line, so the fragment is kept in a recovery file first."""
+        records into one garbage line, so the fragment is kept in a recovery file first.
+        Returns the recovery file, or None when the file ends cleanly."""
         try:
             size = os.path.getsize(path)
         except FileNotFoundError:
-            return
+            return None
         if size == 0:
-            return
+            return None
         with open(path, "rb") as handle:
             handle.seek(max(0, size - 65536))
             tail = handle.read()
         if tail.endswith(b"\n"):
-            return
+            return None
         with open(path, "rb") as handle:
             data = handle.read()
         cut = data.rfind(b"\n") + 1
@@ -62,3 +63,4 @@ class StructuredTradeLogger:
             os.fsync(handle.fileno())
         fsync_directory(path.parent)
         self.recovered_fragments.append(recovery)
+        return recovery

@@ -177,12 +177,34 @@ def main(
     except (UsageError, PhaseUsageError) as error:
         io.err(f"usage: {error}")
         return EXIT_USAGE
+    except (EOFError, KeyboardInterrupt):
+        io.err("usage: input ended before an answer was given; nothing recorded")
+        return EXIT_USAGE
     except Busy as error:
+        _json_refusal(args, io, str(error))
         io.err(str(error))
         return EXIT_REFUSED
     except PhaseRefused as error:
+        _json_refusal(args, io, str(error))
         io.err(f"refused: {error}")
         return EXIT_REFUSED
+    except OSError as error:
+        where = error.filename or args.config
+        io.err(f"{where}: (file): {error.strerror or error}")
+        return EXIT_USAGE
+
+
+def _json_refusal(args: argparse.Namespace, io: Io, reason: str) -> None:
+    """`--json` always prints one object, a refusal included."""
+    if getattr(args, "json", False):
+        io.out(json.dumps({"ok": False, "reason": reason}))
+
+
+def _operator(value: str | None) -> str:
+    operator = default_operator() if value is None else value
+    if not operator.strip():
+        raise UsageError("--operator must not be empty")
+    return operator
 
 
 # ---- commands ----------------------------------------------------------------------
@@ -275,7 +297,15 @@ def _print_criteria(gate: GateResult, io: Io) -> None:
 
 
 def _validate_transition(manager: PhaseManager, args: argparse.Namespace, io: Io) -> int:
-    gate = manager.validate_transition(args.to)
+    try:
+        gate = manager.validate_transition(args.to)
+    except PhaseRefused as error:
+        if not args.json:
+            raise
+        current = manager.state().phase.value
+        io.out(json.dumps({"from_phase": current, "to_phase": args.to.value, "ready": False, "criteria": [], "failures": [str(error)]}))
+        io.err(f"refused: {error}")
+        return EXIT_REFUSED
     if args.json:
         io.out(json.dumps(gate.to_json()))
     else:
@@ -285,7 +315,7 @@ def _validate_transition(manager: PhaseManager, args: argparse.Namespace, io: Io
 
 
 def _advance(manager: PhaseManager, args: argparse.Namespace, io: Io) -> int:
-    operator = args.operator or default_operator()
+    operator = _operator(args.operator)
     interactive = _is_terminal(io.stdin)
     if not args.yes and not interactive:
         raise UsageError("no terminal to confirm on: pass --yes to advance non-interactively")
@@ -330,7 +360,7 @@ def _override(manager: PhaseManager, args: argparse.Namespace, io: Io) -> int:
 
 
 def _acknowledge(manager: PhaseManager, args: argparse.Namespace, io: Io) -> int:
-    line = manager.acknowledge(args.operator, args.note)
+    line = manager.acknowledge(_operator(args.operator), args.note)
     if line is None:
         io.out("breaker not tripped; nothing recorded")
     else:

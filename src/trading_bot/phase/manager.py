@@ -20,6 +20,7 @@ from trading_bot.config import Config
 from trading_bot.durable_files import LogsLock, remove_stale_temp_files
 from trading_bot.errors import InputError, JournalError
 from trading_bot.logging.query_helper import TradeJournal
+from trading_bot.logging.structured_logger import StructuredTradeLogger
 from trading_bot.logging.trade_record import TradeRecord
 from trading_bot.market_calendar import MarketCalendar, format_local
 from trading_bot.money import money_str
@@ -285,6 +286,7 @@ class PhaseManager:
             for log in (self.history, self.overrides):
                 if log.torn_tail() is not None and log.damage() is None:
                     log.move_torn_tail_aside()
+            self._set_aside_journal_torn_tails()
             if self.history.damage() is not None or self.overrides.damage() is not None or self._mirror_ahead():
                 return written
             now = self.now()
@@ -535,7 +537,7 @@ class PhaseManager:
         with self.history.one_read(), self.overrides.one_read():
             try:
                 state = self.state(quick=True)
-            except (LogDamaged, ValueError, KeyError) as error:
+            except (LogDamaged, ValueError, KeyError, OSError) as error:
                 return self._refused_without_state(f"phase state cannot be read ({error}); trading halted")
             damage = self.damage()
             return self._decide(state, damage, dollars, mode)
@@ -597,6 +599,19 @@ class PhaseManager:
             self._append_override(ENTRY_REFUSED, payload, self.now())
         except LogDamaged:
             pass  # the refusal stands; a damaged log is itself the reason entries are halted
+
+    def _set_aside_journal_torn_tails(self) -> None:
+        """Under the lock no journal write is in flight: an unterminated last line in any
+        journal file is a crash's leftover, kept in a recovery file and recorded."""
+        torn = self.journal.torn_tails()
+        if not torn:
+            return
+        writer = StructuredTradeLogger(self.paths.trades_dir, self.lock)
+        for file in torn:
+            fragment = writer.set_aside_torn_tail(Path(file), self.now())
+            if fragment is not None and self.overrides.damage() is None:
+                self.record_journal_repair(fragment, "bot")
+        self.sync_journal()
 
     def record_journal_repair(self, fragment: Path, operator_id: str) -> None:
         """The journal writer set a crash's unterminated line aside before appending."""
@@ -708,6 +723,8 @@ class PhaseManager:
             raise PhaseUsageError("give exactly one of --to or --reset-progress")
         if not reason.strip():
             raise PhaseUsageError("--reason must not be empty")
+        if not operator_id.strip():
+            raise PhaseUsageError("--operator must not be empty")
         if target is self.ledger().stint.phase:
             raise PhaseUsageError(f"already in {target.value}; use --reset-progress to start a new stint")
         state = self.state()
@@ -731,6 +748,8 @@ class PhaseManager:
                 self._record_attempt(operator_id, action, reason, "not_configured", str(error))
             raise PhaseRefused(str(error)) from None
         candidate = read_password()
+        if not candidate:
+            raise PhaseUsageError("empty password; nothing recorded")
         matched = password_matches(candidate, secret)
         del candidate
         with self.lock.held():
@@ -741,6 +760,10 @@ class PhaseManager:
             self._state_key = None
             state = self.state()
             stint = state.ledger.stint
+            if state.phase is not current:
+                moved = f"the phase changed to {state.phase.value} while the password was typed; nothing applied"
+                self._record_attempt(operator_id, action, reason, "refused", moved)
+                raise PhaseRefused(moved)
             if reset_progress:
                 line = self._commit_transition(kind=RESET, target=current, size=stint.size, operator_id=operator_id, reason=reason)
             else:
@@ -888,6 +911,8 @@ class PhaseManager:
     def recover(self) -> list[str]:
         """Restore damaged logs (SPEC §10), trip the breaker, and say what was done."""
         done: list[str] = []
+        if self.damage() is None:
+            self.apply_due()
         with self.lock.held():
             for log in (self.history, self.overrides):
                 if log.torn_tail() is not None and log.damage() is None:
