@@ -333,3 +333,13 @@ def test_flatten_without_a_price_for_an_open_symbol_raises_before_closing_it(con
     with pytest.raises(KeyError):
         bot.flatten({})
     assert len(bot.journal.open_trades()) == 1
+
+
+def test_a_restarted_bot_can_close_a_paper_position_opened_before_the_restart(
+    config: Config, logs_dir: Path, clock: FixedClock
+) -> None:
+    first = TradingBot(config, PaperBroker(clock=clock), logs_dir=logs_dir, clock=clock)
+    entry = first.execute_trade("AAPL", "BUY", D("10"))
+    restarted = TradingBot(config, PaperBroker(clock=clock), logs_dir=logs_dir, clock=clock)
+    closed = restarted.close_position(entry.record.order_id, D("11"))
+    assert (closed.outcome, closed.net_pnl) == ("win", D("10"))

@@ -15,7 +15,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Protocol
 
-from trading_bot.broker import Broker, BrokerError
+from trading_bot.broker import Broker, BrokerError, Position
 from trading_bot.clock import SYSTEM_CLOCK, Clock
 from trading_bot.config import Config, ScalingSettings
 from trading_bot.durable_files import LogsLock
@@ -178,6 +178,25 @@ class TradingBot:
         self._book: AccountBook | None = None
         self._book_generation = -1
         self._book_index = 0
+        self._restore_paper_positions()
+
+    def _restore_paper_positions(self) -> None:
+        """A paper broker forgets its positions on restart; the journal remembers them."""
+        restore = getattr(self.broker, "restore", None)
+        if restore is None:
+            return
+        self.journal.refresh()
+        for record in self.journal.open_trades():
+            restore(
+                Position(
+                    order_id=record.order_id,
+                    symbol=record.symbol,
+                    action=record.action,
+                    quantity=record.quantity,
+                    entry_price=record.price,
+                    opened_at=record.timestamp,
+                )
+            )
 
     # ---- numbers the risk checks need ----------------------------------------------
 

@@ -156,6 +156,18 @@ class PaperBroker:
         fill = Fill(order_id, position.symbol, exit_action, quantity, price, ensure_utc(self._clock.now()))
         return fill, net
 
+    def restore(self, position: Position) -> None:
+        """Take back a position the journal shows open after a restart (paper positions live
+        in memory): its cash effect is applied as if it had been opened here."""
+        if position.order_id in self._positions:
+            return
+        notional = position.entry_price * position.quantity
+        if position.action == "BUY":
+            self._cash -= notional + self.commission
+        else:
+            self._cash += notional - self.commission
+        self._positions[position.order_id] = position
+
     def open_positions(self) -> list[Position]:
         """Open positions in the order they were opened."""
         return list(self._positions.values())
