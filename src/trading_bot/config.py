@@ -378,17 +378,17 @@ def dump_json_exact(raw: Any) -> str:
     """JSON text with every Decimal written as the exact number it is (never a string)."""
     numbers: list[str] = []
 
-    def placeholder(value: Any) -> Any:
+    def mark_decimals(value: Any) -> Any:
         if isinstance(value, dict):
-            return {key: placeholder(item) for key, item in value.items()}
+            return {key: mark_decimals(item) for key, item in value.items()}
         if isinstance(value, list):
-            return [placeholder(item) for item in value]
+            return [mark_decimals(item) for item in value]
         if isinstance(value, Decimal):
             numbers.append(_decimal_text(value))
             return f"\u0000{len(numbers) - 1}\u0000"
         return value
 
-    text = json.dumps(placeholder(raw), indent=2, ensure_ascii=False)
+    text = json.dumps(mark_decimals(raw), indent=2, ensure_ascii=False)
     text = re.sub(r'"\\u0000(\d+)\\u0000"', lambda match: numbers[int(match.group(1))], text)
     return text + "\n"
 

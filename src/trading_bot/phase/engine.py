@@ -28,11 +28,11 @@ from trading_bot.phase.ledger import (
     SUGGESTION,
     TRANSITION,
     Ledger,
-    breaker_to_json,
     downgrade_size,
     read_ledger,
 )
-from trading_bot.phase.models import BreakerStatus, GateResult, Phase, TriggerHit
+from trading_bot.error_handling.circuit_breaker import BreakerState
+from trading_bot.phase.models import GateResult, Phase, TriggerHit
 from trading_bot.phase.position_sizing import SizeStep, streak_step, win_rate_step
 from trading_bot.phase.stint import StintProgress
 from trading_bot.phase.trade_limiter import SessionEntries, longest_missed_run
@@ -361,7 +361,7 @@ class PhaseEngine:
         assert trade.exit_timestamp is not None
         size = downgrade_size(self.settings, lower, stint.size)
         reason = "; ".join(hit.detail for hit in hits)
-        breaker = BreakerStatus(tripped=True, reason=f"downgraded {stint.phase.value} → {lower.value}: {reason}", since=trade.exit_timestamp)
+        breaker = BreakerState.trip(f"downgraded {stint.phase.value} → {lower.value}: {reason}", trade.exit_timestamp)
         if stint.breaker.tripped:
             breaker = stint.breaker
         mode = "paper" if lower is Phase.EXPERIENCE else self.mode
@@ -371,7 +371,7 @@ class PhaseEngine:
             "to_phase": lower.value,
             "position_size": money_str(size),
             "previous_size": money_str(stint.size),
-            "breaker": breaker_to_json(breaker),
+            "breaker": breaker.to_json(),
             "mode": mode,
             "effective_at": format_timestamp(trade.exit_timestamp),
             "triggered_by_order": trade.order_id,

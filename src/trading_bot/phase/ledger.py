@@ -17,7 +17,8 @@ from trading_bot.config import ScalingSettings, Settings
 from trading_bot.money import to_decimal
 from trading_bot.logging.trade_record import parse_timestamp
 from trading_bot.phase.history_logger import LogLine, format_timestamp
-from trading_bot.phase.models import BreakerStatus, Phase, Stint
+from trading_bot.error_handling.circuit_breaker import BreakerState
+from trading_bot.phase.models import Phase, Stint
 
 # History line types.
 TRANSITION = "transition"
@@ -50,25 +51,6 @@ def downgrade_size(settings: Settings, lower: Phase, size_before: Decimal) -> De
     return min(size_before / 2, entry_size(settings, lower))
 
 
-def breaker_from_json(data: Any) -> BreakerStatus:
-    if not isinstance(data, dict) or not isinstance(data.get("tripped"), bool):
-        raise ValueError("breaker must be an object with a boolean 'tripped'")
-    since = data.get("since")
-    return BreakerStatus(
-        tripped=data["tripped"],
-        reason=data.get("reason"),
-        since=parse_timestamp(since) if since else None,
-    )
-
-
-def breaker_to_json(breaker: BreakerStatus) -> dict[str, Any]:
-    return {
-        "tripped": breaker.tripped,
-        "reason": breaker.reason,
-        "since": format_timestamp(breaker.since) if breaker.since else None,
-    }
-
-
 @dataclass
 class Ledger:
     """Everything the history says, folded line by line (`fold`), so new lines cost O(1)."""
@@ -79,7 +61,7 @@ class Ledger:
     since: datetime | None = None
     phase_since: datetime | None = None
     size: Decimal = Decimal(0)
-    breaker: BreakerStatus = field(default_factory=lambda: BreakerStatus(tripped=False))
+    breaker: BreakerState = field(default_factory=BreakerState.closed)
     transition_seq: int = 0
     transitions: list[LogLine] = field(default_factory=list)
     phase_changes: list[tuple[datetime, Phase]] = field(default_factory=list)
@@ -118,7 +100,7 @@ class Ledger:
             self.phase = Phase(data["to_phase"])
             self.since = at
             self.size = to_decimal(data["position_size"])
-            breaker = breaker_from_json(data["breaker"])
+            breaker = BreakerState.from_json(data["breaker"])
             if breaker.tripped and not self.breaker.tripped:
                 self.open_trip = breaker.since or at
             self.breaker = breaker
@@ -134,15 +116,14 @@ class Ledger:
             if self.breaker.tripped and self.open_trip is not None:
                 self.breaker_spans.append((self.open_trip, line.timestamp))
             self.open_trip = None
-            self.breaker = BreakerStatus(tripped=False)
+            self.breaker = BreakerState.closed()
         elif kind == RECOVERED:
             if not self.breaker.tripped:
                 self.open_trip = line.timestamp
-            self.breaker = BreakerStatus(
-                tripped=True,
-                reason=f"phase logs recovered (restored from {data.get('restored_from', '?')}); "
+            self.breaker = BreakerState.trip(
+                f"phase logs recovered (restored from {data.get('restored_from', '?')}); "
                 "check the history, then acknowledge",
-                since=line.timestamp,
+                line.timestamp,
             )
         elif kind == SUGGESTION:
             self.suggested_stints.add(int(data.get("stint_seq", 0)))

@@ -45,7 +45,6 @@ from trading_bot.phase.ledger import (
     SESSION_SUMMARY,
     TRANSITION,
     Ledger,
-    breaker_to_json,
     entry_size,
     read_ledger,
 )
@@ -848,7 +847,7 @@ class PhaseManager:
             "to_phase": target.value,
             "position_size": money_str(size),
             "previous_size": money_str(stint.size),
-            "breaker": breaker_to_json(stint.breaker),
+            "breaker": stint.breaker.to_json(),
             "mode": mode,
             "operator_id": operator_id,
             "reason": reason,

@@ -8,6 +8,8 @@ from decimal import Decimal
 from enum import Enum
 from typing import Any
 
+from trading_bot.error_handling.circuit_breaker import BreakerState
+
 
 class Phase(str, Enum):
     """The four rungs of the ladder, in climbing order."""
@@ -114,15 +116,6 @@ class TriggerHit:
 
 
 @dataclass(frozen=True)
-class BreakerStatus:
-    """The phase circuit breaker as the history records it."""
-
-    tripped: bool
-    reason: str | None = None
-    since: datetime | None = None
-
-
-@dataclass(frozen=True)
 class Stint:
     """The current run in one phase: since when, at what size, with which breaker state."""
 
@@ -130,7 +123,7 @@ class Stint:
     since: datetime | None
     phase_since: datetime | None
     size: Decimal
-    breaker: BreakerStatus
+    breaker: BreakerState
     mode: str
     transition_seq: int = 0
     details: dict[str, Any] = field(default_factory=dict)
