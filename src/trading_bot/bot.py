@@ -55,6 +55,8 @@ class PhaseHooks(Protocol):
 
     def journal_repaired(self, fragment: Path, operator_id: str) -> None: ...
 
+    def shared_journal(self) -> TradeJournal | None: ...
+
 
 class ConfiguredPhase:
     """Phase hooks that simply follow config.json (the bot without the phase system)."""
@@ -87,6 +89,9 @@ class ConfiguredPhase:
         return None
 
     def journal_repaired(self, fragment: Path, operator_id: str) -> None:
+        return None
+
+    def shared_journal(self) -> TradeJournal | None:
         return None
 
 
@@ -159,9 +164,9 @@ class TradingBot:
         self.lock = lock or LogsLock(self.logs_dir)
         hours = config.settings.trading.hours
         self.calendar = MarketCalendar(hours.start_time, hours.end_time, hours.timezone)
-        self.journal = TradeJournal(self.logs_dir / "trades")
-        self.journal_writer = StructuredTradeLogger(self.logs_dir / "trades", self.lock)
         self.phase: PhaseHooks = phase or ConfiguredPhase(config)
+        self.journal = self.phase.shared_journal() or TradeJournal(self.logs_dir / "trades")
+        self.journal_writer = StructuredTradeLogger(self.logs_dir / "trades", self.lock)
         risk = config.settings.risk_management
         self.chain = ValidationChain(
             risk_checks(
@@ -244,7 +249,7 @@ class TradingBot:
     ) -> TradeResult:
         """Validate, size in whole shares, place, and journal an entry."""
         now = self.clock.now()
-        self.journal.refresh()
+        self.journal.refresh(quick=True)
         size = self.phase.size_in_force() if dollars is None else dollars
         intent = OrderIntent(symbol=symbol, action=action, price=price, dollars=size, at=now, mode=self.mode.mode)
         decision = self.chain.validate(intent, self.account_snapshot(now))

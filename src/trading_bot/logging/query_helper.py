@@ -92,6 +92,7 @@ class TradeJournal:
         self._by_order: dict[str, TradeRecord] = {}
         self._entries: dict[str, TradeRecord] = {}
         self._closed: list[TradeRecord] = []
+        self._entry_log: list[TradeRecord] = []
         self._closed_keys: list[tuple[datetime, datetime, str, int]] = []
         self._problem: JournalError | None = None
         self._latest_timestamp: datetime | None = None
@@ -264,6 +265,7 @@ class TradeJournal:
         previous = self._by_order.get(record.order_id)
         if record.order_id not in self._entries and not (record.emergency_exit and record.is_closed and previous is None):
             self._entries[record.order_id] = record
+            self._entry_log.append(record)
             delta.new_entries.append(record)
         if previous is None:
             self._by_order[record.order_id] = record
@@ -306,6 +308,12 @@ class TradeJournal:
     def closed_trades(self) -> list[TradeRecord]:
         """Closed trades in (exit, entry, file, line) order. Read-only."""
         return self._closed
+
+    @property
+    def entry_log(self) -> list[TradeRecord]:
+        """Entries in the order they were read: readers sharing this journal fold from an
+        index into it, whoever called `refresh`. Read-only."""
+        return self._entry_log
 
     @property
     def entries(self) -> dict[str, TradeRecord]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from pathlib import Path
 
+from trading_bot.logging.query_helper import TradeJournal
 from trading_bot.logging.trade_record import TradeRecord
 from trading_bot.phase.manager import PhaseManager, refusal_details
 from trading_bot.phase.models import Phase
@@ -38,10 +39,14 @@ class PhaseGuard:
         self.manager = manager
 
     def phase_in_force(self) -> Phase:
-        return self.manager.state().phase
+        return self.manager.state(quick=True).phase
 
     def size_in_force(self) -> Decimal:
-        return self.manager.size_in_force().size
+        return self.manager.size_in_force(self.manager.state(quick=True)).size
+
+    def shared_journal(self) -> TradeJournal:
+        """The bot reads the journal through the manager's reader: one copy in memory."""
+        return self.manager.journal
 
     def entry_check(self) -> PhaseCheck:
         return PhaseCheck(self.manager)

@@ -148,6 +148,8 @@ class PhaseManager:
         self.engine = PhaseEngine(self.config.settings, self.calendar, self.config.mode)
         self.entries = SessionEntries(self.calendar)
         self._journal_generation = -1
+        self._entries_seen = 0
+        self._closes_seen = 0
         self._new_entry_sessions: set[Any] = set()
         self._replay: Replay | None = None
         self._state: PhaseState | None = None
@@ -178,19 +180,32 @@ class PhaseManager:
     # ---- reading the records -------------------------------------------------------
 
     def sync_journal(self, *, quick: bool = False) -> bool:
-        """Bring the journal up to date; fold new entries into the per-session counts."""
-        delta = self.journal.refresh(quick=quick)
-        if self.journal.generation != self._journal_generation:
-            self._journal_generation = self.journal.generation
+        """Bring the journal up to date; fold new entries into the per-session counts.
+
+        Folds from indexes into the journal, not from refresh deltas, so the bot may share
+        this journal and refresh it itself. Returns whether anything changed.
+        """
+        journal = self.journal
+        journal.refresh(quick=quick)
+        if journal.generation != self._journal_generation:
+            self._journal_generation = journal.generation
             self.entries = SessionEntries(self.calendar)
-            self.entries.fold(self.journal.entries.values())
+            self.entries.fold(journal.entry_log)
+            self._entries_seen = len(journal.entry_log)
+            self._closes_seen = len(journal.closed_trades)
             self._replay = None
             self._new_entry_sessions = set(self.entries.by_session)
             return True
-        if delta.new_entries:
-            self.entries.fold(delta.new_entries)
-            self._new_entry_sessions.update(self.calendar.session_of(r.timestamp) for r in delta.new_entries)
-        return delta.changed
+        log = journal.entry_log
+        new_entries = log[self._entries_seen :] if len(log) > self._entries_seen else []
+        self._entries_seen = len(log)
+        if new_entries:
+            self.entries.fold(new_entries)
+            self._new_entry_sessions.update(self.calendar.session_of(r.timestamp) for r in new_entries)
+        closes = len(journal.closed_trades)
+        changed = bool(new_entries) or closes != self._closes_seen
+        self._closes_seen = closes
+        return changed
 
     def _journal_view(self) -> tuple[Sequence[TradeRecord], dict[str, TradeRecord], SessionEntries]:
         if self.as_of is None:
