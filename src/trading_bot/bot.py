@@ -38,6 +38,10 @@ from trading_bot.validator import (
 )
 
 
+class PhaseUnavailable(Exception):
+    """The phase system cannot read its state (a damaged or unreadable record): fail safe."""
+
+
 class PhaseHooks(Protocol):
     """What the trading loop asks of the phase system."""
 
@@ -249,10 +253,15 @@ class TradingBot:
     ) -> TradeResult:
         """Validate, size in whole shares, place, and journal an entry."""
         now = self.clock.now()
-        self.journal.refresh(quick=True)
-        size = self.phase.size_in_force() if dollars is None else dollars
-        intent = OrderIntent(symbol=symbol, action=action, price=price, dollars=size, at=now, mode=self.mode.mode)
-        decision = self.chain.validate(intent, self.account_snapshot(now))
+        try:
+            self.journal.refresh(quick=True)
+            phase = self.phase.phase_in_force()
+            size = self.phase.size_in_force() if dollars is None else dollars
+            intent = OrderIntent(symbol=symbol, action=action, price=price, dollars=size, at=now, mode=self.mode.mode)
+            decision = self.chain.validate(intent, self.account_snapshot(now))
+        except (PhaseUnavailable, OSError) as error:
+            # Fail-safe: when the phase state cannot be read, no entry is placed.
+            return TradeResult(accepted=False, refusal=Refusal("phase_state", f"phase state cannot be read ({error}); trading halted"))
         refusal = decision.refusal
         if refusal is None and self.broker_breaker.is_tripped:
             refusal = Refusal("broker_breaker", f"broker circuit breaker tripped: {self.broker_breaker.state.reason}")
@@ -281,7 +290,7 @@ class TradingBot:
             stop_loss=stop_loss,
             target=target,
             execution_mode=self.mode.mode,
-            phase=self.phase.phase_in_force(),
+            phase=phase,
             operator_id=self.operator_id,
         )
         self._journal(record, now)
@@ -309,9 +318,12 @@ class TradingBot:
         )
         closed = _with_operator(closed, operator_id or self.operator_id)
         self._journal(closed, now)
-        self.phase.exit_recorded(closed, operator_id or self.operator_id)
-        if self.mode.is_live and self.phase.live_refusal() is not None:
-            self.mode.switch_to_paper()
+        try:
+            self.phase.exit_recorded(closed, operator_id or self.operator_id)
+            if self.mode.is_live and self.phase.live_refusal() is not None:
+                self.mode.switch_to_paper()
+        except PhaseUnavailable:
+            pass  # the exit is done and journaled; the next pre-trade check refuses entries
         return closed
 
     def _journal(self, record: TradeRecord, now: datetime) -> None:

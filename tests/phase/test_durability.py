@@ -633,3 +633,17 @@ def test_writer_gives_up_with_busy_after_10_seconds_while_another_process_holds_
     assert 9.5 <= waited < 14
     assert not (tmp_path / "logs" / "phase").exists() or not any((tmp_path / "logs" / "phase").iterdir())
     assert mirror(config).get("history_head") is None
+
+
+def test_a_log_that_grew_while_a_check_was_waiting_is_not_mistaken_for_a_cut_log(desk: Desk) -> None:
+    """Another process appends and mirrors the new head while this one holds an older
+    snapshot of the log: after taking the lock it must look again, not cry damage."""
+    desk.cli("status")
+    manager = desk.manager
+    with manager.history.one_read(), manager.overrides.one_read():
+        manager.overrides.lines()  # this check's snapshot
+        code, _, _ = desk.cli("override", "--to", "proof", "--operator", "x", "--reason", "r", "--password-stdin", stdin="wrong\n")
+        assert code == 1  # the other process wrote a line and mirrored the override log's head
+        manager.apply_due()
+        assert manager.damage() is None
+        assert manager.entry_decision().allowed

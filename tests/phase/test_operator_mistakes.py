@@ -93,3 +93,15 @@ def test_a_bad_journal_line_before_an_open_position_still_lets_it_be_closed(desk
     closed = desk.close(entry, 5)
     assert closed.outcome == "win"
     assert desk.bot.flatten({}) == []
+
+
+def test_an_unreadable_phase_history_refuses_entries_and_still_lets_exits_through(desk: Desk) -> None:
+    entry = desk.enter()
+    history = desk.logs_dir / "phase" / "phase-history.jsonl"
+    if history.exists():
+        history.unlink()
+    history.mkdir()  # the history can no longer be read as a file
+    refused = desk.enter()
+    assert not refused.accepted and refused.reason is not None and "cannot be read" in refused.reason
+    closed = desk.close(entry, 5)
+    assert closed.outcome == "win"

@@ -7,6 +7,9 @@ from pathlib import Path
 
 from trading_bot.logging.query_helper import TradeJournal
 from trading_bot.logging.trade_record import TradeRecord
+from trading_bot.bot import PhaseUnavailable
+from trading_bot.phase.engine import PhaseState
+from trading_bot.phase.history_logger import LogDamaged
 from trading_bot.phase.manager import PhaseManager, refusal_details
 from trading_bot.phase.models import Phase
 from trading_bot.validator import AccountSnapshot, OrderIntent, Refusal
@@ -38,11 +41,17 @@ class PhaseGuard:
     def __init__(self, manager: PhaseManager) -> None:
         self.manager = manager
 
+    def _state(self) -> PhaseState:
+        try:
+            return self.manager.state(quick=True)
+        except (LogDamaged, OSError, ValueError, KeyError) as error:
+            raise PhaseUnavailable(str(error)) from error
+
     def phase_in_force(self) -> Phase:
-        return self.manager.state(quick=True).phase
+        return self._state().phase
 
     def size_in_force(self) -> Decimal:
-        return self.manager.size_in_force(self.manager.state(quick=True)).size
+        return self.manager.size_in_force(self._state()).size
 
     def shared_journal(self) -> TradeJournal:
         """The bot reads the journal through the manager's reader: one copy in memory."""
@@ -52,7 +61,10 @@ class PhaseGuard:
         return PhaseCheck(self.manager)
 
     def live_refusal(self) -> str | None:
-        phase = self.phase_in_force()
+        try:
+            phase = self.phase_in_force()
+        except PhaseUnavailable as error:
+            return f"phase state cannot be read ({error}); live trading refused"
         if phase.allows_live:
             return None
         return f"live trading is not allowed in the {phase.title} phase (paper only)"
@@ -65,6 +77,9 @@ class PhaseGuard:
 
     def exit_recorded(self, record: TradeRecord, operator_id: str) -> None:
         """Emergency exits are recorded; every close is checked against the triggers at once."""
-        if record.emergency_exit:
-            self.manager.record_emergency_exit(record, operator_id)
-        self.manager.apply_due()
+        try:
+            if record.emergency_exit:
+                self.manager.record_emergency_exit(record, operator_id)
+            self.manager.apply_due()
+        except (LogDamaged, OSError, ValueError, KeyError) as error:
+            raise PhaseUnavailable(str(error)) from error

@@ -519,6 +519,10 @@ class ChainedLog:
         self._stat_key = None
         self._confirmed_key = None
 
+    def reread(self) -> None:
+        """Look at the file now, even inside `one_read` (after waiting for the lock, say)."""
+        self._refresh(force=True)
+
     @contextmanager
     def one_read(self) -> Iterator[None]:
         """Within this block readers stat the file once: a pre-trade check asks the log

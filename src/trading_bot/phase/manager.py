@@ -247,6 +247,9 @@ class PhaseManager:
             if head is None or head.seq == 0:
                 continue
             lines = log.lines()
+            if not _reaches(lines, head.seq, head.hash):
+                log.reread()  # a snapshot older than the config we read is not a cut log
+                lines = log.lines()
             name = log.path.name
             if head.seq > len(lines):
                 problems[name] = f"{name} cut short: config.json records line {head.seq} but the file has {len(lines)}"
@@ -291,6 +294,9 @@ class PhaseManager:
             return []
         written: list[LogLine] = []
         with self.lock.held():
+            # Another process may have written while we waited for the lock: look again.
+            self.history.reread()
+            self.overrides.reread()
             self.reload_config()
             self.sync_journal()
             if not self._swept:
