@@ -44,10 +44,6 @@ def ratio_str(value: Decimal) -> str:
     return str(value.quantize(RATIO_STEP, rounding=ROUND_HALF_EVEN))
 
 
-def optional_ratio_str(value: Decimal | None) -> str | None:
-    return None if value is None else ratio_str(value)
-
-
 def distinct_pair(actual: Decimal, required: Decimal, places: int = 4) -> tuple[str, str]:
     """Format two numbers for a message, adding digits until they no longer print equal."""
     for digits in range(places, 29):

@@ -27,7 +27,6 @@ SIZE_CHANGE = "size_change"
 BREAKER_ACK = "breaker_ack"
 SESSION_SUMMARY = "session_summary"
 RECOVERED = "recovered"
-TORN_TAIL_MOVED = "torn_tail_moved"
 
 # Transition kinds.
 ADVANCE = "advance"

@@ -89,7 +89,6 @@ class StintProgress:
     max_drawdown_pct: Decimal = ZERO
     last_stint_trade: TradeRecord | None = None
     last_session: date | None = None
-    folded: int = 0
     manual_override_trades: int = 0
 
     def __post_init__(self) -> None:
@@ -116,7 +115,6 @@ class StintProgress:
     def fold(self, trade: TradeRecord) -> bool:
         """Add one closed trade (in close order). Returns whether it is a stint trade."""
         assert trade.exit_timestamp is not None and trade.net_pnl is not None
-        self.folded += 1
         session = self.calendar.session_of(trade.exit_timestamp)
         if session not in self.equity_at_open:
             self.equity_at_open[session] = self.equity
