@@ -381,3 +381,22 @@ def test_unknown_key_with_a_precise_number_stays_a_number_after_save(tmp_path: P
     load(path).save()
     saved = json.loads(path.read_text(encoding="utf-8"), parse_float=Decimal)
     assert saved["custom"]["precise"] == D("0.12345678901234567890")
+
+
+def test_save_fsyncs_the_temp_file_before_the_rename(config_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SPEC §10: temp file in the same folder, fsync, rename — the old file is still in place at the fsync."""
+    before = config_path.read_bytes()
+    real_fsync = os.fsync
+    synced: list[tuple[Path, int, bytes]] = []
+
+    def watching_fsync(fd: int) -> None:
+        synced.append((Path(os.readlink(f"/proc/self/fd/{fd}")), os.fstat(fd).st_size, config_path.read_bytes()))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", watching_fsync)
+    load(config_path).with_updates({("trading", "mode"): "live"}).save()
+    after = config_path.read_bytes()
+    assert after != before
+    temp_syncs = [(size, seen) for path, size, seen in synced if path.parent == config_path.parent and path.name != config_path.name and path != config_path.parent]
+    assert temp_syncs, synced
+    assert (len(after), before) in temp_syncs

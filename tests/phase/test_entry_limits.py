@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
@@ -444,3 +444,31 @@ def test_emergency_exiting_the_session_entry_does_not_free_another_entry_in_proo
     second = desk.enter()
     assert not second.accepted
     assert second.reason is not None and second.reason.startswith("1/1 trades this session (proof)")
+
+
+def test_a_hand_written_emergency_exit_without_an_entry_adds_no_entry_in_proof(desk: Desk) -> None:
+    """A closed line flagged emergency_exit, with its own order_id and no open record, is not an entry (§7)."""
+    advance_to(desk, "proof")
+    desk.tick(5)
+    now = desk.now()
+    record = {
+        "timestamp": (now - timedelta(minutes=3)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "exit_timestamp": (now - timedelta(minutes=2)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "symbol": "AAPL",
+        "action": "BUY",
+        "quantity": 10,
+        "price": "10",
+        "order_id": "hand-flatten-1",
+        "outcome": "loss",
+        "net_profit_loss": "-5",
+        "execution_mode": "PAPER",
+        "phase": "proof",
+        "emergency_exit": True,
+        "manual_override": False,
+        "operator_id": "ops",
+    }
+    path = desk.logs_dir / "trades" / "hand-entered.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record) + "\n", encoding="utf-8")
+    desk.tick()
+    assert desk.enter().accepted

@@ -983,3 +983,263 @@ def test_each_stint_gets_its_own_suggestion(desk: Desk) -> None:
     lines = suggestions(desk)
     assert len(lines) == 2
     assert lines[0]["stint_seq"] != lines[1]["stint_seq"]
+
+
+# ---- trial → scaling: trading days -------------------------------------------------------
+
+
+TRIAL_CRITERIA = ("phase_progression", "trial", "advancement_criteria")
+
+
+def test_fifty_nine_trading_days_are_not_enough_for_the_trial_gate(desk: Desk) -> None:
+    """2 March → 22 May 2026: 22 March days, 21 April days (Good Friday closed), 1–22 May = 16: 59."""
+    advance_to(desk, "trial")
+    desk.open_session(date(2026, 5, 22))
+    days = measured(desk, "scaling", "trading_days")
+    assert (days["actual"], days["required"], days["met"]) == (59, 60, False)
+    assert days["detail"] == "trading days in the stint 59 < required 60"
+
+
+def test_memorial_day_is_not_the_sixtieth_trading_day(desk: Desk) -> None:
+    """Monday 25 May 2026 is Memorial Day: the exchange is closed, still 59."""
+    advance_to(desk, "trial")
+    desk.at(datetime(2026, 5, 25, 15, 0, tzinfo=timezone.utc))
+    assert measured(desk, "scaling", "trading_days")["actual"] == 59
+
+
+def test_sixtieth_trading_day_meets_the_trial_gate(desk: Desk) -> None:
+    advance_to(desk, "trial")
+    desk.open_session(date(2026, 5, 26))
+    days = measured(desk, "scaling", "trading_days")
+    assert (days["actual"], days["met"]) == (60, True)
+
+
+def test_sixty_first_trading_day_still_meets_the_trial_gate(desk: Desk) -> None:
+    advance_to(desk, "trial")
+    desk.open_session(date(2026, 5, 27))
+    days = measured(desk, "scaling", "trading_days")
+    assert (days["actual"], days["met"]) == (61, True)
+
+
+# ---- trial → scaling: closed trades ------------------------------------------------------
+
+
+def test_ninety_nine_trades_are_not_enough_for_the_trial_gate(desk: Desk) -> None:
+    advance_to(desk, "trial")
+    desk.trades(*winning_pattern(99))
+    trades = measured(desk, "scaling", "trades")
+    assert (trades["actual"], trades["required"], trades["met"]) == (99, 100, False)
+    assert trades["detail"] == "closed trades in the stint 99 < required 100"
+
+
+def test_hundredth_trade_meets_the_trial_gate(desk: Desk) -> None:
+    advance_to(desk, "trial")
+    desk.trades(*winning_pattern(100))
+    trades = measured(desk, "scaling", "trades")
+    assert (trades["actual"], trades["met"]) == (100, True)
+
+
+# ---- trial → scaling: win rate and R:R over the trade window -------------------------------
+
+
+# 7 wins of 10, never two losses in a row: win rate 0.70; wins 40 / losses 20 = R:R 2.0.
+SEVEN_OF_TEN = ["W", "W", "W", "L", "W", "W", "W", "L", "W", "L"]
+SIX_OF_TEN = ["W", "L", "W", "L", "W", "W", "L", "W", "L", "W"]
+
+
+def trial_window_of_ten(desk: Desk) -> None:
+    """Trial's trade window lowered to 10 before anything is recorded (the baseline, not an edit)."""
+    assert desk.overrides() == [], "must run before the first recorded line"
+    desk.edit_config({(*TRIAL_CRITERIA, "trade_window"): 10})
+    advance_to(desk, "trial")
+
+
+def test_trial_win_rate_of_exactly_070_meets(desk: Desk) -> None:
+    trial_window_of_ten(desk)
+    desk.trades(*pnls(SEVEN_OF_TEN, 40, -20))
+    win_rate = measured(desk, "scaling", "win_rate")
+    assert (win_rate["actual"], win_rate["required"], win_rate["met"]) == ("0.7000", "0.7000", True)
+
+
+def test_trial_win_rate_one_win_short_of_070_fails_naming_both_numbers(desk: Desk) -> None:
+    trial_window_of_ten(desk)
+    desk.trades(*pnls(SIX_OF_TEN, 40, -20))
+    win_rate = measured(desk, "scaling", "win_rate")
+    assert (win_rate["actual"], win_rate["met"]) == ("0.6000", False)
+    assert win_rate["detail"] == "win rate 0.6000 < required 0.7000 over the last 10 trades (window 10)"
+
+
+def test_trial_win_rate_counts_only_the_last_window_of_trades(desk: Desk) -> None:
+    """Two early losses fall out of the window of 10: the last 10 are 7 of 10."""
+    trial_window_of_ten(desk)
+    desk.trades(*pnls(["L", "W", "L", "W", *SEVEN_OF_TEN], 40, -20))
+    assert measured(desk, "scaling", "win_rate")["actual"] == "0.7000"
+
+
+def test_trial_rr_of_exactly_20_meets(desk: Desk) -> None:
+    trial_window_of_ten(desk)
+    desk.trades(*pnls(SEVEN_OF_TEN, 40, -20))
+    rr = measured(desk, "scaling", "avg_rr")
+    assert (rr["actual"], rr["required"], rr["met"]) == ("2.0000", "2.0000", True)
+
+
+def test_trial_rr_just_below_20_fails_naming_both_numbers(desk: Desk) -> None:
+    trial_window_of_ten(desk)
+    desk.trades(*pnls(SEVEN_OF_TEN, "39.99", -20))
+    rr = measured(desk, "scaling", "avg_rr")
+    assert (rr["actual"], rr["met"]) == ("1.9995", False)
+    assert "average R:R 1.9995 < required 2.0000" in rr["detail"]
+
+
+def test_trial_rr_just_above_20_meets(desk: Desk) -> None:
+    trial_window_of_ten(desk)
+    desk.trades(*pnls(SEVEN_OF_TEN, "40.01", -20))
+    rr = measured(desk, "scaling", "avg_rr")
+    assert (rr["actual"], rr["met"]) == ("2.0005", True)
+
+
+# ---- trial → scaling: every criterion at once ---------------------------------------------
+
+
+def test_trial_gate_passes_at_the_shipped_defaults(desk: Desk) -> None:
+    """60 trading days with an entry each (2 a day for 40 days, then 1), 100 trades at 7 of 10, R:R 2.0.
+
+    Equity starts at 10000; each loss of 20 comes right after a new peak, the lowest peak being
+    10120 (three wins): max drawdown 20 / 10120 = 0.1976%.
+    """
+    advance_to(desk, "trial")
+    pattern = iter(pnls(SEVEN_OF_TEN * 10, 40, -20))
+    for day in range(60):
+        if day:
+            desk.next_session()
+        for _ in range(2 if day < 40 else 1):
+            desk.trade(next(pattern))
+    code, report = gate(desk, "scaling")
+    assert desk.day == date(2026, 5, 26)
+    assert code == 0, report["failures"]
+    assert (report["from_phase"], report["to_phase"], report["ready"], report["failures"]) == ("trial", "scaling", True, [])
+    assert [(c["name"], c["actual"], c["met"]) for c in report["criteria"]] == [
+        ("trading_days", 60, True),
+        ("trades", 100, True),
+        ("win_rate", "0.7000", True),
+        ("avg_rr", "2.0000", True),
+        ("max_drawdown_pct", "0.1976", True),
+    ]
+    assert [t["kind"] for t in desk.transitions()] == ["override"], "no downgrade may interfere"
+
+
+# ---- stint membership by phase (SPEC §2) ---------------------------------------------------
+
+
+def hand_closed_trade(desk: Desk, order_id: str, pnl: str, *, entered: datetime, exited: datetime, phase: str | None) -> None:
+    """A closed trade written into the journal by hand; `phase=None` leaves the field out."""
+    record: dict[str, Any] = {
+        "timestamp": utc(entered),
+        "exit_timestamp": utc(exited),
+        "symbol": "AAPL",
+        "action": "BUY",
+        "quantity": 10,
+        "price": "10",
+        "order_id": order_id,
+        "outcome": "win" if pnl[0] != "-" else "loss",
+        "net_profit_loss": pnl,
+        "execution_mode": "PAPER",
+        "emergency_exit": False,
+        "manual_override": False,
+        "operator_id": "ops",
+    }
+    if phase is not None:
+        record["phase"] = phase
+    write_journal_line(desk, record)
+
+
+def proof_with_two_losses_then_an_experience_loss(desk: Desk) -> None:
+    """Proof: +40, −20, −20 by the bot, then a hand-written experience loss entered inside the stint.
+
+    Counted, it would be proof's third loss in a row (a downgrade) and a 4th trade.
+    """
+    proof_unlimited_entries(desk)
+    desk.trades(40, -20, -20)
+    desk.tick(5)
+    now = desk.now()
+    hand_closed_trade(desk, "hand-exp", "-20", entered=now - timedelta(minutes=3), exited=now - timedelta(minutes=2), phase="experience")
+    desk.tick()
+
+
+def test_trade_of_another_phase_inside_the_stint_does_not_count_toward_proof_trades(desk: Desk) -> None:
+    proof_with_two_losses_then_an_experience_loss(desk)
+    report = gate(desk, "trial")[1]
+    assert criterion(report, "trades")["actual"] == 3
+    assert criterion(report, "win_rate")["actual"] == "0.3333"
+
+
+def test_trade_of_another_phase_inside_the_stint_does_not_trigger_a_downgrade(desk: Desk) -> None:
+    proof_with_two_losses_then_an_experience_loss(desk)
+    code, status = desk.cli_json("status")
+    assert code == 0
+    assert (status["phase"], status["circuit_breaker"]["tripped"]) == ("proof", False)
+    assert [t["kind"] for t in desk.transitions()] == ["override"]
+    assert desk.enter().accepted
+
+
+def test_trade_without_phase_entered_before_the_stint_is_not_in_it(desk: Desk) -> None:
+    """Entered in experience, closed (by hand, no phase field) after the move into proof."""
+    entered = desk.now()
+    desk.tick()
+    proof_unlimited_entries(desk)
+    desk.trade(40)
+    desk.tick()
+    hand_closed_trade(desk, "hand-old", "-20", entered=entered, exited=desk.now() - timedelta(minutes=1), phase=None)
+    desk.tick()
+    report = gate(desk, "trial")[1]
+    assert criterion(report, "trades")["actual"] == 1
+    assert criterion(report, "win_rate")["actual"] == "1.0000"
+
+
+def test_trade_without_phase_entered_inside_the_stint_takes_the_phase_in_force(desk: Desk) -> None:
+    proof_unlimited_entries(desk)
+    desk.trade(40)
+    desk.tick(5)
+    now = desk.now()
+    hand_closed_trade(desk, "hand-new", "-20", entered=now - timedelta(minutes=3), exited=now - timedelta(minutes=2), phase=None)
+    desk.tick()
+    report = gate(desk, "trial")[1]
+    assert criterion(report, "trades")["actual"] == 2
+    assert criterion(report, "win_rate")["actual"] == "0.5000"
+
+
+# ---- proof → trial: missed days around a breaker period, the 16:00 boundary ----------------
+
+
+def trip_breaker_by_recovering_the_override_log(desk: Desk) -> None:
+    """Damage a terminated override-log line and `recover`: the breaker trips (SPEC §10), the stint stays."""
+    path = desk.logs_dir / "phase" / "phase-overrides.jsonl"
+    text = path.read_text(encoding="utf-8")
+    assert "test setup" in text
+    path.write_text(text.replace("test setup", "test setuP", 1), encoding="utf-8")
+    code, _, err = desk.cli("recover")
+    assert code == 0, err
+    desk.start()
+    _, status = desk.cli_json("status")
+    assert (status["phase"], status["circuit_breaker"]["tripped"]) == ("proof", True)
+
+
+def test_breaker_days_neither_count_nor_break_a_run_of_missed_days(desk: Desk) -> None:
+    """Entry Monday 2 March; 3–4 March missed; breaker tripped 5–9 March; 10–11 March missed: a run of 4."""
+    proof_from_monday(desk)
+    desk.trade(40)
+    desk.open_session(date(2026, 3, 5))
+    trip_breaker_by_recovering_the_override_log(desk)
+    desk.open_session(date(2026, 3, 9))
+    acknowledge(desk)
+    desk.open_session(date(2026, 3, 12))
+    stint_since = desk.cli_json("status")[1]["stint_since"]
+    assert stint_since.startswith("2026-03-02"), "the recovery must not start a new stint"
+    streak = measured(desk, "trial", "missed_days_streak")
+    assert (streak["actual"], streak["met"]) == (4, False)
+
+
+def test_stint_begun_at_exactly_end_time_does_not_count_that_day(desk: Desk) -> None:
+    start_proof_at(desk, date(2026, 3, 3), 16, 0)
+    desk.open_session(date(2026, 3, 4))
+    assert measured(desk, "trial", "trading_days")["actual"] == 1
