@@ -10,8 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 from trading_bot.clock import FixedClock
+
+# A loaded 2-core CI machine must not turn a slow first example (the holiday tables are
+# built on first use) into a failure: correctness is asserted, speed is benchmarked.
+settings.register_profile("project", deadline=None, print_blob=True)
+settings.load_profile("project")
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHIPPED_CONFIG = REPO_ROOT / "config.json"
