@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 
 from trading_bot.clock import FixedClock
+from trading_bot.market_calendar import MarketCalendar
 from trading_bot.phase.cli import main
 from trading_bot.phase.history_logger import canonical_line
 
@@ -218,6 +219,7 @@ def check_after_kill(
     committed_history: bytes,
     committed_overrides: bytes,
     seen_tmp: set[Path],
+    clock: Any = None,
 ) -> None:
     """What the kill left, then start-up (status), then every durability promise."""
     history_path = root / "logs" / "phase" / HISTORY
@@ -238,10 +240,10 @@ def check_after_kill(
     seen_tmp |= seen.tmp_files
 
     # Start-up: mirror repair, torn tails moved aside, lost override records restored.
-    code, out, err = run_cli(config, "status", "--json")
+    code, out, err = run_cli(config, "status", "--json", clock=clock)
     assert code == 0, f"round {round_no}: status exited {code}: {err}"
     status = json.loads(out)
-    code, out, err = run_cli(config, "verify", "--json")
+    code, out, err = run_cli(config, "verify", "--json", clock=clock)
     assert code == 0, f"round {round_no}: verify after start-up: {out} {err}"
     assert json.loads(out)["intact"] is True
 
@@ -274,6 +276,150 @@ def check_after_kill(
             assert recorded[line["seq"]] == 1, f"round {round_no}: history line {line['seq']} has {recorded[line['seq']]} override records"
     stats["mirror_repaired"] += seen.mirror_lag
     stats["override_record_repaired"] += bool(seen.missing_override_records)
+
+
+# ---------------------------------------------------------------- SIGKILL during the bot's own downgrades
+
+BOT_KILL_ROUNDS = 40
+BOT_KILL_SEED = 20260303
+MAX_BOT_KILL_DELAY_SECONDS = 0.060
+
+
+def parse_time(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def journal_bytes(root: Path) -> dict[Path, bytes]:
+    return {path: path.read_bytes() for path in sorted((root / "logs" / "trades").glob("*.jsonl"))}
+
+
+def latest_recorded_time(root: Path) -> datetime | None:
+    """The latest moment any committed line under logs/ names (the child's clock never
+    wrote anything later): the parent's start-up runs at this moment, never before it."""
+    moments = [
+        parse_time(line[key])
+        for path in (root / "logs").rglob("*.jsonl")
+        for line in complete_lines(path.read_bytes())
+        for key in ("timestamp", "exit_timestamp", "effective_at", "closed_at")
+        if isinstance(line.get(key), str)
+    ]
+    return max(moments, default=None)
+
+
+def check_proof_stints(round_no: int, history: list[dict[str, Any]], journal: list[dict[str, Any]]) -> int:
+    """No downgrade lost: every proof stint the child opened ended with a downgrade at its
+    third losing close, and the stint still open has fewer than three. Returns downgrades."""
+    closes = sorted(parse_time(line["exit_timestamp"]) for line in journal if line["outcome"] != "open")
+    assert all(line["outcome"] == "loss" for line in journal if line["outcome"] != "open")
+    transitions = [line for line in history if line["type"] == "transition"]
+    downgrades = 0
+    for index, line in enumerate(transitions):
+        if line["to_phase"] != "proof":
+            continue
+        assert line["kind"] == "override", f"round {round_no}: unexpected way into proof: {line}"
+        began = parse_time(line["timestamp"])
+        following = transitions[index + 1] if index + 1 < len(transitions) else None
+        if following is None:
+            losses = [moment for moment in closes if moment > began]
+            assert len(losses) < 3, f"round {round_no}: {len(losses)} losses in proof since line {line['seq']}, no downgrade"
+            continue
+        assert (following["kind"], following["to_phase"]) == ("downgrade", "experience"), (
+            f"round {round_no}: proof stint from line {line['seq']} ended by {following}"
+        )
+        assert following["breaker"]["tripped"] is True
+        ended = parse_time(following.get("effective_at", following["timestamp"]))
+        losses = [moment for moment in closes if began < moment <= ended]
+        assert len(losses) == 3 and losses[-1] == ended, (
+            f"round {round_no}: downgrade line {following['seq']} after {len(losses)} losses"
+        )
+        downgrades += 1
+    return downgrades
+
+
+def test_sigkill_during_bot_loop_downgrades_40_times_loses_no_committed_line(tmp_path: Path) -> None:
+    """The bot loop's own transitions, SIGKILLed at random moments 40 times on one desk.
+
+    Each forked writer (writer_child.py bot-transitions) runs a TradingBot with PhaseGuard
+    on a PaperBroker: acknowledge, override into proof, then one losing round trip per
+    session until its own close downgrades -- over and over, until the kill 0-60 ms in.
+    """
+    config = tmp_path / "config.json"
+    shutil.copyfile(SHIPPED_CONFIG, config)
+    history_path = tmp_path / "logs" / "phase" / HISTORY
+    overrides_path = tmp_path / "logs" / "phase" / OVERRIDES
+    calendar = MarketCalendar()
+    rng = random.Random(BOT_KILL_SEED)
+    stats: Counter[str] = Counter()
+    committed_history = committed_overrides = b""
+    committed_journal: dict[Path, bytes] = {}
+    seen_tmp: set[Path] = set()
+    start = RACE_START
+    err_path = tmp_path / "writer-stderr.txt"
+    with open(err_path, "wb") as err_file:
+        server = spawn("bot-transitions", str(config), stderr=err_file)
+    try:
+        assert server.stdin is not None and server.stdout is not None
+        assert server.stdout.readline() == b"ready\n", err_path.read_text()
+        for round_no in range(1, BOT_KILL_ROUNDS + 1):
+            server.stdin.write(f"fork {start.isoformat()}\n".encode())
+            server.stdin.flush()
+            started = server.stdout.readline().split()
+            assert started[:1] == [b"started"], f"round {round_no}: {started} {err_path.read_text()}"
+            time.sleep(rng.uniform(0, MAX_BOT_KILL_DELAY_SECONDS))
+            os.kill(int(started[1]), signal.SIGKILL)
+            ended = server.stdout.readline().split()
+            assert ended == [b"ended", str(-signal.SIGKILL).encode()], (
+                f"round {round_no}: writer ended by itself {ended}: {err_path.read_text()}"
+            )
+
+            # The journal as the kill left it: committed lines kept, every terminated line parses.
+            journal = journal_bytes(tmp_path)
+            torn_journal: dict[Path, bytes] = {}
+            for path, data in journal.items():
+                assert data.startswith(committed_journal.get(path, b"")), f"round {round_no}: {path.name} lost a line"
+                complete_lines(data)
+                if torn_fragment(data):
+                    torn_journal[path] = torn_fragment(data)
+            stats["torn_journal"] += bool(torn_journal)
+            stats["journal_lines_written"] += sum(
+                data.count(b"\n") - committed_journal.get(path, b"").count(b"\n") for path, data in journal.items()
+            )
+            history_before = complete_lines(read_bytes(history_path))
+
+            latest = latest_recorded_time(tmp_path) or start
+            clock = FixedClock(latest + timedelta(minutes=1))
+            check_after_kill(round_no, tmp_path, config, stats, committed_history, committed_overrides, seen_tmp, clock)
+            committed_history, committed_overrides = read_bytes(history_path), read_bytes(overrides_path)
+            committed_journal = journal_bytes(tmp_path)
+
+            # Start-up set every torn journal tail aside (the next writer would have too).
+            for path, fragment in torn_journal.items():
+                assert committed_journal[path].endswith(b"\n"), f"round {round_no}: {path.name} still torn"
+                assert any(p.read_bytes() == fragment for p in path.parent.glob(path.name + ".torn-*")), (
+                    f"round {round_no}: torn tail of {path.name} dropped without a recovery file"
+                )
+                stats["torn_journal_moved"] += 1
+            history = complete_lines(committed_history)
+            journal_lines = [line for data in committed_journal.values() for line in complete_lines(data)]
+            downgrades = check_proof_stints(round_no, history, journal_lines)
+            stats["downgrades"] = downgrades
+            stats["downgrade_written_at_startup"] += sum(
+                1 for line in history[len(history_before):] if line["type"] == "transition" and line["kind"] == "downgrade"
+            )
+            # The next writer starts at the next session's open (+30 min): time only moves on.
+            start = calendar.open_of(calendar.next_trading_day(calendar.session_of(clock.now()))) + timedelta(minutes=30)
+    finally:
+        if server.poll() is None:
+            server.kill()
+        server.wait()
+        for stream in (server.stdin, server.stdout):
+            if stream is not None:
+                stream.close()
+
+    kinds = Counter(line.get("kind") for line in complete_lines(committed_history) if line["type"] == "transition")
+    print(f"\nbot SIGKILL rounds: {BOT_KILL_ROUNDS}; observed: {dict(sorted(stats.items()))}; transitions: {dict(kinds)}")
+    assert stats["downgrades"] >= BOT_KILL_ROUNDS // 10, "too few downgrades to exercise anything"
+    assert stats["mid_write"] + stats["torn_journal"] >= 1, "no kill landed inside a write"
 
 
 # ---------------------------------------------------------------- two writers at once

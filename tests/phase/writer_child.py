@@ -8,6 +8,11 @@ real files, so the parent can kill it, race it against another process, or wait 
                                   --to experience / --reset-progress through the real CLI
                                   until the parent SIGKILLs it; prints "started PID" and,
                                   once it is gone, "ended EXITCODE" (-9 for SIGKILL)
+  bot-transitions CONFIG          like `transitions`, but for each "fork START" line the
+                                  forked writer runs a TradingBot with PhaseGuard on a
+                                  PaperBroker (one FixedClock from START): acknowledge,
+                                  override --to proof, then losing round trips (one per
+                                  session) until the bot's own close downgrades -- repeat
   bot CONFIG OPS START            after "go" on stdin: a TradingBot with PhaseGuard on a
                                   PaperBroker enters, closes and gets refused, OPS operations
   cli CONFIG OPS START            after "go" on stdin: status, check-trade, acknowledge and a
@@ -23,7 +28,9 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import sys
+import tempfile
 import time
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
@@ -82,6 +89,92 @@ def _transition_loop(main: Any, config: str, password: str) -> None:
         if code == 0 or (code == 2 and "already in" in err.getvalue()):
             continue
         _fail(f"override {action} exited {code}: {err.getvalue().strip()}")
+
+
+def bot_transitions(config: str) -> None:
+    from trading_bot.bot import TradingBot  # noqa: F401  (warm the imports before forking)
+    from trading_bot.broker import PaperBroker  # noqa: F401
+    from trading_bot.phase.cli import main
+    from trading_bot.phase.guard import PhaseGuard  # noqa: F401
+    from trading_bot.phase.manager import PhaseManager  # noqa: F401
+
+    password = os.environ["PHASE_OVERRIDE_PASSWORD"]
+    # Warm up (lazy imports, the holiday calendar, first reads and writes) on a scratch desk,
+    # so every forked writer starts at full speed and a kill can land anywhere in a write.
+    scratch = Path(tempfile.mkdtemp(prefix="bot-warmup-"))
+    try:
+        shutil.copyfile(config, scratch / "config.json")
+        _bot_transition_loop(main, str(scratch / "config.json"), password, datetime(2026, 3, 2, 15, 0, tzinfo=timezone.utc), cycles=1)
+    finally:
+        shutil.rmtree(scratch)
+    _ready()
+    for line in sys.stdin:
+        words = line.split()
+        if words[:1] != ["fork"]:
+            break
+        pid = os.fork()
+        if pid == 0:
+            _bot_transition_loop(main, config, password, datetime.fromisoformat(words[1]))
+        _ready(f"started {pid}")
+        _, status = os.waitpid(pid, 0)
+        _ready(f"ended {os.waitstatus_to_exitcode(status)}")
+
+
+def _bot_transition_loop(main: Any, config: str, password: str, start: datetime, cycles: int | None = None) -> None:
+    """The forked writer: downgrades made by the bot loop itself, until it is killed."""
+    from trading_bot.bot import TradingBot
+    from trading_bot.broker import PaperBroker
+    from trading_bot.clock import FixedClock
+    from trading_bot.config import Config
+    from trading_bot.market_calendar import MarketCalendar
+    from trading_bot.phase.guard import PhaseGuard
+    from trading_bot.phase.manager import PhaseManager
+    from trading_bot.phase.models import Phase
+
+    calendar = MarketCalendar()
+    clock = FixedClock(start)
+    settings = Config.from_env_and_json(Path(config))
+    manager = PhaseManager(config, config=settings, clock=clock)
+    broker = PaperBroker(Decimal("1000000"), clock=clock)
+    trading = TradingBot(settings, broker, logs_dir=Path(config).parent / "logs", clock=clock, phase=PhaseGuard(manager))
+
+    def tick(minutes: int = 2) -> None:
+        clock.set(clock.now() + timedelta(minutes=minutes))
+
+    def next_session() -> None:
+        day = calendar.next_trading_day(calendar.session_of(clock.now()))
+        clock.set(calendar.open_of(day) + timedelta(minutes=30))
+
+    def cli(*args: str, stdin: str = "") -> tuple[int, str]:
+        err = io.StringIO()
+        code = main(["--config", config, *args], stdin=io.StringIO(stdin), stdout=io.StringIO(), stderr=err, clock=clock)
+        return code, err.getvalue()
+
+    while cycles is None or cycles > 0:
+        cycles = None if cycles is None else cycles - 1
+        code, err = cli("acknowledge", "--operator", "killer")
+        if code != 0:
+            _fail(f"acknowledge exited {code}: {err.strip()}")
+        tick()
+        code, err = cli(
+            "override", "--to", "proof", "--operator", "killer", "--reason", "durability", "--password-stdin",
+            stdin=password + "\n",
+        )
+        if code != 0 and not (code == 2 and "already in" in err):
+            _fail(f"override exited {code}: {err.strip()}")
+        for _ in range(4):  # three losses downgrade (fewer if a killed writer left some)
+            next_session()
+            entry = trading.execute_trade("AAPL", "BUY", Decimal("10"))
+            if not entry.accepted or entry.record is None:
+                _fail(f"entry refused at {clock.now()}: {entry.reason}")
+            tick()
+            trading.close_position(entry.record.order_id, Decimal("9"))
+            tick()
+            if manager.recorded_phase() is not Phase.PROOF:
+                break
+        else:
+            _fail(f"no downgrade after four losses in proof at {clock.now()}")
+        tick()
 
 
 def bot(config: str, ops: int, start: str) -> None:
@@ -171,6 +264,8 @@ if __name__ == "__main__":
     role, *rest = sys.argv[1:]
     if role == "transitions":
         transitions(rest[0])
+    elif role == "bot-transitions":
+        bot_transitions(rest[0])
     elif role == "bot":
         bot(rest[0], int(rest[1]), rest[2])
     elif role == "cli":
