@@ -643,14 +643,19 @@ def test_damaged_override_log_halts_entries_and_recover_records_it_in_the_histor
     assert desk.cli("verify")[0] == 0
 
 
-def test_history_cut_short_is_noticed_through_the_mirror_and_recovered(desk: Any) -> None:
+def cut_history_after_two_overrides(desk: Any) -> None:
+    """Override into proof, then trial; then delete the history's last line (the chain
+    itself still verifies: only the mirror's head can tell)."""
     for target in ("proof", "trial"):
         code, _, err = override(desk, "--to", target)
         assert code == 0, err
         desk.tick()
     history = phase_dir(desk) / HISTORY
-    first = history.read_bytes().splitlines(keepends=True)[0]
-    history.write_bytes(first)  # the last line deleted: the chain itself still verifies
+    history.write_bytes(history.read_bytes().splitlines(keepends=True)[0])
+
+
+def test_history_cut_short_is_noticed_through_the_mirror_and_recovered(desk: Any) -> None:
+    cut_history_after_two_overrides(desk)
     code, verdict = desk.cli_json("verify")
     assert code == 1 and "cut short" in verdict["problems"][0]["reason"]
     code, check = desk.cli_json("check-trade")
@@ -667,12 +672,7 @@ def test_history_cut_short_is_noticed_through_the_mirror_and_recovered(desk: Any
 
 
 def test_recover_of_a_cut_history_mirrors_the_recorded_phase_without_a_phantom_request(desk: Any) -> None:
-    for target in ("proof", "trial"):
-        code, _, err = override(desk, "--to", target)
-        assert code == 0, err
-        desk.tick()
-    history = phase_dir(desk) / HISTORY
-    history.write_bytes(history.read_bytes().splitlines(keepends=True)[0])
+    cut_history_after_two_overrides(desk)
     assert desk.cli("recover")[0] == 0
     code, status = desk.cli_json("status")
     assert (code, status["phase"]) == (0, "proof")
