@@ -11,12 +11,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
 
 from trading_bot.config import ScalingSettings, Settings
 from trading_bot.money import to_decimal
 from trading_bot.logging.trade_record import parse_timestamp
-from trading_bot.phase.history_logger import LogLine, format_timestamp
+from trading_bot.phase.history_logger import LogLine
 from trading_bot.error_handling.circuit_breaker import BreakerState
 from trading_bot.phase.models import Phase, Stint
 

@@ -18,15 +18,13 @@ from typing import Any
 from trading_bot.clock import SYSTEM_CLOCK, Clock, FixedClock, ensure_utc
 from trading_bot.config import Config
 from trading_bot.durable_files import LogsLock, remove_stale_temp_files
-from trading_bot.errors import InputError, JournalError
+from trading_bot.errors import JournalError
 from trading_bot.logging.query_helper import TradeJournal
 from trading_bot.logging.structured_logger import StructuredTradeLogger
 from trading_bot.logging.trade_record import TradeRecord
 from trading_bot.market_calendar import MarketCalendar, format_local
 from trading_bot.money import money_str
-from trading_bot.phase.criteria_edits import criteria_snapshot, loosened_criteria
 from trading_bot.phase.engine import (
-    CRITERIA_EDIT,
     OVERRIDE_ATTEMPT,
     MemoryLog,
     PhaseEngine,
@@ -35,12 +33,13 @@ from trading_bot.phase.engine import (
     metrics_snapshot,
     scaling_settings,
 )
-from trading_bot.phase.history_logger import ChainedLog, LogDamaged, LogLine, LogProblem
+from trading_bot.phase.history_logger import ChainedLog, LogDamaged, LogLine
+from trading_bot.phase.integrity import HISTORY_FILE, OVERRIDES_FILE, Integrity
+from trading_bot.phase.mirror import ConfigMirror
 from trading_bot.phase.ledger import (
     ADVANCE,
     BREAKER_ACK,
     OVERRIDE,
-    RECOVERED,
     RESET,
     SESSION_SUMMARY,
     TRANSITION,
@@ -61,8 +60,6 @@ from trading_bot.phase.position_sizing import EffectiveSize, effective_size
 from trading_bot.phase.trade_limiter import SessionEntries, check_session_limit
 from trading_bot.validator import OrderIntent
 
-HISTORY_FILE = "phase-history.jsonl"
-OVERRIDES_FILE = "phase-overrides.jsonl"
 HISTORY_DIR_VAR = "PHASE_HISTORY_DIR"
 
 # Override-log line types.
@@ -70,9 +67,6 @@ ADVANCE_REFUSED = "advance_refused"
 ENTRY_REFUSED = "entry_refused"
 EMERGENCY_EXIT = "emergency_exit"
 JOURNAL_TORN_TAIL = "journal_torn_tail_moved"
-CONFIG_REQUEST = "config_phase_request"
-CONFIG_REQUEST_CANCELLED = "config_phase_request_cancelled"
-CRITERIA_BASELINE = "criteria_baseline"
 
 # Pre-trade refusal checks, in SPEC §7 order.
 CHECK_DAMAGE = "phase_records"
@@ -118,7 +112,7 @@ class EntryDecision:
     next_trade_allowed_at: datetime | None = None
 
 
-class PhaseManager:
+class PhaseManager(ConfigMirror, Integrity):
     """Reads the records, applies what is due, and carries out operator commands."""
 
     def __init__(
@@ -235,28 +229,6 @@ class PhaseManager:
             return f"journal has an invalid line: {journal.one_line()}; fix or remove it"
         return None
 
-    def _mirror_ahead(self) -> str | None:
-        """config.json records each log's last line; a log that no longer reaches it was cut."""
-        problems = self._mirror_problems()
-        return next(iter(problems.values()), None)
-
-    def _mirror_problems(self) -> dict[str, str]:
-        progression = self.config.settings.phase_progression
-        problems: dict[str, str] = {}
-        for log, head in ((self.history, progression.history_head), (self.overrides, progression.overrides_head)):
-            if head is None or head.seq == 0:
-                continue
-            lines = log.lines()
-            if not _reaches(lines, head.seq, head.hash):
-                log.reread()  # a snapshot older than the config we read is not a cut log
-                lines = log.lines()
-            name = log.path.name
-            if head.seq > len(lines):
-                problems[name] = f"{name} cut short: config.json records line {head.seq} but the file has {len(lines)}"
-            elif lines[head.seq - 1].hash != head.hash:
-                problems[name] = f"{name} rewritten: line {head.seq} no longer has the hash config.json records"
-        return problems
-
     def state(self, *, quick: bool = False) -> PhaseState:
         """The derived state now; applies what is due first unless read-only."""
         changed = self.sync_journal(quick=quick)
@@ -339,7 +311,7 @@ class PhaseManager:
             self._bookkeeping_key = (self.config_version, self.history.head(), self.overrides.head())
         return written
 
-    # ---- config.json: mirror, requests, criteria edits ----------------------------
+    # ---- the folded history -----------------------------------------------------------
 
     def ledger(self, lines: Sequence[LogLine] | None = None) -> Ledger:
         """The history folded; cached per head, since every command asks for it."""
@@ -353,180 +325,6 @@ class PhaseManager:
 
     def recorded_phase(self) -> Phase:
         return self.ledger().stint.phase
-
-    def pending_request(self) -> Phase | None:
-        """A hand edit of `current_phase` that no command has confirmed yet."""
-        if self.read_only:
-            return self._request_as_of()
-        lines = self._log_lines(self.history)
-        recorded = self.ledger(lines).stint.phase
-        requested = self.config.current_phase
-        if requested is recorded or self._mirror_lags(lines, requested):
-            return None
-        return requested
-
-    def _request_as_of(self) -> Phase | None:
-        """Seen from the past, config.json is today's: the override log says what was pending then."""
-        stint_seq = self.ledger(self._log_lines(self.history)).stint.transition_seq
-        for line in reversed(self._log_lines(self.overrides)):
-            if line.type in (CONFIG_REQUEST, CONFIG_REQUEST_CANCELLED):
-                if line.type == CONFIG_REQUEST and line.data.get("stint_seq") == stint_seq:
-                    return Phase(line.data["requested_phase"])
-                return None
-        return None
-
-    def _mirror_lags(self, lines: Sequence[LogLine], requested: Phase) -> bool:
-        """The mirror merely trails the history: it names the phase of the head it records."""
-        head = self.config.history_head
-        seq = head.seq if head is not None else 0
-        if seq >= len(lines):
-            return False
-        if seq > 0 and lines[seq - 1].hash != (head.hash if head else ""):
-            return False
-        phase_then = read_ledger(lines[:seq], self.config.settings, self.config.mode).stint.phase
-        return phase_then is requested
-
-    def reload_config(self) -> bool:
-        """config.json as it is on disk now: people edit it while the bot runs, and the bot
-        must never save over an edit with the copy it loaded at start. False (and the
-        settings in force kept) while the file does not parse, e.g. half-way through an edit."""
-        try:
-            stat = os.stat(self.config_path)
-        except OSError:
-            self._config_fresh = False
-            return False
-        key = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
-        if key == self._config_key:
-            return self._config_fresh
-        try:
-            fresh = Config.from_env_and_json(self.config_path, environ=self.environ)
-        except (InputError, OSError):
-            self._config_key = key
-            self._config_fresh = False
-            return False
-        changed = fresh.settings.model_dump(exclude={"phase_progression": {"current_phase", "history_head", "overrides_head"}}) != (
-            self.config.settings.model_dump(exclude={"phase_progression": {"current_phase", "history_head", "overrides_head"}})
-        )
-        self.config = fresh
-        self._config_key = key
-        self._config_fresh = True
-        if changed:
-            self._adopt_settings()
-        return True
-
-    def _adopt_settings(self) -> None:
-        """New criteria or hours take effect: rebuild what was derived with the old ones."""
-        hours = self.config.settings.trading.hours
-        self.calendar = MarketCalendar(hours.start_time, hours.end_time, hours.timezone)
-        self.engine = PhaseEngine(self.config.settings, self.calendar, self.config.mode)
-        self._journal_generation = -1
-        self._replay = None
-        self._state = None
-        self._state_key = None
-        self._ledger_key = None
-
-    def _config_stat_key(self) -> tuple[int, int, int] | None:
-        try:
-            stat = os.stat(self.config_path)
-        except OSError:
-            return None
-        return (stat.st_ino, stat.st_size, stat.st_mtime_ns)
-
-    def _write_mirror(self) -> None:
-        """Mirror phase, mode and both heads into config.json; a pending hand edit is left alone."""
-        if self.read_only or self._mirror_ahead() is not None:
-            return  # never overwrite the evidence of a cut log
-        if not self.reload_config():
-            return  # config.json does not parse right now: write nothing over the operator's edit
-        lines = self.history.lines()
-        ledger = self.ledger(lines)
-        phase = ledger.stint.phase
-        updates: dict[tuple[str, ...], Any] = {}
-        if self.pending_request() is None and self.config.current_phase is not phase:
-            updates[("phase_progression", "current_phase")] = phase.value
-        if phase is Phase.EXPERIENCE and self.config.mode == "live" and ledger.transitions:
-            last = ledger.transitions[-1]
-            if last.data.get("mode") == "paper" and not self._mirror_recorded(last.seq):
-                updates[("trading", "mode")] = "paper"
-        head = {"seq": lines[-1].seq, "hash": lines[-1].hash} if lines else None
-        current = self.config.history_head
-        if head is not None and (current is None or current.seq != head["seq"] or current.hash != head["hash"]):
-            updates[("phase_progression", "history_head")] = head
-        override_lines = self.overrides.lines()
-        if override_lines:
-            last = override_lines[-1]
-            recorded = self.config.settings.phase_progression.overrides_head
-            if recorded is None or recorded.seq != last.seq or recorded.hash != last.hash:
-                updates[("phase_progression", "overrides_head")] = {"seq": last.seq, "hash": last.hash}
-        if not updates:
-            return
-        self.config = self.config.with_updates(updates)
-        self.config.save()
-        self._config_key = self._config_stat_key()
-
-    def _mirror_recorded(self, seq: int) -> bool:
-        head = self.config.history_head
-        return head is not None and head.seq >= seq
-
-    def _record_config_request(self, now: datetime) -> None:
-        requested = self.pending_request()
-        stint_seq = self.ledger().stint.transition_seq
-        last = None
-        for line in reversed(self.overrides.lines()):
-            if line.type in (CONFIG_REQUEST, CONFIG_REQUEST_CANCELLED):
-                last = line
-                break
-        last_open = last is not None and last.type == CONFIG_REQUEST and last.data.get("stint_seq") == stint_seq
-        if requested is None:
-            if last_open:
-                assert last is not None
-                self._append_override(
-                    CONFIG_REQUEST_CANCELLED,
-                    {"requested_phase": last.data.get("requested_phase"), "stint_seq": stint_seq, "operator_id": "config.json"},
-                    now,
-                )
-            return
-        if last_open and last is not None and last.data.get("requested_phase") == requested.value:
-            return
-        self._append_override(
-            CONFIG_REQUEST,
-            {
-                "requested_phase": requested.value,
-                "recorded_phase": self.recorded_phase().value,
-                "stint_seq": stint_seq,
-                "operator_id": "config.json",
-                "reason": "current_phase edited in config.json; confirm with `override` or `advance`",
-            },
-            now,
-        )
-
-    def _record_criteria_edits(self, now: datetime) -> None:
-        snapshot = criteria_snapshot(self.config.settings)
-        previous: dict[str, Any] | None = None
-        for line in reversed(self.overrides.lines()):
-            if line.type == CRITERIA_BASELINE:
-                previous = line.data.get("criteria")
-                break
-            if line.type == CRITERIA_EDIT:
-                previous = line.data.get("after")
-                break
-        if previous is None:
-            self._append_override(CRITERIA_BASELINE, {"criteria": snapshot, "operator_id": "config.json"}, now)
-            return
-        if previous == snapshot:
-            return
-        loosened = loosened_criteria(previous, snapshot)
-        self._append_override(
-            CRITERIA_EDIT,
-            {
-                "before": previous,
-                "after": snapshot,
-                "loosened": loosened,
-                "counts_as_incident": bool(loosened),
-                "operator_id": "config.json",
-            },
-            now,
-        )
 
     def _repair_override_records(self) -> None:
         """An override whose history line committed but whose override-log line was lost."""
@@ -885,111 +683,10 @@ class PhaseManager:
         self._state_key = None
         self._write_mirror()
 
-    # ---- integrity -----------------------------------------------------------------
-
-    def verify(self) -> list[LogProblem]:
-        """Both chains, the mirror's head, and each session summary against the journal."""
-        problems: list[LogProblem] = []
-        problems.extend(self.history.verify())
-        problems.extend(self.overrides.verify())
-        damaged = {problem.file for problem in problems}
-        for name, message in self._mirror_problems().items():
-            if name not in damaged:
-                problems.append(LogProblem(self.config_path.name, None, message))
-        self.journal.refresh()
-        for file, size in self.journal.torn_tails().items():
-            problems.append(LogProblem(file, None, f"torn last line (unterminated, {size} bytes); the next journal write sets it aside"))
-        journal = self.journal_problem()
-        if journal is not None:
-            problems.append(LogProblem(journal.file, journal.line, f"{journal.field}: {journal.message}"))
-            return problems
-        counts: dict[Any, tuple[int, Decimal]] = {}
-        for trade in self.journal.closed_trades:
-            assert trade.exit_timestamp is not None and trade.net_pnl is not None
-            session = self.calendar.session_of(trade.exit_timestamp)
-            count, pnl = counts.get(session, (0, Decimal(0)))
-            counts[session] = (count + 1, pnl + trade.net_pnl)
-        lines = self._log_lines(self.history)
-        for line in lines:
-            if line.type != SESSION_SUMMARY:
-                continue
-            day = datetime.fromisoformat(line.data["date"]).date()
-            count, pnl = counts.get(day, (0, Decimal(0)))
-            recorded_count = line.data.get("journal_trades")
-            recorded_pnl = line.data.get("journal_net_pnl")
-            if recorded_count != count or recorded_pnl != money_str(pnl):
-                problems.append(
-                    LogProblem(
-                        HISTORY_FILE,
-                        line.line_no,
-                        f"session {day} summary records {recorded_count} trades / {recorded_pnl}, "
-                        f"the journal now has {count} / {money_str(pnl)} (journal edited after the fact?)",
-                    )
-                )
-        return problems
-
-    def recover(self) -> list[str]:
-        """Restore damaged logs (SPEC §10), trip the breaker, and say what was done."""
-        done: list[str] = []
-        if self.damage() is None:
-            self.apply_due()
-        with self.lock.held():
-            for log in (self.history, self.overrides):
-                if log.torn_tail() is not None and log.damage() is None:
-                    path = log.move_torn_tail_aside()
-                    done.append(f"{log.path.name}: torn last line moved to {path.name if path else '?'}")
-            results = []
-            for log in (self.history, self.overrides):
-                result = log.recover()
-                if result is not None:
-                    results.append((log, result))
-                    done.append(
-                        f"{log.path.name}: restored from {result.restored_from} ({result.kept_lines} lines kept, "
-                        f"{result.dropped_lines} dropped from line {result.dropped_from_line}); "
-                        f"damaged copy kept as {result.damaged_file.name}"
-                    )
-            cut = self._mirror_ahead()
-            if cut:
-                done.append(f"{cut}: the log as found is accepted and recorded")
-            progression = self.config.settings.phase_progression
-            updates: dict[tuple[str, ...], Any] = {}
-            for log, key, head in (
-                (self.history, "history_head", progression.history_head),
-                (self.overrides, "overrides_head", progression.overrides_head),
-            ):
-                if head is None or head.seq == 0 or _reaches(log.lines(), head.seq, head.hash):
-                    continue
-                updates[("phase_progression", key)] = None
-                if log is self.history and not self._request_open_for(self.config.current_phase):
-                    # The mirror named a phase from lines that are gone: it was the bot's own
-                    # copy, not an operator's request.
-                    updates[("phase_progression", "current_phase")] = self.recorded_phase().value
-            if updates:
-                self.config = self.config.with_updates(updates)
-            if results or cut:
-                if not any(log is self.history for log, _ in results):
-                    self.history.append(
-                        RECOVERED,
-                        {
-                            "restored_from": "prefix" if results else "log as found",
-                            "log": OVERRIDES_FILE if results or (cut and OVERRIDES_FILE in cut) else HISTORY_FILE,
-                            "detail": "; ".join(done),
-                        },
-                        self.now(),
-                    )
-                done.append("phase circuit breaker tripped: review, then `acknowledge`")
-                self._after_commit()
-        return done
-
-    def _request_open_for(self, phase: Phase) -> bool:
-        for line in reversed(self.overrides.lines()):
-            if line.type in (CONFIG_REQUEST, CONFIG_REQUEST_CANCELLED):
-                return line.type == CONFIG_REQUEST and line.data.get("requested_phase") == phase.value
-        return False
 
 
-def _reaches(lines: Sequence[LogLine], seq: int, digest: str) -> bool:
-    return len(lines) >= seq and lines[seq - 1].hash == digest
+
+
 
 
 def _one_at_a_time(current: Phase, target: Phase) -> str:

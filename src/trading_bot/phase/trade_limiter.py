@@ -7,7 +7,6 @@ reset it and a mid-session downgrade cannot free an entry.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import date, datetime
 
 from trading_bot.logging.trade_record import TradeRecord

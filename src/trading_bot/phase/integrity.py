@@ -1,0 +1,151 @@
+"""Checking and restoring the records: `verify` and `recover` (SPEC §10, §11).
+
+`PhaseManager` mixes this in; it provides the attributes declared here.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from trading_bot.config import Config
+from trading_bot.durable_files import LogsLock
+from trading_bot.errors import JournalError
+from trading_bot.logging.query_helper import TradeJournal
+from trading_bot.market_calendar import MarketCalendar
+from trading_bot.money import money_str
+from trading_bot.phase.history_logger import ChainedLog, LogLine, LogProblem
+from trading_bot.phase.ledger import RECOVERED, SESSION_SUMMARY
+from trading_bot.phase.mirror import reaches
+from trading_bot.phase.models import Phase
+
+HISTORY_FILE = "phase-history.jsonl"
+OVERRIDES_FILE = "phase-overrides.jsonl"
+
+
+class Integrity:
+    """Both hash chains, the mirror's heads and the session summaries, and their repair."""
+
+    config_path: Path
+    config: Config
+    history: ChainedLog
+    overrides: ChainedLog
+    journal: TradeJournal
+    lock: LogsLock
+    calendar: MarketCalendar
+
+    def now(self) -> datetime: ...
+
+    def damage(self) -> str | None: ...
+
+    def apply_due(self) -> list[LogLine]: ...
+
+    def recorded_phase(self) -> Phase: ...
+
+    def journal_problem(self) -> JournalError | None: ...
+
+    def _log_lines(self, log: ChainedLog) -> Any: ...
+
+    def _mirror_ahead(self) -> str | None: ...
+
+    def _mirror_problems(self) -> dict[str, str]: ...
+
+    def _request_open_for(self, phase: Phase) -> bool: ...
+
+    def _after_commit(self) -> None: ...
+
+    def verify(self) -> list[LogProblem]:
+        """Both chains, the mirror's head, and each session summary against the journal."""
+        problems: list[LogProblem] = []
+        problems.extend(self.history.verify())
+        problems.extend(self.overrides.verify())
+        damaged = {problem.file for problem in problems}
+        for name, message in self._mirror_problems().items():
+            if name not in damaged:
+                problems.append(LogProblem(self.config_path.name, None, message))
+        self.journal.refresh()
+        for file, size in self.journal.torn_tails().items():
+            problems.append(LogProblem(file, None, f"torn last line (unterminated, {size} bytes); the next journal write sets it aside"))
+        journal = self.journal_problem()
+        if journal is not None:
+            problems.append(LogProblem(journal.file, journal.line, f"{journal.field}: {journal.message}"))
+            return problems
+        counts: dict[Any, tuple[int, Decimal]] = {}
+        for trade in self.journal.closed_trades:
+            assert trade.exit_timestamp is not None and trade.net_pnl is not None
+            session = self.calendar.session_of(trade.exit_timestamp)
+            count, pnl = counts.get(session, (0, Decimal(0)))
+            counts[session] = (count + 1, pnl + trade.net_pnl)
+        lines = self._log_lines(self.history)
+        for line in lines:
+            if line.type != SESSION_SUMMARY:
+                continue
+            day = datetime.fromisoformat(line.data["date"]).date()
+            count, pnl = counts.get(day, (0, Decimal(0)))
+            recorded_count = line.data.get("journal_trades")
+            recorded_pnl = line.data.get("journal_net_pnl")
+            if recorded_count != count or recorded_pnl != money_str(pnl):
+                problems.append(
+                    LogProblem(
+                        HISTORY_FILE,
+                        line.line_no,
+                        f"session {day} summary records {recorded_count} trades / {recorded_pnl}, "
+                        f"the journal now has {count} / {money_str(pnl)} (journal edited after the fact?)",
+                    )
+                )
+        return problems
+
+    def recover(self) -> list[str]:
+        """Restore damaged logs (SPEC §10), trip the breaker, and say what was done."""
+        done: list[str] = []
+        if self.damage() is None:
+            self.apply_due()
+        with self.lock.held():
+            for log in (self.history, self.overrides):
+                if log.torn_tail() is not None and log.damage() is None:
+                    path = log.move_torn_tail_aside()
+                    done.append(f"{log.path.name}: torn last line moved to {path.name if path else '?'}")
+            results = []
+            for log in (self.history, self.overrides):
+                result = log.recover()
+                if result is not None:
+                    results.append((log, result))
+                    done.append(
+                        f"{log.path.name}: restored from {result.restored_from} ({result.kept_lines} lines kept, "
+                        f"{result.dropped_lines} dropped from line {result.dropped_from_line}); "
+                        f"damaged copy kept as {result.damaged_file.name}"
+                    )
+            cut = self._mirror_ahead()
+            if cut:
+                done.append(f"{cut}: the log as found is accepted and recorded")
+            progression = self.config.settings.phase_progression
+            updates: dict[tuple[str, ...], Any] = {}
+            for log, key, head in (
+                (self.history, "history_head", progression.history_head),
+                (self.overrides, "overrides_head", progression.overrides_head),
+            ):
+                if head is None or head.seq == 0 or reaches(log.lines(), head.seq, head.hash):
+                    continue
+                updates[("phase_progression", key)] = None
+                if log is self.history and not self._request_open_for(self.config.current_phase):
+                    # The mirror named a phase from lines that are gone: it was the bot's own
+                    # copy, not an operator's request.
+                    updates[("phase_progression", "current_phase")] = self.recorded_phase().value
+            if updates:
+                self.config = self.config.with_updates(updates)
+            if results or cut:
+                if not any(log is self.history for log, _ in results):
+                    self.history.append(
+                        RECOVERED,
+                        {
+                            "restored_from": "prefix" if results else "log as found",
+                            "log": OVERRIDES_FILE if results or (cut and OVERRIDES_FILE in cut) else HISTORY_FILE,
+                            "detail": "; ".join(done),
+                        },
+                        self.now(),
+                    )
+                done.append("phase circuit breaker tripped: review, then `acknowledge`")
+                self._after_commit()
+        return done

@@ -1,0 +1,261 @@
+"""config.json as the phase system sees it: a mirror it keeps, and a file people edit.
+
+The bot writes the recorded phase and both logs' heads into config.json after each
+commit; an edit of `current_phase` by hand is a request, never a move; criteria edits
+are recorded with before and after. `PhaseManager` mixes this in.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from trading_bot.config import Config
+from trading_bot.durable_files import LogsLock
+from trading_bot.errors import InputError
+from trading_bot.market_calendar import MarketCalendar
+from trading_bot.phase.criteria_edits import criteria_snapshot, loosened_criteria
+from trading_bot.phase.engine import CRITERIA_EDIT, PhaseEngine
+from trading_bot.phase.history_logger import ChainedLog, LogLine
+from trading_bot.phase.ledger import Ledger, read_ledger
+from trading_bot.phase.models import Phase
+
+# Override-log line types written here.
+CONFIG_REQUEST = "config_phase_request"
+CONFIG_REQUEST_CANCELLED = "config_phase_request_cancelled"
+CRITERIA_BASELINE = "criteria_baseline"
+
+
+def reaches(lines: Sequence[LogLine], seq: int, digest: str) -> bool:
+    """The log still holds line `seq` with the hash config.json recorded for it."""
+    return len(lines) >= seq and lines[seq - 1].hash == digest
+
+
+class ConfigMirror:
+    """The config.json side of `PhaseManager` (it provides the attributes declared here)."""
+
+    config_path: Path
+    environ: dict[str, str]
+    config: Config
+    history: ChainedLog
+    overrides: ChainedLog
+    lock: LogsLock
+    calendar: MarketCalendar
+    engine: PhaseEngine
+    read_only: bool
+    _config_key: tuple[int, int, int] | None
+    _config_fresh: bool
+    _journal_generation: int
+
+    def ledger(self, lines: Sequence[LogLine] | None = None) -> Ledger: ...
+
+    def recorded_phase(self) -> Phase: ...
+
+    def _log_lines(self, log: ChainedLog) -> Sequence[LogLine]: ...
+
+    def _append_override(self, kind: str, payload: dict[str, Any], timestamp: datetime | None = None) -> LogLine: ...
+
+    def _mirror_ahead(self) -> str | None:
+        """config.json records each log's last line; a log that no longer reaches it was cut."""
+        problems = self._mirror_problems()
+        return next(iter(problems.values()), None)
+
+    def _mirror_problems(self) -> dict[str, str]:
+        progression = self.config.settings.phase_progression
+        problems: dict[str, str] = {}
+        for log, head in ((self.history, progression.history_head), (self.overrides, progression.overrides_head)):
+            if head is None or head.seq == 0:
+                continue
+            lines = log.lines()
+            if not reaches(lines, head.seq, head.hash):
+                log.reread()  # a snapshot older than the config we read is not a cut log
+                lines = log.lines()
+            name = log.path.name
+            if head.seq > len(lines):
+                problems[name] = f"{name} cut short: config.json records line {head.seq} but the file has {len(lines)}"
+            elif lines[head.seq - 1].hash != head.hash:
+                problems[name] = f"{name} rewritten: line {head.seq} no longer has the hash config.json records"
+        return problems
+
+    def pending_request(self) -> Phase | None:
+        """A hand edit of `current_phase` that no command has confirmed yet."""
+        if self.read_only:
+            return self._request_as_of()
+        lines = self._log_lines(self.history)
+        recorded = self.ledger(lines).stint.phase
+        requested = self.config.current_phase
+        if requested is recorded or self._mirror_lags(lines, requested):
+            return None
+        return requested
+
+    def _request_as_of(self) -> Phase | None:
+        """Seen from the past, config.json is today's: the override log says what was pending then."""
+        stint_seq = self.ledger(self._log_lines(self.history)).stint.transition_seq
+        for line in reversed(self._log_lines(self.overrides)):
+            if line.type in (CONFIG_REQUEST, CONFIG_REQUEST_CANCELLED):
+                if line.type == CONFIG_REQUEST and line.data.get("stint_seq") == stint_seq:
+                    return Phase(line.data["requested_phase"])
+                return None
+        return None
+
+    def _mirror_lags(self, lines: Sequence[LogLine], requested: Phase) -> bool:
+        """The mirror merely trails the history: it names the phase of the head it records."""
+        head = self.config.history_head
+        seq = head.seq if head is not None else 0
+        if seq >= len(lines):
+            return False
+        if seq > 0 and lines[seq - 1].hash != (head.hash if head else ""):
+            return False
+        phase_then = read_ledger(lines[:seq], self.config.settings, self.config.mode).stint.phase
+        return phase_then is requested
+
+    def reload_config(self) -> bool:
+        """config.json as it is on disk now: people edit it while the bot runs, and the bot
+        must never save over an edit with the copy it loaded at start. False (and the
+        settings in force kept) while the file does not parse, e.g. half-way through an edit."""
+        try:
+            stat = os.stat(self.config_path)
+        except OSError:
+            self._config_fresh = False
+            return False
+        key = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+        if key == self._config_key:
+            return self._config_fresh
+        try:
+            fresh = Config.from_env_and_json(self.config_path, environ=self.environ)
+        except (InputError, OSError):
+            self._config_key = key
+            self._config_fresh = False
+            return False
+        changed = fresh.settings.model_dump(exclude={"phase_progression": {"current_phase", "history_head", "overrides_head"}}) != (
+            self.config.settings.model_dump(exclude={"phase_progression": {"current_phase", "history_head", "overrides_head"}})
+        )
+        self.config = fresh
+        self._config_key = key
+        self._config_fresh = True
+        if changed:
+            self._adopt_settings()
+        return True
+
+    def _adopt_settings(self) -> None:
+        """New criteria or hours take effect: rebuild what was derived with the old ones."""
+        hours = self.config.settings.trading.hours
+        self.calendar = MarketCalendar(hours.start_time, hours.end_time, hours.timezone)
+        self.engine = PhaseEngine(self.config.settings, self.calendar, self.config.mode)
+        self._journal_generation = -1
+        self._replay = None
+        self._state = None
+        self._state_key = None
+        self._ledger_key = None
+
+    def _config_stat_key(self) -> tuple[int, int, int] | None:
+        try:
+            stat = os.stat(self.config_path)
+        except OSError:
+            return None
+        return (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+
+    def _write_mirror(self) -> None:
+        """Mirror phase, mode and both heads into config.json; a pending hand edit is left alone."""
+        if self.read_only or self._mirror_ahead() is not None:
+            return  # never overwrite the evidence of a cut log
+        if not self.reload_config():
+            return  # config.json does not parse right now: write nothing over the operator's edit
+        lines = self.history.lines()
+        ledger = self.ledger(lines)
+        phase = ledger.stint.phase
+        updates: dict[tuple[str, ...], Any] = {}
+        if self.pending_request() is None and self.config.current_phase is not phase:
+            updates[("phase_progression", "current_phase")] = phase.value
+        if phase is Phase.EXPERIENCE and self.config.mode == "live" and ledger.transitions:
+            last = ledger.transitions[-1]
+            if last.data.get("mode") == "paper" and not self._mirror_recorded(last.seq):
+                updates[("trading", "mode")] = "paper"
+        head = {"seq": lines[-1].seq, "hash": lines[-1].hash} if lines else None
+        current = self.config.history_head
+        if head is not None and (current is None or current.seq != head["seq"] or current.hash != head["hash"]):
+            updates[("phase_progression", "history_head")] = head
+        override_lines = self.overrides.lines()
+        if override_lines:
+            last = override_lines[-1]
+            recorded = self.config.settings.phase_progression.overrides_head
+            if recorded is None or recorded.seq != last.seq or recorded.hash != last.hash:
+                updates[("phase_progression", "overrides_head")] = {"seq": last.seq, "hash": last.hash}
+        if not updates:
+            return
+        self.config = self.config.with_updates(updates)
+        self.config.save()
+        self._config_key = self._config_stat_key()
+
+    def _mirror_recorded(self, seq: int) -> bool:
+        head = self.config.history_head
+        return head is not None and head.seq >= seq
+
+    def _record_config_request(self, now: datetime) -> None:
+        requested = self.pending_request()
+        stint_seq = self.ledger().stint.transition_seq
+        last = None
+        for line in reversed(self.overrides.lines()):
+            if line.type in (CONFIG_REQUEST, CONFIG_REQUEST_CANCELLED):
+                last = line
+                break
+        last_open = last is not None and last.type == CONFIG_REQUEST and last.data.get("stint_seq") == stint_seq
+        if requested is None:
+            if last_open:
+                assert last is not None
+                self._append_override(
+                    CONFIG_REQUEST_CANCELLED,
+                    {"requested_phase": last.data.get("requested_phase"), "stint_seq": stint_seq, "operator_id": "config.json"},
+                    now,
+                )
+            return
+        if last_open and last is not None and last.data.get("requested_phase") == requested.value:
+            return
+        self._append_override(
+            CONFIG_REQUEST,
+            {
+                "requested_phase": requested.value,
+                "recorded_phase": self.recorded_phase().value,
+                "stint_seq": stint_seq,
+                "operator_id": "config.json",
+                "reason": "current_phase edited in config.json; confirm with `override` or `advance`",
+            },
+            now,
+        )
+
+    def _record_criteria_edits(self, now: datetime) -> None:
+        snapshot = criteria_snapshot(self.config.settings)
+        previous: dict[str, Any] | None = None
+        for line in reversed(self.overrides.lines()):
+            if line.type == CRITERIA_BASELINE:
+                previous = line.data.get("criteria")
+                break
+            if line.type == CRITERIA_EDIT:
+                previous = line.data.get("after")
+                break
+        if previous is None:
+            self._append_override(CRITERIA_BASELINE, {"criteria": snapshot, "operator_id": "config.json"}, now)
+            return
+        if previous == snapshot:
+            return
+        loosened = loosened_criteria(previous, snapshot)
+        self._append_override(
+            CRITERIA_EDIT,
+            {
+                "before": previous,
+                "after": snapshot,
+                "loosened": loosened,
+                "counts_as_incident": bool(loosened),
+                "operator_id": "config.json",
+            },
+            now,
+        )
+
+    def _request_open_for(self, phase: Phase) -> bool:
+        for line in reversed(self.overrides.lines()):
+            if line.type in (CONFIG_REQUEST, CONFIG_REQUEST_CANCELLED):
+                return line.type == CONFIG_REQUEST and line.data.get("requested_phase") == phase.value
+        return False
