@@ -24,7 +24,7 @@ from trading_bot.logging.trade_record import parse_timestamp
 from trading_bot.market_calendar import format_countdown, format_local
 from trading_bot.money import money_str
 from trading_bot.phase.history_logger import format_timestamp
-from trading_bot.phase.manager import EntryDecision, PhaseManager, PhaseRefused, PhaseUsageError
+from trading_bot.phase.manager import PhaseManager, PhaseRefused, PhaseUsageError
 from trading_bot.phase.models import GateResult, Phase
 from trading_bot.phase.password import make_password_hash
 from trading_bot.phase.validators import triggers_for
@@ -229,7 +229,7 @@ def _status(manager: PhaseManager, args: argparse.Namespace, io: Io) -> int:
             "recorded_position_size": money_str(stint.size),
             "trades_this_session": decision.trades_this_session,
             "max_trades_per_day": decision.max_trades_per_day,
-            "next_trade_allowed_at": _iso(_next_allowed(decision, manager)),
+            "next_trade_allowed_at": _iso(decision.next_trade_allowed_at),
             "entries_allowed": decision.allowed,
             "entry_refusal": decision.reason,
             "circuit_breaker": {"tripped": stint.breaker.tripped, "reason": stint.breaker.reason, "since": _iso(stint.breaker.since)},
@@ -252,7 +252,7 @@ def _status(manager: PhaseManager, args: argparse.Namespace, io: Io) -> int:
     io.out(size_line)
     limit = "unlimited" if decision.max_trades_per_day is None else str(decision.max_trades_per_day)
     entries = f"Entries      {decision.trades_this_session}/{limit} this session"
-    next_at = _next_allowed(decision, manager)
+    next_at = decision.next_trade_allowed_at
     if decision.allowed:
         entries += " — entries allowed now"
     elif next_at is not None:
@@ -282,12 +282,6 @@ def _status(manager: PhaseManager, args: argparse.Namespace, io: Io) -> int:
         io.out(f"DAMAGE       {damage}")
         return EXIT_REFUSED
     return EXIT_OK
-
-
-def _next_allowed(decision: EntryDecision, manager: PhaseManager) -> datetime | None:
-    if decision.next_trade_allowed_at is not None:
-        return decision.next_trade_allowed_at
-    return None
 
 
 def _print_criteria(gate: GateResult, io: Io) -> None:
@@ -369,29 +363,23 @@ def _acknowledge(manager: PhaseManager, args: argparse.Namespace, io: Io) -> int
 
 
 def _check_trade(manager: PhaseManager, args: argparse.Namespace, io: Io) -> int:
+    decision = manager.entry_decision()
+    payload = {
+        "allowed": decision.allowed,
+        "reason": decision.reason,
+        "phase": decision.phase.value,
+        "position_size": money_str(decision.position_size),
+        "trades_this_session": decision.trades_this_session,
+        "max_trades_per_day": decision.max_trades_per_day,
+        "next_trade_allowed_at": _iso(decision.next_trade_allowed_at),
+    }
     if args.emergency_exit:
-        state = manager.state()
-        decision = manager.entry_decision()
-        payload = {
-            "allowed": True,
-            "reason": "emergency exits are always allowed (and recorded in the override log)",
-            "phase": state.phase.value,
-            "position_size": money_str(decision.position_size),
-            "trades_this_session": decision.trades_this_session,
-            "max_trades_per_day": decision.max_trades_per_day,
-            "next_trade_allowed_at": None,
-        }
-    else:
-        decision = manager.entry_decision()
-        payload = {
-            "allowed": decision.allowed,
-            "reason": decision.reason,
-            "phase": decision.phase.value,
-            "position_size": money_str(decision.position_size),
-            "trades_this_session": decision.trades_this_session,
-            "max_trades_per_day": decision.max_trades_per_day,
-            "next_trade_allowed_at": _iso(decision.next_trade_allowed_at),
-        }
+        # Exits are never blocked: not by the breaker, the limit, or damaged records.
+        payload.update(
+            allowed=True,
+            reason="emergency exits are always allowed (and recorded in the override log)",
+            next_trade_allowed_at=None,
+        )
     if args.json:
         io.out(json.dumps(payload))
     elif payload["allowed"]:
