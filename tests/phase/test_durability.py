@@ -182,16 +182,7 @@ def test_sigkill_during_transitions_100_times_loses_no_committed_line(tmp_path: 
         assert server.stdin is not None and server.stdout is not None
         assert server.stdout.readline() == b"ready\n", err_path.read_text()
         for round_no in range(1, KILL_ROUNDS + 1):
-            server.stdin.write(b"fork\n")
-            server.stdin.flush()
-            started = server.stdout.readline().split()
-            assert started[:1] == [b"started"], f"round {round_no}: {started} {err_path.read_text()}"
-            time.sleep(rng.uniform(0, MAX_KILL_DELAY_SECONDS))
-            os.kill(int(started[1]), signal.SIGKILL)
-            ended = server.stdout.readline().split()
-            assert ended == [b"ended", str(-signal.SIGKILL).encode()], (
-                f"round {round_no}: writer ended by itself {ended}: {err_path.read_text()}"
-            )
+            kill_one_writer(server, b"fork\n", rng.uniform(0, MAX_KILL_DELAY_SECONDS), round_no, err_path)
             check_after_kill(round_no, tmp_path, config, stats, committed_history, committed_overrides, seen_tmp)
             committed_history, committed_overrides = read_bytes(history_path), read_bytes(overrides_path)
     finally:
@@ -209,6 +200,20 @@ def test_sigkill_during_transitions_100_times_loses_no_committed_line(tmp_path: 
     # Sanity: the kills did land after commits and inside writes (the exact counts vary with speed).
     assert stats["progressed"] >= KILL_ROUNDS // 10, "too few rounds reached a transition to exercise anything"
     assert stats["mid_write"] >= 1, "no kill landed inside a write"
+
+
+def kill_one_writer(server: Any, fork_line: bytes, delay: float, round_no: int, err_path: Path) -> None:
+    """Have the child fork a writer, SIGKILL it after `delay`, and see it died of the kill."""
+    server.stdin.write(fork_line)
+    server.stdin.flush()
+    started = server.stdout.readline().split()
+    assert started[:1] == [b"started"], f"round {round_no}: {started} {err_path.read_text()}"
+    time.sleep(delay)
+    os.kill(int(started[1]), signal.SIGKILL)
+    ended = server.stdout.readline().split()
+    assert ended == [b"ended", str(-signal.SIGKILL).encode()], (
+        f"round {round_no}: writer ended by itself {ended}: {err_path.read_text()}"
+    )
 
 
 def check_after_kill(
@@ -361,16 +366,8 @@ def test_sigkill_during_bot_loop_downgrades_40_times_loses_no_committed_line(tmp
         assert server.stdin is not None and server.stdout is not None
         assert server.stdout.readline() == b"ready\n", err_path.read_text()
         for round_no in range(1, BOT_KILL_ROUNDS + 1):
-            server.stdin.write(f"fork {start.isoformat()}\n".encode())
-            server.stdin.flush()
-            started = server.stdout.readline().split()
-            assert started[:1] == [b"started"], f"round {round_no}: {started} {err_path.read_text()}"
-            time.sleep(rng.uniform(0, MAX_BOT_KILL_DELAY_SECONDS))
-            os.kill(int(started[1]), signal.SIGKILL)
-            ended = server.stdout.readline().split()
-            assert ended == [b"ended", str(-signal.SIGKILL).encode()], (
-                f"round {round_no}: writer ended by itself {ended}: {err_path.read_text()}"
-            )
+            fork = f"fork {start.isoformat()}\n".encode()
+            kill_one_writer(server, fork, rng.uniform(0, MAX_BOT_KILL_DELAY_SECONDS), round_no, err_path)
 
             # The journal as the kill left it: committed lines kept, every terminated line parses.
             journal = journal_bytes(tmp_path)
