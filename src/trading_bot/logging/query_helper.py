@@ -22,6 +22,7 @@ import orjson
 
 from trading_bot.clock import CLOCK_TOLERANCE
 from trading_bot.errors import JournalError
+from trading_bot.input_bounds import MAX_JSON_DEPTH, json_depth_exceeds, raw_json_may_nest_too_deep
 from trading_bot.logging.trade_record import TradeRecord, parse_trade
 
 JOURNAL_SUFFIX = ".jsonl"
@@ -246,6 +247,9 @@ class TradeJournal:
             data = orjson.loads(raw)
         except orjson.JSONDecodeError as error:
             self._note_problem(JournalError(file, line, "(line)", f"not valid JSON ({error.msg})"))
+            return
+        if raw_json_may_nest_too_deep(raw) and json_depth_exceeds(data):
+            self._note_problem(JournalError(file, line, "(line)", f"nested deeper than {MAX_JSON_DEPTH} levels"))
             return
         try:
             record = parse_trade(data, file, line)

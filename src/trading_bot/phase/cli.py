@@ -83,12 +83,14 @@ def _phase(value: str) -> Phase:
 
 def _moment(value: str) -> datetime:
     text = value.strip()
+    shown = repr(value) if len(value) <= 40 else repr(value[:37] + "...")
     if not (text.endswith("Z") or text.endswith("z") or "+" in text[10:] or "-" in text[10:]):
-        raise argparse.ArgumentTypeError(f"--as-of {value!r}: give a time zone (Z or an offset such as -05:00)")
+        raise argparse.ArgumentTypeError(f"--as-of {shown}: give a time zone (Z or an offset such as -05:00)")
     try:
         return parse_timestamp(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--as-of {value!r}: not an ISO 8601 timestamp") from None
+    except ValueError as error:
+        reason = "not an ISO 8601 timestamp" if str(error).startswith("not an ISO") else f"timestamp {error}"
+        raise argparse.ArgumentTypeError(f"--as-of {shown}: {reason}") from None
 
 
 def build_parser() -> _Parser:
