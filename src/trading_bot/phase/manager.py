@@ -346,6 +346,8 @@ class PhaseManager(ConfigMirror, Integrity):
             order = OrderIntent(symbol="", action="", price=None, dollars=None, at=self.now(), mode=self.config.mode)
         with self.history.one_read(), self.overrides.one_read():
             try:
+                if not self.read_only:
+                    self.reload_config()  # one stat: a hand edit (hours, limits) counts at once
                 trading = self.trading_state(quick=True)
             except (LogDamaged, ValueError, KeyError, OSError) as error:
                 return refused_without_state(order, CODE_STATE, f"phase state cannot be read ({error}); trading halted")
