@@ -20,6 +20,7 @@ from pathlib import Path
 
 import orjson
 
+from trading_bot.clock import CLOCK_TOLERANCE
 from trading_bot.errors import JournalError
 from trading_bot.logging.trade_record import TradeRecord, parse_trade
 
@@ -348,13 +349,20 @@ class TradeJournal:
         return self._by_order.get(order_id)
 
     def problem(self, now: datetime | None = None) -> JournalError | None:
-        """The first invalid line, or a trade dated after `now` (the real clock)."""
+        """The first invalid line, or a trade dated after `now` (the real clock) by more
+        than the clock tolerance."""
         if self._problem is not None:
             return self._problem
-        if now is not None and self._latest_timestamp is not None and self._latest_timestamp > now:
+        if now is not None and self._latest_timestamp is not None and self._latest_timestamp > now + CLOCK_TOLERANCE:
             assert self._latest_source is not None
             file, line, field_name = self._latest_source
-            return JournalError(file, line, field_name, f"is in the future ({self._latest_timestamp.isoformat()})")
+            return JournalError(
+                file,
+                line,
+                field_name,
+                f"is in the future ({self._latest_timestamp.isoformat()}; the clock reads {now.isoformat()}); "
+                "entries stay halted until the clock passes it",
+            )
         return None
 
     def require_valid(self, now: datetime | None = None) -> None:

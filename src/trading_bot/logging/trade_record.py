@@ -23,6 +23,8 @@ REJECTED = "rejected"
 CLOSED_OUTCOMES = frozenset({WIN, LOSS, BREAKEVEN})
 OUTCOMES = frozenset({OPEN, WIN, LOSS, BREAKEVEN, REJECTED})
 _IMPLAUSIBLE = Decimal("1E+15")
+# Written beside a timestamp the writer raised above the clock (the clock stepped back).
+CLOCK_READING = "clock_reading"
 _PHASES = {phase.value: phase for phase in Phase}
 _KNOWN_FIELDS = frozenset(
     {
@@ -91,9 +93,18 @@ class TradeRecord:
         emergency_exit: bool = False,
         extra: dict[str, Any] | None = None,
     ) -> TradeRecord:
-        """The closing record for this entry; the outcome follows from the net P&L."""
+        """The closing record for this entry; the outcome follows from the net P&L.
+
+        A clock that stepped back since the entry must not make the exit precede it (a
+        record the journal would reject): the exit is then the entry's instant, and the
+        clock's reading is kept as `clock_reading`.
+        """
         merged = dict(self.extra)
+        merged.pop(CLOCK_READING, None)  # the entry's own note; the close says its own
         merged.update(extra or {})
+        if exit_timestamp < self.timestamp:
+            merged[CLOCK_READING] = _iso(exit_timestamp)
+            exit_timestamp = self.timestamp
         return replace(
             self,
             outcome=outcome_for(net_pnl),
@@ -110,6 +121,21 @@ class TradeRecord:
         merged = dict(self.extra)
         merged["rejection_reason"] = reason
         return replace(self, outcome=REJECTED, exit_timestamp=at, net_pnl=None, extra=merged, file="", line=0)
+
+    @property
+    def written_at(self) -> datetime:
+        """The instant this line was written: its exit for a close, its entry otherwise."""
+        return self.exit_timestamp if self.exit_timestamp is not None else self.timestamp
+
+    def stamped_no_earlier_than(self, floor: datetime) -> TradeRecord:
+        """This record with its own instant raised to `floor` when it is earlier (a clock
+        that stepped back), keeping the clock's reading as `clock_reading`."""
+        if self.written_at >= floor:
+            return self
+        extra = {**self.extra, CLOCK_READING: _iso(self.written_at)}
+        if self.exit_timestamp is not None:
+            return replace(self, exit_timestamp=floor, extra=extra)
+        return replace(self, timestamp=floor, extra=extra)
 
     def reopened(self) -> TradeRecord:
         """This trade as it looked before its exit (for views as of an earlier time)."""

@@ -19,7 +19,7 @@ from typing import Any, TextIO
 
 from trading_bot.app import Desk
 from trading_bot.bot import default_operator
-from trading_bot.clock import SYSTEM_CLOCK, Clock
+from trading_bot.clock import CLOCK_TOLERANCE, SYSTEM_CLOCK, Clock
 from trading_bot.errors import Busy, InputError
 from trading_bot.logging.trade_record import parse_timestamp
 from trading_bot.market_calendar import format_countdown, format_local
@@ -165,8 +165,14 @@ def main(
         return EXIT_OK
     if args.command == "hash-password":
         return _hash_password(args, io)
+    as_of = getattr(args, "as_of", None)
+    if as_of is not None and as_of > clock.now() + CLOCK_TOLERANCE:
+        # The records cannot say how things will be: a view of the future is bad input,
+        # judged against the real clock like a future-dated trade.
+        io.err(f"usage: --as-of {format_timestamp(as_of)} is after now ({format_timestamp(clock.now())} by this machine's clock)")
+        return EXIT_USAGE
     try:
-        desk = Desk.open(args.config, logs_dir=args.logs_dir, clock=clock, environ=environ, as_of=getattr(args, "as_of", None))
+        desk = Desk.open(args.config, logs_dir=args.logs_dir, clock=clock, environ=environ, as_of=as_of)
         manager = desk.phase
         if args.command != "verify":
             manager.sync_journal()

@@ -68,6 +68,7 @@ GENESIS_HASH: Final = "0" * 64
 TIMESTAMP_FORMAT: Final = "%Y-%m-%dT%H:%M:%S.%fZ"
 RESERVED_KEYS: Final = frozenset({"seq", "timestamp", "type", "prev_hash", "hash"})
 TORN_REASON: Final = "torn last line (unterminated)"
+STAMP_RAISED_FROM: Final = "stamp_raised_from"
 
 _STAMP_FORMAT: Final = "%Y%m%dT%H%M%S%f"
 _HEX64 = re.compile(r"[0-9a-f]{64}")
@@ -143,6 +144,18 @@ def line_hash(obj_without_hash: dict[str, Any]) -> str:
 def format_timestamp(moment: datetime) -> str:
     """The one timestamp format of both logs (UTC, microseconds, ``Z``)."""
     return ensure_utc(moment).strftime(TIMESTAMP_FORMAT)
+
+
+def stamp_no_earlier_than(
+    moment: datetime, last: datetime | None, payload: dict[str, Any]
+) -> tuple[datetime, dict[str, Any]]:
+    """A line is never stamped before the line it follows: a clock that stepped back, or a
+    record dated in the past (a session summary at its close), takes the last line's
+    instant, and the instant asked for is kept as `stamp_raised_from`."""
+    moment = ensure_utc(moment)
+    if last is None or moment >= last:
+        return moment, payload
+    return last, {**payload, STAMP_RAISED_FROM: format_timestamp(moment)}
 
 
 def check_payload(payload: dict[str, Any]) -> None:
@@ -485,7 +498,8 @@ class ChainedLog:
                 "damaged_file": damaged_file.name,
                 "torn_tail_bytes": len(damaged.torn),
             }
-            obj, raw = _build_line("recovered", payload, last_seq + 1, last_hash, self._clock.now())
+            moment, payload = stamp_no_earlier_than(self._clock.now(), kept[-1].timestamp if kept else None, payload)
+            obj, raw = _build_line("recovered", payload, last_seq + 1, last_hash, moment)
             atomic_write_bytes(self.path, content + raw)
             self._forget()
             recovered = self._expect_last(obj["hash"])
@@ -636,6 +650,8 @@ class ChainedLog:
     def _append_locked(self, kind: str, payload: dict[str, Any], timestamp: datetime | None) -> LogLine:
         seq, prev_hash = self.head()
         moment = self._clock.now() if timestamp is None else timestamp
+        last = self._lines[-1].timestamp if self._lines else None
+        moment, payload = stamp_no_earlier_than(moment, last, payload)
         obj, raw = _build_line(kind, payload, seq + 1, prev_hash, moment)
         append_durably(self.path, raw)
         line = self._expect_last(obj["hash"])
