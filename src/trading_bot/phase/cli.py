@@ -24,7 +24,7 @@ from trading_bot.errors import Busy, InputError
 from trading_bot.logging.trade_record import parse_timestamp
 from trading_bot.market_calendar import format_countdown, format_local
 from trading_bot.money import money_str
-from trading_bot.phase.history_logger import format_timestamp
+from trading_bot.phase.log_format import format_timestamp
 from trading_bot.phase.manager import PhaseManager, PhaseRefused, PhaseUsageError
 from trading_bot.phase.models import GateResult, Phase
 from trading_bot.phase.password import make_password_hash

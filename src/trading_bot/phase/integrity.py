@@ -16,8 +16,9 @@ from trading_bot.errors import JournalError
 from trading_bot.logging.query_helper import TradeJournal
 from trading_bot.market_calendar import MarketCalendar
 from trading_bot.money import money_str
-from trading_bot.phase.history_logger import ChainedLog, LogLine, LogProblem
-from trading_bot.phase.ledger import RECOVERED, SESSION_SUMMARY
+from trading_bot.phase.chained_log import ChainedLog
+from trading_bot.phase.log_format import LogLine, LogProblem
+from trading_bot.phase.record_types import RECOVERED, SESSION_SUMMARY
 from trading_bot.phase.models import Phase
 
 HISTORY_FILE = "phase-history.jsonl"

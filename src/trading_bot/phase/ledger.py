@@ -15,23 +15,10 @@ from decimal import Decimal
 from trading_bot.config import ScalingSettings, Settings
 from trading_bot.money import to_decimal
 from trading_bot.logging.trade_record import parse_timestamp
-from trading_bot.phase.history_logger import LogLine
+from trading_bot.phase.log_format import LogLine
 from trading_bot.error_handling.circuit_breaker import BreakerState
 from trading_bot.phase.models import Phase, Stint
-
-# History line types.
-TRANSITION = "transition"
-SUGGESTION = "suggestion"
-SIZE_CHANGE = "size_change"
-BREAKER_ACK = "breaker_ack"
-SESSION_SUMMARY = "session_summary"
-RECOVERED = "recovered"
-
-# Transition kinds.
-ADVANCE = "advance"
-DOWNGRADE = "downgrade"
-OVERRIDE = "override"
-RESET = "reset"
+from trading_bot.phase.record_types import BREAKER_ACK, RECOVERED, RESET, SESSION_SUMMARY, SIZE_CHANGE, SUGGESTION, TRANSITION
 
 
 def entry_size(settings: Settings, phase: Phase) -> Decimal:

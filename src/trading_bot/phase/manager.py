@@ -25,29 +25,14 @@ from trading_bot.logging.structured_logger import StructuredTradeLogger
 from trading_bot.logging.trade_record import TradeRecord
 from trading_bot.market_calendar import MarketCalendar, format_local
 from trading_bot.money import money_str
-from trading_bot.phase.engine import (
-    OVERRIDE_ATTEMPT,
-    MemoryLog,
-    PhaseEngine,
-    PhaseState,
-    Replay,
-    metrics_snapshot,
-    scaling_settings,
-)
-from trading_bot.phase.history_logger import ChainedLog, LogDamaged, LogLine
+from trading_bot.phase.engine import MemoryLog, PhaseEngine, PhaseState, Replay, metrics_snapshot, scaling_settings
+from trading_bot.phase.record_types import OVERRIDE_ATTEMPT
+from trading_bot.phase.chained_log import ChainedLog
+from trading_bot.phase.log_format import LogDamaged, LogLine
 from trading_bot.phase.integrity import HISTORY_FILE, OVERRIDES_FILE, Integrity
 from trading_bot.phase.mirror import ConfigMirror
-from trading_bot.phase.ledger import (
-    ADVANCE,
-    BREAKER_ACK,
-    OVERRIDE,
-    RESET,
-    SESSION_SUMMARY,
-    TRANSITION,
-    Ledger,
-    entry_size,
-    read_ledger,
-)
+from trading_bot.phase.ledger import Ledger, entry_size, read_ledger
+from trading_bot.phase.record_types import ADVANCE, BREAKER_ACK, OVERRIDE, RESET, SESSION_SUMMARY, TRANSITION
 from trading_bot.phase.models import GateResult, Phase
 from trading_bot.phase.password import (
     BadPasswordHash,
@@ -67,14 +52,9 @@ from trading_bot.validator import (
     TradingState,
     refused_without_state,
 )
+from trading_bot.phase.record_types import ADVANCE_REFUSED, EMERGENCY_EXIT, ENTRY_REFUSED, JOURNAL_TORN_TAIL
 
 HISTORY_DIR_VAR = "PHASE_HISTORY_DIR"
-
-# Override-log line types.
-ADVANCE_REFUSED = "advance_refused"
-ENTRY_REFUSED = "entry_refused"
-EMERGENCY_EXIT = "emergency_exit"
-JOURNAL_TORN_TAIL = "journal_torn_tail_moved"
 
 class PhaseRefused(Exception):
     """An operator command was refused (exit 1); the reason is one line."""

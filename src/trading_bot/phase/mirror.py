@@ -19,15 +19,13 @@ from trading_bot.errors import InputError
 from trading_bot.market_calendar import MarketCalendar
 from trading_bot.phase.criteria_edits import criteria_snapshot
 from trading_bot.phase.validators import loosened_criteria
-from trading_bot.phase.engine import CRITERIA_EDIT, PhaseEngine
-from trading_bot.phase.history_logger import ChainedLog, LogLine
+from trading_bot.phase.engine import PhaseEngine
+from trading_bot.phase.record_types import CRITERIA_EDIT
+from trading_bot.phase.chained_log import ChainedLog
+from trading_bot.phase.log_format import LogLine
 from trading_bot.phase.ledger import Ledger, read_ledger
 from trading_bot.phase.models import Phase
-
-# Override-log line types written here.
-CONFIG_REQUEST = "config_phase_request"
-CONFIG_REQUEST_CANCELLED = "config_phase_request_cancelled"
-CRITERIA_BASELINE = "criteria_baseline"
+from trading_bot.phase.record_types import CONFIG_REQUEST, CONFIG_REQUEST_CANCELLED, CRITERIA_BASELINE
 
 
 def reaches(lines: Sequence[LogLine], seq: int, digest: str) -> bool:
