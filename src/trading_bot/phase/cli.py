@@ -13,7 +13,7 @@ import json
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -23,6 +23,7 @@ from trading_bot.errors import Busy, InputError
 from trading_bot.logging.trade_record import parse_timestamp
 from trading_bot.market_calendar import format_countdown, format_local
 from trading_bot.money import money_str
+from trading_bot.phase.export import ExportRangeError, build_export, check_output_path, check_range, parse_day, write_output
 from trading_bot.phase.history_logger import format_timestamp
 from trading_bot.phase.manager import PhaseManager, PhaseRefused, PhaseUsageError
 from trading_bot.phase.models import GateResult, Phase
@@ -91,6 +92,16 @@ def _moment(value: str) -> datetime:
         raise argparse.ArgumentTypeError(f"--as-of {value!r}: not an ISO 8601 timestamp") from None
 
 
+def _day(option: str) -> Callable[[str], date]:
+    def parse(value: str) -> date:
+        try:
+            return parse_day(option, value)
+        except ExportRangeError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    return parse
+
+
 def build_parser() -> _Parser:
     parser = _Parser(prog="python -m trading_bot.phase", description="Phase progression: status and control.")
     parser.add_argument("--config", type=Path, default=Path("config.json"), help="config.json (default ./config.json)")
@@ -135,6 +146,13 @@ def build_parser() -> _Parser:
     verify = commands.add_parser("verify", help="check both hash chains, the mirror and the summaries")
     verify.add_argument("--json", action="store_true")
     as_of(verify)
+
+    export = commands.add_parser("export", help="sessions of a date range as CSV or JSON")
+    export.add_argument("--start", type=_day("--start"), required=True)
+    export.add_argument("--end", type=_day("--end"), required=True)
+    export.add_argument("--format", choices=("csv", "json"), default="csv")
+    export.add_argument("--output", type=Path, default=None, help="write here (atomically) instead of stdout")
+    as_of(export)
 
     commands.add_parser("recover", help="restore damaged phase logs")
     hash_password = commands.add_parser("hash-password", help="make a PHASE_OVERRIDE_PASSWORD_HASH value")
@@ -411,6 +429,23 @@ def _recover(manager: PhaseManager, args: argparse.Namespace, io: Io) -> int:
     return EXIT_OK
 
 
+def _export(manager: PhaseManager, args: argparse.Namespace, io: Io) -> int:
+    try:
+        check_range(args.start, args.end)
+    except ExportRangeError as error:
+        raise UsageError(str(error)) from None
+    if args.output is not None:
+        check_output_path(args.output)
+    export = build_export(manager, args.start, args.end)
+    text = export.render(args.format)
+    if args.output is None:
+        io.stdout.write(text)
+    else:
+        write_output(args.output, text)
+        io.out(f"exported {len(export.sessions)} sessions ({args.start.isoformat()} … {args.end.isoformat()}) to {args.output}")
+    return EXIT_OK
+
+
 def _hash_password(args: argparse.Namespace, io: Io) -> int:
     if args.password_stdin or not _is_terminal(io.stdin):
         password = io.stdin.readline().rstrip("\r\n")
@@ -436,6 +471,7 @@ COMMANDS: dict[str, Callable[[PhaseManager, argparse.Namespace, Io], int]] = {
     "check-trade": _check_trade,
     "verify": _verify,
     "recover": _recover,
+    "export": _export,
 }
 
 
