@@ -28,6 +28,8 @@ from trading_bot.phase.history_logger import format_timestamp
 from trading_bot.phase.manager import PhaseManager, PhaseRefused, PhaseUsageError
 from trading_bot.phase.models import GateResult, Phase
 from trading_bot.phase.password import make_password_hash
+from trading_bot.phase.simulation import DEFAULT_SEED, DEFAULT_SESSIONS, SimulationError, default_workdir, run_simulation
+from trading_bot.phase.timeline import render_timeline
 from trading_bot.phase.validators import triggers_for
 
 EXIT_OK = 0
@@ -154,6 +156,11 @@ def build_parser() -> _Parser:
     export.add_argument("--output", type=Path, default=None, help="write here (atomically) instead of stdout")
     as_of(export)
 
+    simulate = commands.add_parser("simulate", help="the demo: a seeded strategy climbs the ladder on a fresh desk")
+    simulate.add_argument("--sessions", type=int, default=DEFAULT_SESSIONS, help=f"past trading sessions to trade (default {DEFAULT_SESSIONS})")
+    simulate.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"the strategy's seed (default {DEFAULT_SEED})")
+    simulate.add_argument("--workdir", type=Path, default=None, help="an empty or new folder (default: a new simulated-desk-N here)")
+
     commands.add_parser("recover", help="restore damaged phase logs")
     hash_password = commands.add_parser("hash-password", help="make a PHASE_OVERRIDE_PASSWORD_HASH value")
     hash_password.add_argument("--password-stdin", action="store_true")
@@ -181,6 +188,8 @@ def main(
         return EXIT_OK
     if args.command == "hash-password":
         return _hash_password(args, io)
+    if args.command in DESKLESS:
+        return _run_deskless(args, io, clock)
     try:
         manager = PhaseManager(args.config, logs_dir=args.logs_dir, clock=clock, environ=environ, as_of=getattr(args, "as_of", None))
         if args.command != "verify":
@@ -446,6 +455,40 @@ def _export(manager: PhaseManager, args: argparse.Namespace, io: Io) -> int:
     return EXIT_OK
 
 
+def _simulate(args: argparse.Namespace, io: Io, clock: Clock) -> int:
+    workdir = args.workdir if args.workdir is not None else default_workdir(Path.cwd())
+    show_progress = _is_terminal(io.stderr)
+
+    def progress(number: int, total: int, day: date, phase: str) -> None:
+        io.stderr.write(f"\rsession {number}/{total}  {day.isoformat()}  {phase:<10}")
+        io.stderr.flush()
+
+    result = run_simulation(workdir, now=clock.now(), sessions=args.sessions, seed=args.seed, progress=progress if show_progress else None)
+    if show_progress:
+        io.stderr.write("\r" + " " * 40 + "\r")
+    io.out(f"simulated {result.sessions} sessions, {result.first_session.isoformat()} … {result.last_session.isoformat()} (seed {args.seed}), into {result.workdir}")
+    for line in render_timeline(result.events, result.tz):
+        io.out("  " + line)
+    io.out(f"final: {result.final_phase}, size ${result.final_size:.2f}; {result.trades} trades, {result.refused} entries refused")
+    io.out(f"desk: {result.config_path} (try: cd {result.workdir} && python -m trading_bot.phase status)")
+    return EXIT_OK
+
+
+def _run_deskless(args: argparse.Namespace, io: Io, clock: Clock) -> int:
+    """Commands that build their own desk (a demo or a scratch folder) instead of opening one."""
+    try:
+        return DESKLESS[args.command](args, io, clock)
+    except InputError as error:
+        io.err(error.one_line())
+        return EXIT_USAGE
+    except (UsageError, SimulationError) as error:
+        io.err(f"usage: {error}")
+        return EXIT_USAGE
+    except OSError as error:
+        io.err(f"{error.filename or '?'}: (file): {error.strerror or error}")
+        return EXIT_USAGE
+
+
 def _hash_password(args: argparse.Namespace, io: Io) -> int:
     if args.password_stdin or not _is_terminal(io.stdin):
         password = io.stdin.readline().rstrip("\r\n")
@@ -472,6 +515,10 @@ COMMANDS: dict[str, Callable[[PhaseManager, argparse.Namespace, Io], int]] = {
     "verify": _verify,
     "recover": _recover,
     "export": _export,
+}
+
+DESKLESS: dict[str, Callable[[argparse.Namespace, Io, Clock], int]] = {
+    "simulate": _simulate,
 }
 
 
