@@ -106,7 +106,9 @@ def test_it_prints_the_timeline_and_where_the_desk_is(demo: tuple[Path, str]) ->
     desk, out = demo
     assert "simulated 150 sessions" in out
     assert f"desk: {desk / 'config.json'}" in out
-    assert out.strip().splitlines()[-2].startswith("final: trial")
+    assert f"report: {desk / 'report.html'}" in out
+    assert (desk / "report.html").read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+    assert out.strip().splitlines()[-3].startswith("final: trial")
 
 
 def test_the_same_seed_tells_the_same_story_and_the_default_folder_is_new_each_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

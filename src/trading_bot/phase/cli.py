@@ -28,6 +28,7 @@ from trading_bot.phase.history_logger import format_timestamp
 from trading_bot.phase.manager import PhaseManager, PhaseRefused, PhaseUsageError
 from trading_bot.phase.models import GateResult, Phase
 from trading_bot.phase.password import make_password_hash
+from trading_bot.phase.report import build_report, default_report_path
 from trading_bot.phase.simulation import DEFAULT_SEED, DEFAULT_SESSIONS, SimulationError, default_workdir, run_simulation
 from trading_bot.phase.timeline import render_timeline
 from trading_bot.phase.validators import triggers_for
@@ -155,6 +156,10 @@ def build_parser() -> _Parser:
     export.add_argument("--format", choices=("csv", "json"), default="csv")
     export.add_argument("--output", type=Path, default=None, help="write here (atomically) instead of stdout")
     as_of(export)
+
+    report = commands.add_parser("report", help="one self-contained HTML page: equity, phases, gate, sessions")
+    report.add_argument("--output", type=Path, default=None, help="where to write it (default: report.html beside config.json)")
+    as_of(report)
 
     simulate = commands.add_parser("simulate", help="the demo: a seeded strategy climbs the ladder on a fresh desk")
     simulate.add_argument("--sessions", type=int, default=DEFAULT_SESSIONS, help=f"past trading sessions to trade (default {DEFAULT_SESSIONS})")
@@ -455,6 +460,14 @@ def _export(manager: PhaseManager, args: argparse.Namespace, io: Io) -> int:
     return EXIT_OK
 
 
+def _report(manager: PhaseManager, args: argparse.Namespace, io: Io) -> int:
+    target = args.output if args.output is not None else default_report_path(manager)
+    check_output_path(target)
+    write_output(target, build_report(manager))
+    io.out(f"report: {target}")
+    return EXIT_OK
+
+
 def _simulate(args: argparse.Namespace, io: Io, clock: Clock) -> int:
     workdir = args.workdir if args.workdir is not None else default_workdir(Path.cwd())
     show_progress = _is_terminal(io.stderr)
@@ -470,6 +483,7 @@ def _simulate(args: argparse.Namespace, io: Io, clock: Clock) -> int:
     for line in render_timeline(result.events, result.tz):
         io.out("  " + line)
     io.out(f"final: {result.final_phase}, size ${result.final_size:.2f}; {result.trades} trades, {result.refused} entries refused")
+    io.out(f"report: {result.report_path}")
     io.out(f"desk: {result.config_path} (try: cd {result.workdir} && python -m trading_bot.phase status)")
     return EXIT_OK
 
@@ -515,6 +529,7 @@ COMMANDS: dict[str, Callable[[PhaseManager, argparse.Namespace, Io], int]] = {
     "verify": _verify,
     "recover": _recover,
     "export": _export,
+    "report": _report,
 }
 
 DESKLESS: dict[str, Callable[[argparse.Namespace, Io, Clock], int]] = {

@@ -17,6 +17,8 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
 
 from trading_bot.market_calendar import MarketCalendar
+from trading_bot.phase.export import write_output
+from trading_bot.phase.report import build_report
 from trading_bot.phase.timeline import TimelineEvent, timeline_events
 from trading_bot.phase.virtual_desk import VirtualDesk
 
@@ -86,6 +88,7 @@ class SimulationResult:
     final_size: Decimal
     events: list[TimelineEvent]
     tz: tzinfo
+    report_path: Path
 
 
 def sessions_before(calendar: MarketCalendar, now: datetime, count: int) -> list[date]:
@@ -169,6 +172,8 @@ def run_simulation(
     desk.settle()
     manager = desk.manager
     events = timeline_events(manager.history.lines(), manager.overrides.lines())
+    report_path = workdir / "report.html"
+    write_output(report_path, build_report(manager))
     return SimulationResult(
         workdir=workdir,
         config_path=config_path,
@@ -181,4 +186,5 @@ def run_simulation(
         final_size=desk.size(),
         events=events,
         tz=calendar.tz,
+        report_path=report_path,
     )
