@@ -28,6 +28,7 @@ from trading_bot.phase.history_logger import format_timestamp
 from trading_bot.phase.manager import PhaseManager, PhaseRefused, PhaseUsageError
 from trading_bot.phase.models import GateResult, Phase
 from trading_bot.phase.password import make_password_hash
+from trading_bot.phase.replay import replay
 from trading_bot.phase.report import build_report, default_report_path
 from trading_bot.phase.simulation import DEFAULT_SEED, DEFAULT_SESSIONS, SimulationError, default_workdir, run_simulation
 from trading_bot.phase.timeline import render_timeline
@@ -160,6 +161,12 @@ def build_parser() -> _Parser:
     report = commands.add_parser("report", help="one self-contained HTML page: equity, phases, gate, sessions")
     report.add_argument("--output", type=Path, default=None, help="where to write it (default: report.html beside config.json)")
     as_of(report)
+
+    replay_cmd = commands.add_parser("replay", help="what-if: run a backtest's trades or a journal through the ladder")
+    replay_cmd.add_argument("--trades", type=Path, required=True, help="a CSV trade list or a journal folder")
+    replay_cmd.add_argument("--config", dest="replay_config", type=Path, default=None, help="settings to replay under (default: the shipped defaults)")
+    replay_cmd.add_argument("--from-phase", type=_phase, default=None, help="start the ladder here instead of experience")
+    replay_cmd.add_argument("--json", action="store_true")
 
     simulate = commands.add_parser("simulate", help="the demo: a seeded strategy climbs the ladder on a fresh desk")
     simulate.add_argument("--sessions", type=int, default=DEFAULT_SESSIONS, help=f"past trading sessions to trade (default {DEFAULT_SESSIONS})")
@@ -488,6 +495,31 @@ def _simulate(args: argparse.Namespace, io: Io, clock: Clock) -> int:
     return EXIT_OK
 
 
+def _replay(args: argparse.Namespace, io: Io, clock: Clock) -> int:
+    show_progress = _is_terminal(io.stderr)
+
+    def progress(step: int, total: int) -> None:
+        if step % 50 == 0 or step == total:
+            io.stderr.write(f"\rreplaying {step}/{total}")
+            io.stderr.flush()
+
+    result = replay(args.trades, now=clock.now(), config=args.replay_config, from_phase=args.from_phase, progress=progress if show_progress else None)
+    if show_progress:
+        io.stderr.write("\r" + " " * 30 + "\r")
+    if args.json:
+        io.out(json.dumps(result.to_json(), ensure_ascii=False))
+        return EXIT_OK
+    span = "" if result.first is None or result.last is None else f" ({result.first.date().isoformat()} … {result.last.date().isoformat()})"
+    io.out(f"replayed {result.trades} trades from {result.source}{span}: {result.placed} placed, {result.refused} entries refused")
+    for line in render_timeline(result.events, result.tz):
+        io.out("  " + line)
+    io.out(f"final: {result.final_phase.value}, size ${result.final_size:.2f}")
+    if result.gate is not None:
+        io.out(f"next gate ({result.gate.to_phase.value}): {'READY' if result.gate.ready else 'not ready'}")
+        _print_criteria(result.gate, io)
+    return EXIT_OK
+
+
 def _run_deskless(args: argparse.Namespace, io: Io, clock: Clock) -> int:
     """Commands that build their own desk (a demo or a scratch folder) instead of opening one."""
     try:
@@ -534,6 +566,7 @@ COMMANDS: dict[str, Callable[[PhaseManager, argparse.Namespace, Io], int]] = {
 
 DESKLESS: dict[str, Callable[[argparse.Namespace, Io, Clock], int]] = {
     "simulate": _simulate,
+    "replay": _replay,
 }
 
 
