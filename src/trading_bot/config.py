@@ -227,17 +227,50 @@ class ScalingSettings(_Strict):
         return self
 
 
-class HistoryHead(_Strict):
-    """A phase log's last line as the mirror last saw it (written by the bot)."""
+EMPTY_LOG_HASH = "0" * 64
+_HEAD_HASH = re.compile(r"[0-9a-f]{64}")
 
-    seq: Count = 0
-    hash: str = "0" * 64
+
+class HistoryHead(_Strict):
+    """A phase log's last line as the mirror last saw it (written by the bot); seq 0 says
+    the log was empty when the bot was about to write its first line."""
+
+    seq: int = 0
+    hash: str = EMPTY_LOG_HASH
+
+
+@dataclass(frozen=True)
+class UnreadableHead:
+    """A head that is not the `{seq, hash}` the bot writes: kept as evidence, never a check
+    that silently passes (the phase system treats it as damage)."""
+
+    problem: str
+
+
+def _log_head(value: Any) -> HistoryHead | UnreadableHead | None:
+    if value is None or isinstance(value, (HistoryHead, UnreadableHead)):
+        return value
+    if not isinstance(value, dict):
+        return UnreadableHead(f"must be an object {{seq, hash}}, not {type(value).__name__}")
+    if set(value) != {"seq", "hash"}:
+        return UnreadableHead("must have exactly the keys seq and hash")
+    seq, digest = value["seq"], value["hash"]
+    if type(seq) is not int or not 0 <= seq < 2**63:
+        return UnreadableHead("seq must be a whole number from 0")
+    if not isinstance(digest, str) or _HEAD_HASH.fullmatch(digest) is None:
+        return UnreadableHead("hash must be 64 lowercase hex digits")
+    if seq == 0 and digest != EMPTY_LOG_HASH:
+        return UnreadableHead("seq 0 (an empty log) must have the hash of 64 zeros")
+    return HistoryHead(seq=seq, hash=digest)
+
+
+LogHead = Annotated[HistoryHead | UnreadableHead | None, BeforeValidator(_log_head)]
 
 
 class PhaseProgression(_Strict):
     current_phase: Phase = Phase.EXPERIENCE
-    history_head: HistoryHead | None = None
-    overrides_head: HistoryHead | None = None
+    history_head: LogHead = None
+    overrides_head: LogHead = None
     experience: ExperienceSettings = ExperienceSettings()
     proof: ProofSettings = ProofSettings()
     trial: TrialSettings = TrialSettings()
@@ -346,7 +379,7 @@ class Config:
         return self.settings.trading.mode
 
     @property
-    def history_head(self) -> HistoryHead | None:
+    def history_head(self) -> HistoryHead | UnreadableHead | None:
         return self.settings.phase_progression.history_head
 
     def with_updates(self, updates: Mapping[tuple[str, ...], Any]) -> Config:

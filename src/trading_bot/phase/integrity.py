@@ -10,7 +10,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from trading_bot.config import Config
+from trading_bot.config import EMPTY_LOG_HASH, Config
 from trading_bot.durable_files import LogsLock
 from trading_bot.errors import JournalError
 from trading_bot.logging.query_helper import TradeJournal
@@ -18,7 +18,6 @@ from trading_bot.market_calendar import MarketCalendar
 from trading_bot.money import money_str
 from trading_bot.phase.history_logger import ChainedLog, LogLine, LogProblem
 from trading_bot.phase.ledger import RECOVERED, SESSION_SUMMARY
-from trading_bot.phase.mirror import reaches
 from trading_bot.phase.models import Phase
 
 HISTORY_FILE = "phase-history.jsonl"
@@ -35,6 +34,7 @@ class Integrity:
     journal: TradeJournal
     lock: LogsLock
     calendar: MarketCalendar
+    _config_key: tuple[int, int, int] | None
 
     def now(self) -> datetime: ...
 
@@ -55,6 +55,8 @@ class Integrity:
     def _request_open_for(self, phase: Phase) -> bool: ...
 
     def _after_commit(self) -> None: ...
+
+    def _config_stat_key(self) -> tuple[int, int, int] | None: ...
 
     def verify(self) -> list[LogProblem]:
         """Both chains, the mirror's head, and each session summary against the journal."""
@@ -117,35 +119,42 @@ class Integrity:
                         f"{result.dropped_lines} dropped from line {result.dropped_from_line}); "
                         f"damaged copy kept as {result.damaged_file.name}"
                     )
-            cut = self._mirror_ahead()
-            if cut:
-                done.append(f"{cut}: the log as found is accepted and recorded")
-            progression = self.config.settings.phase_progression
-            updates: dict[tuple[str, ...], Any] = {}
-            for log, key, head in (
-                (self.history, "history_head", progression.history_head),
-                (self.overrides, "overrides_head", progression.overrides_head),
-            ):
-                if head is None or head.seq == 0 or reaches(log.lines(), head.seq, head.hash):
-                    continue
-                updates[("phase_progression", key)] = None
-                if log is self.history and not self._request_open_for(self.config.current_phase):
-                    # The mirror named a phase from lines that are gone: it was the bot's own
-                    # copy, not an operator's request.
-                    updates[("phase_progression", "current_phase")] = self.recorded_phase().value
-            if updates:
-                self.config = self.config.with_updates(updates)
-            if results or cut:
+            mirror_problems = self._mirror_problems()
+            for problem in mirror_problems.values():
+                done.append(f"{problem}: the log as found is accepted and recorded")
+            if results or mirror_problems:
                 if not any(log is self.history for log, _ in results):
                     self.history.append(
                         RECOVERED,
                         {
                             "restored_from": "prefix" if results else "log as found",
-                            "log": OVERRIDES_FILE if results or (cut and OVERRIDES_FILE in cut) else HISTORY_FILE,
+                            "log": OVERRIDES_FILE if results or OVERRIDES_FILE in mirror_problems else HISTORY_FILE,
                             "detail": "; ".join(done),
                         },
                         self.now(),
                     )
+                # Only now, with the recovery recorded, may the heads vouch for the logs as
+                # found: a crash before this save leaves the damage showing, not healed.
+                self._accept_logs_as_found(set(mirror_problems))
                 done.append("phase circuit breaker tripped: review, then `acknowledge`")
                 self._after_commit()
         return done
+
+    def _accept_logs_as_found(self, failed: set[str]) -> None:
+        """Point each head config.json failed on at its log's last line, and save."""
+        updates: dict[tuple[str, ...], Any] = {}
+        for log, key in ((self.history, "history_head"), (self.overrides, "overrides_head")):
+            if log.path.name not in failed:
+                continue
+            lines = log.lines()
+            updates[("phase_progression", key)] = (
+                {"seq": lines[-1].seq, "hash": lines[-1].hash} if lines else {"seq": 0, "hash": EMPTY_LOG_HASH}
+            )
+            if log is self.history and not self._request_open_for(self.config.current_phase):
+                # The mirror named a phase from lines that are gone: it was the bot's own
+                # copy, not an operator's request.
+                updates[("phase_progression", "current_phase")] = self.recorded_phase().value
+        if updates:
+            self.config = self.config.with_updates(updates)
+            self.config.save()
+            self._config_key = self._config_stat_key()

@@ -275,6 +275,7 @@ class PhaseManager(ConfigMirror, Integrity):
                 for target in (self.config_path, self.history.checkpoint_path, self.overrides.checkpoint_path):
                     remove_stale_temp_files(target)
                 self._swept = True
+            self.mark_empty_logs()
             for log in (self.history, self.overrides):
                 if log.torn_tail() is not None and log.damage() is None:
                     log.move_torn_tail_aside()

@@ -13,7 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from trading_bot.config import Config
+from trading_bot.config import EMPTY_LOG_HASH, Config, HistoryHead, UnreadableHead
 from trading_bot.durable_files import LogsLock
 from trading_bot.errors import InputError
 from trading_bot.market_calendar import MarketCalendar
@@ -31,7 +31,38 @@ CRITERIA_BASELINE = "criteria_baseline"
 
 def reaches(lines: Sequence[LogLine], seq: int, digest: str) -> bool:
     """The log still holds line `seq` with the hash config.json recorded for it."""
+    if seq == 0:
+        return True
     return len(lines) >= seq and lines[seq - 1].hash == digest
+
+
+def head_problem(log: ChainedLog, key: str, head: HistoryHead | UnreadableHead | None, config_name: str) -> str | None:
+    """Why a log fails the head config.json records for it, or None when it reaches it.
+
+    A head behind the log is a mirror that lags (a crash between commit and mirror); the
+    bot marks an empty log with seq 0 before its first line, so no head at all beside a
+    log with lines means the head was removed.
+    """
+    name = log.path.name
+    if isinstance(head, UnreadableHead):
+        return f"{name}: {key} in {config_name} is unreadable ({head.problem}); it cannot vouch for the log"
+    lines = log.lines()
+    if head is None:
+        if not lines:
+            return None
+        log.reread()
+        lines = log.lines()
+        if lines:
+            return f"{name}: {key} is missing from {config_name} but the log has {len(lines)} lines (head deleted?)"
+        return None
+    if not reaches(lines, head.seq, head.hash):
+        log.reread()  # a snapshot older than the config we read is not a cut log
+        lines = log.lines()
+    if head.seq > len(lines):
+        return f"{name} cut short: {key} in {config_name} records line {head.seq} but the file has {len(lines)}"
+    if not reaches(lines, head.seq, head.hash):
+        return f"{name} rewritten: line {head.seq} no longer has the hash {key} in {config_name} records"
+    return None
 
 
 class ConfigMirror:
@@ -64,20 +95,25 @@ class ConfigMirror:
         return next(iter(problems.values()), None)
 
     def _mirror_problems(self) -> dict[str, str]:
+        """Each log whose config.json head it fails: cut short, rewritten, or with its head
+        missing or unreadable while the log has lines (deleting a head is no way out)."""
         progression = self.config.settings.phase_progression
         problems: dict[str, str] = {}
-        for log, head in ((self.history, progression.history_head), (self.overrides, progression.overrides_head)):
-            if head is None or head.seq == 0:
-                continue
-            lines = log.lines()
-            if not reaches(lines, head.seq, head.hash):
-                log.reread()  # a snapshot older than the config we read is not a cut log
-                lines = log.lines()
-            name = log.path.name
-            if head.seq > len(lines):
-                problems[name] = f"{name} cut short: config.json records line {head.seq} but the file has {len(lines)}"
-            elif lines[head.seq - 1].hash != head.hash:
-                problems[name] = f"{name} rewritten: line {head.seq} no longer has the hash config.json records"
+        for log, key, head in (
+            (self.history, "history_head", progression.history_head),
+            (self.overrides, "overrides_head", progression.overrides_head),
+        ):
+            problem = head_problem(log, key, head, self.config_path.name)
+            if problem is not None:
+                problems[log.path.name] = problem
+        if progression.overrides_head is None and progression.history_head is not None and self.overrides.path.name not in problems:
+            # The override log gets its first line (the criteria baseline) before the history
+            # does, and both empty logs are marked together: a history head without an
+            # override head means the override log and its head were removed.
+            problems[self.overrides.path.name] = (
+                f"{self.overrides.path.name}: overrides_head is missing from {self.config_path.name} "
+                "while history_head is there (the log and its head removed?)"
+            )
         return problems
 
     def pending_request(self) -> Phase | None:
@@ -104,10 +140,10 @@ class ConfigMirror:
     def _mirror_lags(self, lines: Sequence[LogLine], requested: Phase) -> bool:
         """The mirror merely trails the history: it names the phase of the head it records."""
         head = self.config.history_head
-        seq = head.seq if head is not None else 0
-        if seq >= len(lines):
+        if not isinstance(head, HistoryHead):
             return False
-        if seq > 0 and lines[seq - 1].hash != (head.hash if head else ""):
+        seq = head.seq
+        if seq >= len(lines) or not reaches(lines, seq, head.hash):
             return False
         phase_then = read_ledger(lines[:seq], self.config.settings, self.config.mode).stint.phase
         return phase_then is requested
@@ -174,16 +210,15 @@ class ConfigMirror:
             last = ledger.transitions[-1]
             if last.data.get("mode") == "paper" and not self._mirror_recorded(last.seq):
                 updates[("trading", "mode")] = "paper"
-        head = {"seq": lines[-1].seq, "hash": lines[-1].hash} if lines else None
-        current = self.config.history_head
-        if head is not None and (current is None or current.seq != head["seq"] or current.hash != head["hash"]):
-            updates[("phase_progression", "history_head")] = head
-        override_lines = self.overrides.lines()
-        if override_lines:
-            last = override_lines[-1]
-            recorded = self.config.settings.phase_progression.overrides_head
-            if recorded is None or recorded.seq != last.seq or recorded.hash != last.hash:
-                updates[("phase_progression", "overrides_head")] = {"seq": last.seq, "hash": last.hash}
+        for key, log_lines, recorded in (
+            ("history_head", lines, self.config.history_head),
+            ("overrides_head", self.overrides.lines(), self.config.settings.phase_progression.overrides_head),
+        ):
+            if not log_lines:
+                continue
+            last = log_lines[-1]
+            if not isinstance(recorded, HistoryHead) or recorded.seq != last.seq or recorded.hash != last.hash:
+                updates[("phase_progression", key)] = {"seq": last.seq, "hash": last.hash}
         if not updates:
             return
         self.config = self.config.with_updates(updates)
@@ -192,7 +227,30 @@ class ConfigMirror:
 
     def _mirror_recorded(self, seq: int) -> bool:
         head = self.config.history_head
-        return head is not None and head.seq >= seq
+        return isinstance(head, HistoryHead) and head.seq >= seq
+
+    def mark_empty_logs(self) -> None:
+        """Before a log's first line, record in config.json that it is empty (seq 0): a crash
+        between that line and the mirror is then a lag, and a head found missing later can
+        only mean it was removed."""
+        progression = self.config.settings.phase_progression
+        if self.read_only or (progression.history_head is not None and progression.overrides_head is not None):
+            return
+        if self._mirror_ahead() is not None or not self.reload_config():
+            return
+        progression = self.config.settings.phase_progression
+        updates: dict[tuple[str, ...], Any] = {}
+        for log, key, head in (
+            (self.history, "history_head", progression.history_head),
+            (self.overrides, "overrides_head", progression.overrides_head),
+        ):
+            if head is None and not log.lines():
+                updates[("phase_progression", key)] = {"seq": 0, "hash": EMPTY_LOG_HASH}
+        if not updates:
+            return
+        self.config = self.config.with_updates(updates)
+        self.config.save()
+        self._config_key = self._config_stat_key()
 
     def _record_config_request(self, now: datetime) -> None:
         requested = self.pending_request()
