@@ -11,11 +11,13 @@ from typing import Any
 
 import pytest
 
+from trading_bot.app import Desk
 from trading_bot.bot import TradingBot, UnknownPosition
 from trading_bot.broker import PaperBroker
 from trading_bot.clock import FixedClock
 from trading_bot.config import Config
 from trading_bot.mode_switcher import LiveModeRefused
+from trading_bot.phase.cli import main
 from trading_bot.phase.models import Phase
 
 D = Decimal
@@ -38,9 +40,30 @@ def broker(clock: FixedClock) -> PaperBroker:
     return PaperBroker(clock=clock)
 
 
+PASSWORD = "pw for tests"
+
+
+def desk_bot(config_path: Path, clock: FixedClock, broker: PaperBroker | None = None) -> TradingBot:
+    """A bot as the product assembles it (a restart is simply another call)."""
+    desk = Desk.open(config_path, clock=clock, environ={"PHASE_OVERRIDE_PASSWORD": PASSWORD}, broker=broker or PaperBroker(clock=clock))
+    return desk.bot
+
+
+def move_to(config_path: Path, clock: FixedClock, phase: str) -> None:
+    """The operator moves the desk with a password override."""
+    import io
+
+    code = main(
+        ["--config", str(config_path), "override", "--to", phase, "--operator", "test", "--reason", "setup", "--password-stdin"],
+        stdin=io.StringIO(PASSWORD + "\n"), stdout=io.StringIO(), stderr=io.StringIO(),
+        environ={"PHASE_OVERRIDE_PASSWORD": PASSWORD}, clock=clock,
+    )
+    assert code == 0
+
+
 @pytest.fixture
-def bot(config: Config, broker: PaperBroker, logs_dir: Path, clock: FixedClock) -> TradingBot:
-    return TradingBot(config, broker, logs_dir=logs_dir, clock=clock)
+def bot(config_path: Path, broker: PaperBroker, clock: FixedClock) -> TradingBot:
+    return desk_bot(config_path, clock, broker)
 
 
 def journal_lines(logs_dir: Path) -> list[dict[str, Any]]:
@@ -101,7 +124,7 @@ def test_entry_outside_trading_hours_is_refused_and_not_journaled(
     clock.set(datetime(2026, 3, 10, 10, 59, tzinfo=UTC))  # 06:59 EDT
     result = bot.execute_trade("AAPL", "BUY", D("33.33"))
     assert not result.accepted
-    assert result.refusal is not None and result.refusal.check == "trading_hours"
+    assert result.refusal is not None and result.refusal.code == "trading_hours"
     assert result.reason == "outside trading hours (07:00–16:00 EDT on trading days)"
     assert journal_files(logs_dir) == []
     assert broker.open_positions() == []
@@ -119,9 +142,9 @@ def test_check_entry_places_nothing(bot: TradingBot, logs_dir: Path, broker: Pap
     assert (journal_files(logs_dir), broker.open_positions()) == ([], [])
 
 
-def test_entry_larger_than_the_position_cap_is_refused(bot: TradingBot, logs_dir: Path) -> None:
-    result = bot.execute_trade("AAPL", "BUY", D("10"), dollars=D("500.01"))
-    assert result.refusal is not None and result.refusal.check == "max_position_pct"
+def test_entry_larger_than_the_size_in_force_is_refused(bot: TradingBot, logs_dir: Path) -> None:
+    result = bot.execute_trade("AAPL", "BUY", D("10"), dollars=D("100.01"))
+    assert result.refusal is not None and result.refusal.code == "phase_position_size"
     assert journal_files(logs_dir) == []
 
 
@@ -188,10 +211,10 @@ def test_second_close_of_the_same_order_raises(bot: TradingBot) -> None:
 
 
 def test_restarted_bot_sees_the_journal(
-    bot: TradingBot, config: Config, broker: PaperBroker, logs_dir: Path, clock: FixedClock
+    bot: TradingBot, config_path: Path, broker: PaperBroker, logs_dir: Path, clock: FixedClock
 ) -> None:
     order_id = opened(bot)
-    restarted = TradingBot(config, broker, logs_dir=logs_dir, clock=clock)
+    restarted = desk_bot(config_path, clock, broker)
     restarted.journal.refresh()
     record = restarted.journal.record(order_id)
     assert record is not None and record.phase is Phase.EXPERIENCE
@@ -199,7 +222,7 @@ def test_restarted_bot_sees_the_journal(
 
 
 def test_equity_counts_closed_trades_outside_experience(
-    config: Config, logs_dir: Path, clock: FixedClock, write_journal: WriteJournal
+    config_path: Path, logs_dir: Path, clock: FixedClock, write_journal: WriteJournal
 ) -> None:
     write_journal(
         logs_dir / "trades" / "2026-03-09.jsonl",
@@ -208,16 +231,17 @@ def test_equity_counts_closed_trades_outside_experience(
         {"order_id": "e-1", "phase": "experience", "timestamp": "2026-03-09T14:00:00Z", "outcome": "loss",
          "exit_timestamp": "2026-03-09T15:00:00Z", "net_profit_loss": "-75.00"},
     )
-    bot = TradingBot(config, PaperBroker(clock=clock), logs_dir=logs_dir, clock=clock)
-    assert bot.check_entry("AAPL", "BUY", D("33.33")).allowed
-    snapshot = bot.account_snapshot(clock.now())
-    assert (snapshot.equity, snapshot.equity_at_session_open, snapshot.session_net_pnl) == (
+    bot = desk_bot(config_path, clock)
+    decision = bot.check_entry("AAPL", "BUY", D("33.33"))
+    assert decision.allowed
+    snapshot = decision.state
+    assert (snapshot.equity, snapshot.equity_at_session_open, snapshot.session_pnl) == (
         D("10250.00"), D("10250.00"), D("0"),
     )
 
 
 def test_session_pnl_counts_only_this_sessions_real_money_trades(
-    config: Config, logs_dir: Path, clock: FixedClock, write_journal: WriteJournal
+    config_path: Path, logs_dir: Path, clock: FixedClock, write_journal: WriteJournal
 ) -> None:
     write_journal(
         logs_dir / "trades" / "2026-03-10.jsonl",
@@ -226,48 +250,58 @@ def test_session_pnl_counts_only_this_sessions_real_money_trades(
         {"order_id": "e-1", "phase": "experience", "timestamp": "2026-03-10T13:00:00Z", "outcome": "loss",
          "exit_timestamp": "2026-03-10T14:00:00Z", "net_profit_loss": "-75.00"},
     )
-    bot = TradingBot(config, PaperBroker(clock=clock), logs_dir=logs_dir, clock=clock)
-    bot.journal.refresh()
-    snapshot = bot.account_snapshot(clock.now())
-    assert (snapshot.equity, snapshot.equity_at_session_open, snapshot.session_net_pnl) == (
+    bot = desk_bot(config_path, clock)
+    snapshot = bot.phase.trading_state()
+    assert (snapshot.equity, snapshot.equity_at_session_open, snapshot.session_pnl) == (
         D("9880.00"), D("10000"), D("-120.00"),
     )
 
 
 def test_real_money_losses_before_a_restart_shrink_the_position_cap(
-    config: Config, logs_dir: Path, clock: FixedClock, write_journal: WriteJournal
+    config_path: Path, logs_dir: Path, clock: FixedClock, write_journal: WriteJournal
 ) -> None:
     write_journal(
         logs_dir / "trades" / "2026-03-09.jsonl",
         {"order_id": "p-1", "phase": "proof", "timestamp": "2026-03-09T14:00:00Z", "outcome": "loss",
          "exit_timestamp": "2026-03-09T15:00:00Z", "net_profit_loss": "-8100.00"},
     )
-    bot = TradingBot(config, PaperBroker(clock=clock), logs_dir=logs_dir, clock=clock)
+    bot = desk_bot(config_path, clock)
     result = bot.execute_trade("AAPL", "BUY", D("33.33"))
     assert result.refusal is not None
     assert result.reason == "position $100.00 exceeds 5.0% of equity ($95.00 of $1900.00)"
 
 
 def test_experience_losses_do_not_shrink_the_position_cap(
-    config: Config, logs_dir: Path, clock: FixedClock, write_journal: WriteJournal
+    config_path: Path, logs_dir: Path, clock: FixedClock, write_journal: WriteJournal
 ) -> None:
     write_journal(
         logs_dir / "trades" / "2026-03-09.jsonl",
         {"order_id": "e-1", "phase": "experience", "timestamp": "2026-03-09T14:00:00Z", "outcome": "loss",
          "exit_timestamp": "2026-03-09T15:00:00Z", "net_profit_loss": "-8100.00"},
     )
-    bot = TradingBot(config, PaperBroker(clock=clock), logs_dir=logs_dir, clock=clock)
+    bot = desk_bot(config_path, clock)
     assert bot.execute_trade("AAPL", "BUY", D("33.33")).accepted
 
 
 # --- broker failures and live mode ---------------------------------------------------------
 
 
-def test_broker_failure_is_reported_and_not_journaled(bot: TradingBot, broker: PaperBroker, logs_dir: Path) -> None:
+def test_broker_failure_is_reported_and_journaled_as_rejected(bot: TradingBot, broker: PaperBroker, logs_dir: Path) -> None:
     broker.fail_next = 1
     result = bot.execute_trade("AAPL", "BUY", D("33.33"))
-    assert (result.accepted, result.reason) == (False, "broker error: simulated broker failure")
-    assert journal_files(logs_dir) == []
+    assert (result.accepted, result.code, result.reason) == (False, "broker", "broker error: simulated broker failure")
+    opening, rejection = journal_lines(logs_dir)
+    assert opening["order_id"] == rejection["order_id"]
+    assert (opening["outcome"], rejection["outcome"], rejection["rejection_reason"]) == ("open", "rejected", "simulated broker failure")
+    assert (bot.journal.open_trades(), broker.open_positions()) == ([], [])
+
+
+def test_a_rejected_order_still_counts_as_an_entry(config_path: Path, clock: FixedClock) -> None:
+    move_to(config_path, clock, "proof")
+    broker = PaperBroker(clock=clock, fail_next=1)
+    bot = desk_bot(config_path, clock, broker)
+    assert bot.execute_trade("AAPL", "BUY", D("10")).code == "broker"
+    assert bot.execute_trade("AAPL", "BUY", D("10")).code == "phase_entry_limit"
 
 
 def test_five_broker_failures_trip_the_breaker_and_refuse_further_entries(
@@ -275,12 +309,12 @@ def test_five_broker_failures_trip_the_breaker_and_refuse_further_entries(
 ) -> None:
     broker.fail_next = 5
     for _ in range(5):
-        assert bot.execute_trade("AAPL", "BUY", D("33.33")).refusal.check == "broker"  # type: ignore[union-attr]
+        assert bot.execute_trade("AAPL", "BUY", D("33.33")).refusal.code == "broker"  # type: ignore[union-attr]
     assert broker.fail_next == 0
     result = bot.execute_trade("AAPL", "BUY", D("33.33"))
-    assert result.refusal is not None and result.refusal.check == "broker_breaker"
+    assert result.refusal is not None and result.refusal.code == "broker_breaker"
     assert result.reason == "broker circuit breaker tripped: 5 failures within 60s (last: simulated broker failure)"
-    assert (journal_files(logs_dir), broker.open_positions()) == ([], [])
+    assert (bot.journal.open_trades(), broker.open_positions()) == ([], [])
 
 
 def test_four_broker_failures_do_not_trip_the_breaker(bot: TradingBot, broker: PaperBroker) -> None:
@@ -297,19 +331,19 @@ def test_live_mode_is_refused_in_experience(bot: TradingBot) -> None:
     assert bot.mode.mode == "paper"
 
 
-def test_live_mode_is_allowed_in_proof(config: Config, logs_dir: Path, clock: FixedClock) -> None:
-    proof = config.with_updates({("phase_progression", "current_phase"): "proof"})
-    bot = TradingBot(proof, PaperBroker(clock=clock), logs_dir=logs_dir, clock=clock)
+def test_live_mode_is_allowed_in_proof(config_path: Path, logs_dir: Path, clock: FixedClock) -> None:
+    move_to(config_path, clock, "proof")
+    bot = desk_bot(config_path, clock)
     bot.mode.switch_to_live()
     assert bot.mode.is_live
 
 
 def test_config_saying_live_does_not_trade_live_in_experience(
-    config: Config, logs_dir: Path, clock: FixedClock
+    config_path: Path, logs_dir: Path, clock: FixedClock
 ) -> None:
-    live = config.with_updates({("trading", "mode"): "live"})
+    Config.from_env_and_json(config_path, environ={}).with_updates({("trading", "mode"): "live"}).save()
     try:
-        bot = TradingBot(live, PaperBroker(clock=clock), logs_dir=logs_dir, clock=clock)
+        bot = desk_bot(config_path, clock)
     except LiveModeRefused:
         return  # refusing to start live is one acceptable answer
     bot.execute_trade("AAPL", "BUY", D("33.33"))
@@ -317,8 +351,8 @@ def test_config_saying_live_does_not_trade_live_in_experience(
     assert all(line["execution_mode"] == "PAPER" for line in journal_lines(logs_dir))
 
 
-def test_flatten_closes_every_open_position_as_an_emergency_exit(config: Config, logs_dir: Path, clock: FixedClock) -> None:
-    bot = TradingBot(config, PaperBroker(clock=clock), logs_dir=logs_dir, clock=clock)
+def test_flatten_closes_every_open_position_as_an_emergency_exit(config_path: Path, logs_dir: Path, clock: FixedClock) -> None:
+    bot = desk_bot(config_path, clock)
     first = bot.execute_trade("AAPL", "BUY", D("10"))
     second = bot.execute_trade("MSFT", "BUY", D("20"))
     closed = bot.flatten({"AAPL": D("11"), "MSFT": D("19")}, operator_id="alice")
@@ -327,8 +361,8 @@ def test_flatten_closes_every_open_position_as_an_emergency_exit(config: Config,
     assert bot.journal.open_trades() == []
 
 
-def test_flatten_without_a_price_for_an_open_symbol_raises_before_closing_it(config: Config, logs_dir: Path, clock: FixedClock) -> None:
-    bot = TradingBot(config, PaperBroker(clock=clock), logs_dir=logs_dir, clock=clock)
+def test_flatten_without_a_price_for_an_open_symbol_raises_before_closing_it(config_path: Path, logs_dir: Path, clock: FixedClock) -> None:
+    bot = desk_bot(config_path, clock)
     bot.execute_trade("AAPL", "BUY", D("10"))
     with pytest.raises(KeyError):
         bot.flatten({})
@@ -336,10 +370,10 @@ def test_flatten_without_a_price_for_an_open_symbol_raises_before_closing_it(con
 
 
 def test_a_restarted_bot_can_close_a_paper_position_opened_before_the_restart(
-    config: Config, logs_dir: Path, clock: FixedClock
+    config_path: Path, logs_dir: Path, clock: FixedClock
 ) -> None:
-    first = TradingBot(config, PaperBroker(clock=clock), logs_dir=logs_dir, clock=clock)
+    first = desk_bot(config_path, clock)
     entry = first.execute_trade("AAPL", "BUY", D("10"))
-    restarted = TradingBot(config, PaperBroker(clock=clock), logs_dir=logs_dir, clock=clock)
+    restarted = desk_bot(config_path, clock)
     closed = restarted.close_position(entry.record.order_id, D("11"))
     assert (closed.outcome, closed.net_pnl) == ("win", D("10"))

@@ -1,136 +1,74 @@
-"""The trading loop's two moves: open a position through the chain, close one.
+"""The trading loop's two moves: open a position through the one chain, close one.
 
-Every journal record carries the phase in force. The phase system plugs in through
-`PhaseHooks`; without it the bot trades in the phase config.json names, at that
-phase's configured size, with only the risk checks.
+An entry is decided and journaled under the logs lock, from the records as they are at
+that instant, so any number of bot processes on one desk never exceed a limit
+together; the order reaches the broker only after its `open` record is durable. Exits
+are never blocked. Every journal record carries the phase in force.
 """
 
 from __future__ import annotations
 
 import getpass
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from datetime import date, datetime
+from datetime import datetime
 from decimal import Decimal
-from pathlib import Path
-from typing import Protocol
 
-from trading_bot.broker import Broker, BrokerError, Position
-from trading_bot.clock import SYSTEM_CLOCK, Clock
-from trading_bot.config import Config, ScalingSettings
+from trading_bot.broker import Broker, BrokerError, Fill, Position
+from trading_bot.config import Config
 from trading_bot.durable_files import LogsLock
 from trading_bot.error_handling.circuit_breaker import CircuitBreaker
+from trading_bot.errors import Busy
 from trading_bot.logging.query_helper import TradeJournal
 from trading_bot.logging.structured_logger import StructuredTradeLogger
 from trading_bot.logging.trade_record import TradeRecord
 from trading_bot.market_calendar import MarketCalendar
 from trading_bot.mode_switcher import ModeSwitcher
-from trading_bot.phase.models import Phase
-from trading_bot.risk_management.calculator import ZeroShares, shares_for
+from trading_bot.phase.history_logger import LogDamaged
+from trading_bot.phase.manager import PhaseManager
 from trading_bot.validator import (
-    AccountSnapshot,
-    Decision,
+    CODE_BROKER,
+    CODE_BUSY,
+    CODE_LOGS,
+    EntryDecision,
     OrderIntent,
-    PreTradeCheck,
     Refusal,
-    ValidationChain,
-    risk_checks,
+    refused_without_state,
 )
 
-
-class PhaseUnavailable(Exception):
-    """The phase system cannot read its state (a damaged or unreadable record): fail safe."""
-
-
-class PhaseHooks(Protocol):
-    """What the trading loop asks of the phase system."""
-
-    def phase_in_force(self) -> Phase: ...
-
-    def size_in_force(self) -> Decimal: ...
-
-    def entry_check(self) -> PreTradeCheck | None: ...
-
-    def live_refusal(self) -> str | None: ...
-
-    def entry_refused(self, order: OrderIntent, refusal: Refusal, operator_id: str) -> None: ...
-
-    def exit_recorded(self, record: TradeRecord, operator_id: str) -> None: ...
-
-    def journal_repaired(self, fragment: Path, operator_id: str) -> None: ...
-
-    def shared_journal(self) -> TradeJournal | None: ...
-
-
-class ConfiguredPhase:
-    """Phase hooks that simply follow config.json (the bot without the phase system)."""
-
-    def __init__(self, config: Config) -> None:
-        self.config = config
-
-    def phase_in_force(self) -> Phase:
-        return self.config.current_phase
-
-    def size_in_force(self) -> Decimal:
-        block = self.config.settings.phase_block(self.phase_in_force())
-        if isinstance(block, ScalingSettings):
-            return block.position_size_min
-        return block.position_size
-
-    def entry_check(self) -> PreTradeCheck | None:
-        return None
-
-    def live_refusal(self) -> str | None:
-        phase = self.phase_in_force()
-        if not phase.allows_live:
-            return f"live trading is not allowed in the {phase.title} phase (paper only)"
-        return None
-
-    def entry_refused(self, order: OrderIntent, refusal: Refusal, operator_id: str) -> None:
-        return None
-
-    def exit_recorded(self, record: TradeRecord, operator_id: str) -> None:
-        return None
-
-    def journal_repaired(self, fragment: Path, operator_id: str) -> None:
-        return None
-
-    def shared_journal(self) -> TradeJournal | None:
-        return None
+# What can go wrong in the phase system's bookkeeping after an exit that already happened.
+_AFTER_EXIT_ERRORS = (LogDamaged, OSError, ValueError, KeyError, Busy)
 
 
 @dataclass(frozen=True)
 class TradeResult:
-    """An entry attempt: placed (with its journal record) or refused (with the reason)."""
+    """An entry attempt: placed (its journal record and fill) or refused (the decision says why).
 
-    accepted: bool
+    `refusal_recorded` is False when the refusal could not be written to the override
+    log (a full disk, say): the refusal still stands and is reported here, once.
+    """
+
+    decision: EntryDecision
     record: TradeRecord | None = None
-    refusal: Refusal | None = None
+    fill: Fill | None = None
+    refusal_recorded: bool = False
+
+    @property
+    def accepted(self) -> bool:
+        return self.record is not None and self.decision.allowed
+
+    @property
+    def refusal(self) -> Refusal | None:
+        return self.decision.refusal
+
+    @property
+    def code(self) -> str | None:
+        return self.decision.code
 
     @property
     def reason(self) -> str | None:
-        return None if self.refusal is None else self.refusal.reason
-
-
-class AccountBook:
-    """Equity and per-session P&L as an O(1) fold over closes (experience is simulated money)."""
-
-    def __init__(self, starting_equity: Decimal, calendar: MarketCalendar) -> None:
-        self.equity = starting_equity
-        self.calendar = calendar
-        self.session_pnl: dict[date, Decimal] = {}
-        self._equity_at_open: dict[date, Decimal] = {}
-
-    def fold(self, trade: TradeRecord) -> None:
-        if trade.exit_timestamp is None or trade.net_pnl is None or trade.phase is Phase.EXPERIENCE:
-            return
-        session = self.calendar.session_of(trade.exit_timestamp)
-        self._equity_at_open.setdefault(session, self.equity)
-        self.session_pnl[session] = self.session_pnl.get(session, Decimal(0)) + trade.net_pnl
-        self.equity += trade.net_pnl
-
-    def equity_at_open(self, session: date) -> Decimal:
-        return self._equity_at_open.get(session, self.equity)
+        return self.decision.reason
 
 
 class UnknownPosition(Exception):
@@ -147,47 +85,40 @@ def default_operator() -> str:
 
 
 class TradingBot:
-    """Places entries only through the validation chain and journals every fill."""
+    """Places entries only through the phase system's chain and journals every order."""
 
-    def __init__(
-        self,
-        config: Config,
-        broker: Broker,
-        *,
-        logs_dir: Path,
-        clock: Clock = SYSTEM_CLOCK,
-        phase: PhaseHooks | None = None,
-        operator_id: str = "bot",
-        lock: LogsLock | None = None,
-    ) -> None:
-        self.config = config
+    def __init__(self, phase: PhaseManager, broker: Broker, *, operator_id: str = "bot") -> None:
+        self.phase = phase
         self.broker = broker
-        self.clock = clock
+        self.clock = phase.clock
         self.operator_id = operator_id
-        self.logs_dir = Path(logs_dir)
-        self.lock = lock or LogsLock(self.logs_dir)
-        hours = config.settings.trading.hours
-        self.calendar = MarketCalendar(hours.start_time, hours.end_time, hours.timezone)
-        self.phase: PhaseHooks = phase or ConfiguredPhase(config)
-        self.journal = self.phase.shared_journal() or TradeJournal(self.logs_dir / "trades")
-        self.journal_writer = StructuredTradeLogger(self.logs_dir / "trades", self.lock)
-        risk = config.settings.risk_management
-        self.chain = ValidationChain(
-            risk_checks(
-                max_position_pct=risk.max_position_pct,
-                max_daily_loss_pct=risk.max_daily_loss_pct,
-                calendar=self.calendar,
-            )
-        )
-        phase_check = self.phase.entry_check()
-        if phase_check is not None:
-            self.chain.insert_first(phase_check)
-        self.mode = ModeSwitcher(config.mode, live_guard=self.phase.live_refusal)
-        self.broker_breaker = CircuitBreaker(threshold=5, clock=clock)
-        self._book: AccountBook | None = None
-        self._book_generation = -1
-        self._book_index = 0
+        self.journal_writer = StructuredTradeLogger(phase.paths.trades_dir, phase.lock)
+        self.mode = ModeSwitcher(phase.config.mode, live_guard=self.live_refusal)
+        self.broker_breaker = CircuitBreaker(threshold=5, clock=self.clock)
+        # Closes the broker completed while the journal could not take them: written
+        # first at the next chance, and no entry is placed while any is waiting.
+        self.unwritten: list[TradeRecord] = []
+        self._order_prefix = f"{operator_id}-{secrets.token_hex(4)}"
+        self._next_order = 1
         self._restore_paper_positions()
+
+    # ---- the desk's shared parts, never copies ---------------------------------------
+
+    @property
+    def config(self) -> Config:
+        return self.phase.config
+
+    @property
+    def calendar(self) -> MarketCalendar:
+        return self.phase.calendar
+
+    @property
+    def journal(self) -> TradeJournal:
+        return self.phase.journal
+
+    @property
+    def lock(self) -> LogsLock:
+        return self.phase.lock
 
     def _restore_paper_positions(self) -> None:
         """A paper broker forgets its positions on restart; the journal remembers them."""
@@ -207,39 +138,22 @@ class TradingBot:
                 )
             )
 
-    # ---- numbers the risk checks need ----------------------------------------------
-
-    def account_snapshot(self, now: datetime) -> AccountSnapshot:
-        """Equity and the session's P&L, folded from the journal one close at a time."""
-        book = self._account_book()
-        session = self.calendar.session_of(now)
-        return AccountSnapshot(
-            equity=book.equity,
-            equity_at_session_open=book.equity_at_open(session),
-            session_net_pnl=book.session_pnl.get(session, Decimal(0)),
-        )
-
-    def _account_book(self) -> AccountBook:
-        journal = self.journal
-        if self._book is None or self._book_generation != journal.generation:
-            self._book = AccountBook(self.config.settings.account.starting_equity, self.calendar)
-            self._book_generation = journal.generation
-            self._book_index = 0
-        closed = journal.closed_trades
-        while self._book_index < len(closed):
-            self._book.fold(closed[self._book_index])
-            self._book_index += 1
-        return self._book
+    def live_refusal(self) -> str | None:
+        """Why live trading is not allowed now, or None (the mode switch asks before going live)."""
+        try:
+            phase = self.phase.trading_state(quick=True).phase
+        except _AFTER_EXIT_ERRORS as error:
+            return f"phase state cannot be read ({error}); live trading refused"
+        if phase.allows_live:
+            return None
+        return f"live trading is not allowed in the {phase.title} phase (paper only)"
 
     # ---- entries -------------------------------------------------------------------
 
-    def check_entry(self, symbol: str, action: str, price: Decimal, dollars: Decimal | None = None) -> Decision:
-        """Run the chain for a prospective entry without placing anything."""
-        now = self.clock.now()
-        self.journal.refresh()
-        size = self.phase.size_in_force() if dollars is None else dollars
-        intent = OrderIntent(symbol=symbol, action=action, price=price, dollars=size, at=now, mode=self.mode.mode)
-        return self.chain.validate(intent, self.account_snapshot(now))
+    def check_entry(self, symbol: str, action: str, price: Decimal, dollars: Decimal | None = None) -> EntryDecision:
+        """The decision an entry would get now; places and records nothing."""
+        order = OrderIntent(symbol=symbol, action=action, price=price, dollars=dollars, at=self.clock.now(), mode=self.mode.mode)
+        return self.phase.entry_decision(order, broker_breaker=self.broker_breaker.state)
 
     def execute_trade(
         self,
@@ -251,50 +165,66 @@ class TradingBot:
         target: Decimal | None = None,
         dollars: Decimal | None = None,
     ) -> TradeResult:
-        """Validate, size in whole shares, place, and journal an entry."""
+        """Decide under the lock, journal the `open` record durably, then place the order."""
         now = self.clock.now()
+        order = OrderIntent(symbol=symbol, action=action, price=price, dollars=dollars, at=now, mode=self.mode.mode)
         try:
-            self.journal.refresh(quick=True)
-            phase = self.phase.phase_in_force()
-            size = self.phase.size_in_force() if dollars is None else dollars
-            intent = OrderIntent(symbol=symbol, action=action, price=price, dollars=size, at=now, mode=self.mode.mode)
-            decision = self.chain.validate(intent, self.account_snapshot(now))
-        except (PhaseUnavailable, OSError) as error:
-            # Fail-safe: when the phase state cannot be read, no entry is placed.
-            return TradeResult(accepted=False, refusal=Refusal("phase_state", f"phase state cannot be read ({error}); trading halted"))
-        refusal = decision.refusal
-        if refusal is None and self.broker_breaker.is_tripped:
-            refusal = Refusal("broker_breaker", f"broker circuit breaker tripped: {self.broker_breaker.state.reason}")
-        quantity = 0
-        if refusal is None:
-            try:
-                quantity = shares_for(size, price)
-            except ZeroShares as error:
-                refusal = Refusal("whole_shares", str(error))
-        if refusal is not None:
-            self.phase.entry_refused(intent, refusal, self.operator_id)
-            return TradeResult(accepted=False, refusal=refusal)
+            with self.lock.held():
+                halted = self._write_unwritten(now)
+                if halted is not None:
+                    return self._refuse(order, refused_without_state(order, CODE_LOGS, halted))
+                decision = self.phase.entry_decision(order, broker_breaker=self.broker_breaker.state)
+                if not decision.allowed:
+                    return self._refuse(order, decision)
+                assert decision.shares is not None
+                record = TradeRecord(
+                    timestamp=now,
+                    symbol=symbol,
+                    action=action,
+                    quantity=decision.shares,
+                    price=price,
+                    order_id=self._new_order_id(),
+                    stop_loss=stop_loss,
+                    target=target,
+                    execution_mode=self.mode.mode,
+                    phase=decision.state.phase,
+                    operator_id=self.operator_id,
+                )
+                try:
+                    self._journal(record, now)
+                except OSError as error:
+                    reason = f"the journal cannot be written ({error.strerror or error}); no order placed, entries halted"
+                    return self._refuse(order, replace(decision, refusal=Refusal(CODE_LOGS, reason)))
+        except Busy as error:
+            return TradeResult(refused_without_state(order, CODE_BUSY, str(error)))
+        # The lock is released: a slow broker never blocks the other writers, and the
+        # journal already counts this order for every process on the desk.
         try:
-            fill = self.broker.place_order(symbol, action, quantity, price)
+            fill = self.broker.place_order(symbol, action, record.quantity, price, order_id=record.order_id)
         except BrokerError as error:
             self.broker_breaker.record_failure(str(error))
-            return TradeResult(accepted=False, refusal=Refusal("broker", f"broker error: {error}"))
+            self._record_rejection(record, str(error))
+            return TradeResult(replace(decision, refusal=Refusal(CODE_BROKER, f"broker error: {error}")))
         self.broker_breaker.record_success()
-        record = TradeRecord(
-            timestamp=now,
-            symbol=symbol,
-            action=action,
-            quantity=quantity,
-            price=fill.price,
-            order_id=fill.order_id,
-            stop_loss=stop_loss,
-            target=target,
-            execution_mode=self.mode.mode,
-            phase=phase,
-            operator_id=self.operator_id,
-        )
-        self._journal(record, now)
-        return TradeResult(accepted=True, record=record)
+        return TradeResult(decision, record=record, fill=fill)
+
+    def _refuse(self, order: OrderIntent, decision: EntryDecision) -> TradeResult:
+        recorded = self.phase.record_entry_refusal(self.operator_id, order, decision)
+        return TradeResult(decision, refusal_recorded=recorded)
+
+    def _new_order_id(self) -> str:
+        """The client order id, chosen before the broker call so the journal holds it first."""
+        order_id = f"{self._order_prefix}-{self._next_order:06d}"
+        self._next_order += 1
+        return order_id
+
+    def _record_rejection(self, record: TradeRecord, reason: str) -> None:
+        """The broker did not fill: one terminal record; the order still counts as an entry."""
+        rejected = record.rejected(at=self.clock.now(), reason=reason)
+        try:
+            self._journal(rejected, rejected.exit_timestamp or record.timestamp)
+        except (OSError, Busy):
+            self.unwritten.append(rejected)
 
     # ---- exits ---------------------------------------------------------------------
 
@@ -306,46 +236,74 @@ class TradingBot:
         emergency_exit: bool = False,
         operator_id: str | None = None,
     ) -> TradeRecord:
-        """Exits are never blocked by the chain; an emergency exit is flagged and recorded."""
+        """Exits are never blocked; an emergency exit is flagged and recorded.
+
+        If the journal cannot take the closing record, the exit still completes: the
+        record is kept and written before anything else, and entries wait for it.
+        """
         now = self.clock.now()
         self.journal.refresh()
         entry = self.journal.record(order_id)
-        if entry is None or entry.is_closed:
+        if entry is None or entry.outcome != "open" or any(r.order_id == order_id for r in self.unwritten):
             raise UnknownPosition(order_id)
         _, net_pnl = self.broker.close_position(order_id, price)
         closed = entry.closed(
             exit_timestamp=now, net_pnl=net_pnl, emergency_exit=emergency_exit, extra={"exit_price": str(price)}
         )
-        closed = _with_operator(closed, operator_id or self.operator_id)
-        self._journal(closed, now)
+        who = operator_id or self.operator_id
+        if closed.emergency_exit:
+            closed = replace(closed, operator_id=who)
         try:
-            self.phase.exit_recorded(closed, operator_id or self.operator_id)
-            if self.mode.is_live and self.phase.live_refusal() is not None:
+            self._journal(closed, now)
+        except (OSError, Busy):
+            self.unwritten.append(closed)
+            return closed
+        try:
+            if closed.emergency_exit:
+                self.phase.record_emergency_exit(closed, who)
+            self.phase.apply_due()
+            if self.mode.is_live and self.live_refusal() is not None:
                 self.mode.switch_to_paper()
-        except PhaseUnavailable:
-            pass  # the exit is done and journaled; the next pre-trade check refuses entries
+        except _AFTER_EXIT_ERRORS:
+            pass  # the exit is done and journaled; the next entry decision refuses if it must
         return closed
-
-    def _journal(self, record: TradeRecord, now: datetime) -> None:
-        """Append durably; a torn line a crash left behind is set aside first, and recorded."""
-        before = len(self.journal_writer.recovered_fragments)
-        self.journal_writer.log_trade(record, now)
-        for fragment in self.journal_writer.recovered_fragments[before:]:
-            self.phase.journal_repaired(fragment, self.operator_id)
-        self.journal.refresh()
 
     def flatten(self, prices: Mapping[str, Decimal], *, operator_id: str | None = None) -> list[TradeRecord]:
         """Close every open position as an emergency exit (the operator's "get me out")."""
         self.journal.refresh()
+        waiting = {record.order_id for record in self.unwritten}
         closed = []
         for entry in sorted(self.journal.open_trades(), key=lambda record: record.timestamp):
+            if entry.order_id in waiting:
+                continue
             price = prices.get(entry.symbol)
             if price is None:
                 raise KeyError(f"no price given for {entry.symbol} (order {entry.order_id})")
             closed.append(self.close_position(entry.order_id, price, emergency_exit=True, operator_id=operator_id))
         return closed
 
+    # ---- the journal ---------------------------------------------------------------
 
-def _with_operator(record: TradeRecord, operator_id: str) -> TradeRecord:
-    """An emergency exit names who forced it; an ordinary close keeps the entry's operator."""
-    return replace(record, operator_id=operator_id) if record.emergency_exit else record
+    def _journal(self, record: TradeRecord, now: datetime) -> None:
+        """Append durably; a torn line a crash left behind is set aside first, and recorded."""
+        before = len(self.journal_writer.recovered_fragments)
+        self.journal_writer.log_trade(record, now)
+        for fragment in self.journal_writer.recovered_fragments[before:]:
+            try:
+                self.phase.record_journal_repair(fragment, self.operator_id)
+            except _AFTER_EXIT_ERRORS:
+                pass
+
+    def _write_unwritten(self, now: datetime) -> str | None:
+        """Write the records a full disk held back; the reason entries stay halted, or None."""
+        while self.unwritten:
+            record = self.unwritten[0]
+            try:
+                self._journal(record, now)
+            except OSError as error:
+                return (
+                    f"the journal cannot be written ({error.strerror or error}); "
+                    f"{len(self.unwritten)} record(s) waiting, entries halted"
+                )
+            self.unwritten.pop(0)
+        return None

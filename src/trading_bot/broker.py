@@ -50,8 +50,12 @@ class BrokerError(Exception):
 
 @runtime_checkable
 class Broker(Protocol):
-    def place_order(self, symbol: str, action: str, quantity: int, price: Decimal) -> Fill:
-        """Open a position: BUY goes long, SELL goes short."""
+    def place_order(self, symbol: str, action: str, quantity: int, price: Decimal, *, order_id: str) -> Fill:
+        """Open a position under the bot's own (client) order id: BUY goes long, SELL goes short.
+
+        The bot has journaled the `open` record under `order_id` before this call. Raise
+        BrokerError when the broker refused the order (it never reached the market).
+        """
         ...
 
     def close_position(self, order_id: str, price: Decimal) -> tuple[Fill, Decimal]:
@@ -103,14 +107,20 @@ class PaperBroker:
     def cash(self) -> Decimal:
         return self._cash
 
-    def place_order(self, symbol: str, action: str, quantity: int, price: Decimal) -> Fill:
-        """Open a position at `price`; BUY pays price×qty + commission, SELL receives price×qty − commission."""
+    def place_order(
+        self, symbol: str, action: str, quantity: int, price: Decimal, *, order_id: str | None = None
+    ) -> Fill:
+        """Open a position at `price`; BUY pays price×qty + commission, SELL receives price×qty − commission.
+
+        Without `order_id` the paper broker numbers the order itself."""
         self._maybe_fail()
         if not isinstance(symbol, str) or not symbol.strip():
             raise BrokerError("symbol must be a non-empty string")
         if action not in ACTIONS:
             raise BrokerError(f"action must be BUY or SELL, got {action!r}")
         _check_quantity(quantity)
+        if order_id is not None and (not order_id or order_id in self._positions):
+            raise BrokerError(f"order id {order_id!r} is empty or already in use")
         price = _price(price)
         notional = price * quantity
         if action == "BUY":
@@ -122,8 +132,9 @@ class PaperBroker:
             self._cash -= cost
         else:
             self._cash += notional - self.commission
-        order_id = f"{self._id_prefix}-{self._next_id:06d}"
-        self._next_id += 1
+        if order_id is None:
+            order_id = f"{self._id_prefix}-{self._next_id:06d}"
+            self._next_id += 1
         now = ensure_utc(self._clock.now())
         self._positions[order_id] = Position(
             order_id=order_id,

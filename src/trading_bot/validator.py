@@ -1,130 +1,194 @@
-"""The pre-trade validation chain: ordered checks, the first refusal wins.
+"""The one pre-trade chain (SPEC §7): one trading state in, one decision out.
 
-Each check answers one question about one order. The phase check is inserted first by
-the phase system; the risk checks below follow it. Exits are never refused by a risk
-check: closing a position only ever reduces risk.
+The phase system folds the records into a `TradingState` once per change; every entry
+is decided by running `EntryChain` over that state: the phase rules first (records,
+breaker, live mode, session limit, size), then the risk checks (hours, daily loss,
+position size), whole shares and the broker's breaker. The first refusal wins and
+carries a stable code. Exits never pass through here: closing only reduces risk.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, Protocol
+from enum import Enum
+from typing import Protocol
 
+from trading_bot.error_handling.circuit_breaker import BreakerState
 from trading_bot.market_calendar import MarketCalendar
 from trading_bot.money import money_str, ratio_str
+from trading_bot.phase.models import Phase
+from trading_bot.phase.trade_limiter import check_session_limit
+from trading_bot.risk_management.calculator import ZeroShares, shares_for
+
+# Refusal codes, stable for scripts and tests, in the order the chain checks them.
+CODE_STATE = "phase_state"
+CODE_LOGS = "logs_unwritable"
+CODE_DAMAGE = "phase_records"
+CODE_BREAKER = "phase_breaker"
+CODE_LIVE = "phase_live_mode"
+CODE_LIMIT = "phase_entry_limit"
+CODE_SIZE = "phase_position_size"
+CODE_HOURS = "trading_hours"
+CODE_DAILY_LOSS = "max_daily_loss_pct"
+CODE_POSITION = "max_position_pct"
+CODE_SHARES = "whole_shares"
+CODE_BROKER_BREAKER = "broker_breaker"
+CODE_BROKER = "broker"
+CODE_BUSY = "busy"
 
 
 @dataclass(frozen=True)
 class OrderIntent:
-    """What the bot wants to do: open a position of `dollars` at `price`, or exit one."""
+    """A prospective entry: `dollars` of `symbol` at `price` (no price: "any entry now?")."""
 
     symbol: str
     action: str
-    price: Decimal
-    dollars: Decimal
+    price: Decimal | None
+    dollars: Decimal | None
     at: datetime
     mode: str = "paper"
-    is_entry: bool = True
-    emergency_exit: bool = False
-
-
-@dataclass(frozen=True)
-class AccountSnapshot:
-    """The numbers the risk checks need, derived from the journal by the caller."""
-
-    equity: Decimal
-    equity_at_session_open: Decimal
-    session_net_pnl: Decimal
 
 
 @dataclass(frozen=True)
 class Refusal:
-    check: str
+    """Why an entry is not allowed: a stable code, one line for people, and when it may be."""
+
+    code: str
     reason: str
     next_allowed_at: datetime | None = None
-    details: dict[str, Any] = field(default_factory=dict)
+
+
+class TradingStatus(str, Enum):
+    """What the desk may do right now (as a risk engine's ACTIVE / REDUCING / HALTED)."""
+
+    ACTIVE = "active"  # entries allowed
+    REDUCING = "reducing"  # exits only, until a limit lifts by itself (next session, hours)
+    HALTED = "halted"  # exits only, until the operator acts (breaker, damage, unwritable logs)
+
+
+HALTING_CODES = frozenset({CODE_STATE, CODE_LOGS, CODE_DAMAGE, CODE_BREAKER, CODE_BROKER_BREAKER})
 
 
 @dataclass(frozen=True)
-class Decision:
-    allowed: bool
-    refusal: Refusal | None = None
+class TradingState:
+    """Everything an entry decision needs, folded from the records once per change."""
+
+    at: datetime
+    session: date
+    phase: Phase
+    stint_since: datetime | None
+    size: Decimal
+    size_refusal: str | None
+    entries_used: int
+    max_entries: int | None
+    breaker: BreakerState
+    equity: Decimal
+    equity_at_session_open: Decimal
+    session_pnl: Decimal
+    damage: str | None = None
+    mode: str = "paper"
+
+
+@dataclass(frozen=True)
+class EntryDecision:
+    """The one answer for one entry: allowed (with dollars and shares) or refused (with a code)."""
+
+    state: TradingState
+    refusal: Refusal | None
+    dollars: Decimal
+    shares: int | None = None
+
+    @property
+    def allowed(self) -> bool:
+        return self.refusal is None
+
+    @property
+    def code(self) -> str | None:
+        return None if self.refusal is None else self.refusal.code
 
     @property
     def reason(self) -> str | None:
         return None if self.refusal is None else self.refusal.reason
 
+    @property
+    def next_allowed_at(self) -> datetime | None:
+        return None if self.refusal is None else self.refusal.next_allowed_at
 
-ALLOWED = Decision(allowed=True)
-
-
-class PreTradeCheck(Protocol):
-    name: str
-
-    def check(self, order: OrderIntent, account: AccountSnapshot) -> Refusal | None:
-        """None to allow, or a refusal with one specific reason."""
-
-
-class ValidationChain:
-    """Runs the checks in order; exits skip every check that does not ask to see them."""
-
-    def __init__(self, checks: Sequence[PreTradeCheck] = ()) -> None:
-        self.checks: list[PreTradeCheck] = list(checks)
-
-    def insert_first(self, check: PreTradeCheck) -> None:
-        self.checks.insert(0, check)
-
-    def validate(self, order: OrderIntent, account: AccountSnapshot) -> Decision:
-        for check in self.checks:
-            if not order.is_entry and not getattr(check, "sees_exits", False):
-                continue
-            refusal = check.check(order, account)
-            if refusal is not None:
-                return Decision(allowed=False, refusal=refusal)
-        return ALLOWED
+    @property
+    def status(self) -> TradingStatus:
+        if self.refusal is None:
+            return TradingStatus.ACTIVE
+        return TradingStatus.HALTED if self.refusal.code in HALTING_CODES else TradingStatus.REDUCING
 
 
-class MaxPositionPct:
-    """No single position larger than a percentage of equity."""
+class EntryCheck(Protocol):
+    code: str
 
-    name = "max_position_pct"
+    def check(self, order: OrderIntent, state: TradingState, dollars: Decimal) -> Refusal | None:
+        """None to allow, or the one reason this entry is refused."""
 
-    def __init__(self, max_pct: Decimal | None) -> None:
-        self.max_pct = max_pct
 
-    def check(self, order: OrderIntent, account: AccountSnapshot) -> Refusal | None:
-        if self.max_pct is None:
+class RecordsIntact:
+    """A damaged phase log or an invalid journal line halts new entries (§7.1)."""
+
+    code = CODE_DAMAGE
+
+    def check(self, order: OrderIntent, state: TradingState, dollars: Decimal) -> Refusal | None:
+        return None if state.damage is None else Refusal(self.code, state.damage)
+
+
+class PhaseBreaker:
+    """A tripped phase breaker holds entries until the operator acknowledges it (§7.2)."""
+
+    code = CODE_BREAKER
+
+    def check(self, order: OrderIntent, state: TradingState, dollars: Decimal) -> Refusal | None:
+        if not state.breaker.tripped:
             return None
-        cap = account.equity * self.max_pct / 100
-        if order.dollars > cap:
-            return Refusal(
-                self.name,
-                f"position ${money_str(order.dollars)} exceeds {self.max_pct}% of equity "
-                f"(${money_str(cap)} of ${money_str(account.equity)})",
-            )
-        return None
+        return Refusal(self.code, f"phase circuit breaker tripped: {state.breaker.reason}; run `acknowledge` after review")
 
 
-class MaxDailyLoss:
-    """No new entries once the session's loss exceeds a percentage of opening equity."""
+class LiveAllowed:
+    """Experience is paper only (§7.3)."""
 
-    name = "max_daily_loss_pct"
+    code = CODE_LIVE
 
-    def __init__(self, max_pct: Decimal | None) -> None:
-        self.max_pct = max_pct
-
-    def check(self, order: OrderIntent, account: AccountSnapshot) -> Refusal | None:
-        if self.max_pct is None or account.equity_at_session_open <= 0:
+    def check(self, order: OrderIntent, state: TradingState, dollars: Decimal) -> Refusal | None:
+        if order.mode != "live" or state.phase.allows_live:
             return None
-        loss_pct = -account.session_net_pnl / account.equity_at_session_open * 100
-        if loss_pct > self.max_pct:
+        return Refusal(self.code, f"live trading is not allowed in the {state.phase.title} phase (paper only)")
+
+
+class SessionLimit:
+    """The phase's entries per session, counted from the journal (§7.4)."""
+
+    code = CODE_LIMIT
+
+    def __init__(self, calendar: MarketCalendar) -> None:
+        self.calendar = calendar
+
+    def check(self, order: OrderIntent, state: TradingState, dollars: Decimal) -> Refusal | None:
+        exceeded = check_session_limit(state.entries_used, state.max_entries, state.phase, order.at, self.calendar)
+        if exceeded is None:
+            return None
+        return Refusal(self.code, str(exceeded), exceeded.next_allowed_at)
+
+
+class SizeInForce:
+    """No order above the size in force, and none when the equity cap leaves no valid size (§7.5)."""
+
+    code = CODE_SIZE
+
+    def check(self, order: OrderIntent, state: TradingState, dollars: Decimal) -> Refusal | None:
+        if state.size_refusal is not None:
+            return Refusal(self.code, state.size_refusal)
+        if dollars > state.size:
             return Refusal(
-                self.name,
-                f"daily loss {ratio_str(loss_pct)}% exceeds the {self.max_pct}% limit; "
-                "no new entries this session",
+                self.code,
+                f"order size ${money_str(dollars)} exceeds the size in force ${money_str(state.size)} ({state.phase.value})",
             )
         return None
 
@@ -132,31 +196,134 @@ class MaxDailyLoss:
 class TradingHours:
     """Entries only between the configured start and end time on a trading day."""
 
-    name = "trading_hours"
+    code = CODE_HOURS
 
     def __init__(self, calendar: MarketCalendar) -> None:
         self.calendar = calendar
 
-    def check(self, order: OrderIntent, account: AccountSnapshot) -> Refusal | None:
-        local = order.at.astimezone(self.calendar.tz)
+    def check(self, order: OrderIntent, state: TradingState, dollars: Decimal) -> Refusal | None:
+        calendar = self.calendar
+        local = order.at.astimezone(calendar.tz)
         day = local.date()
-        inside = (
-            self.calendar.is_trading_day(day)
-            and self.calendar.open_of(day) <= order.at < self.calendar.close_of(day)
-        )
-        if inside:
+        if calendar.is_trading_day(day) and calendar.open_of(day) <= order.at < calendar.close_of(day):
             return None
-        next_open = self.calendar.next_open_after(order.at)
         return Refusal(
-            self.name,
-            f"outside trading hours ({self.calendar.start_time:%H:%M}–{self.calendar.end_time:%H:%M} "
-            f"{local:%Z} on trading days)",
-            next_allowed_at=next_open,
+            self.code,
+            f"outside trading hours ({calendar.start_time:%H:%M}–{calendar.end_time:%H:%M} {local:%Z} on trading days)",
+            calendar.next_open_after(order.at),
         )
 
 
-def risk_checks(
-    *, max_position_pct: Decimal | None, max_daily_loss_pct: Decimal | None, calendar: MarketCalendar
-) -> list[PreTradeCheck]:
-    """The standard risk checks, in the order they run after the phase check."""
-    return [TradingHours(calendar), MaxDailyLoss(max_daily_loss_pct), MaxPositionPct(max_position_pct)]
+class MaxDailyLoss:
+    """No new entries once the session's real-money loss exceeds a percentage of opening equity."""
+
+    code = CODE_DAILY_LOSS
+
+    def __init__(self, max_pct: Decimal | None) -> None:
+        self.max_pct = max_pct
+
+    def check(self, order: OrderIntent, state: TradingState, dollars: Decimal) -> Refusal | None:
+        if self.max_pct is None or state.equity_at_session_open <= 0:
+            return None
+        loss_pct = -state.session_pnl / state.equity_at_session_open * 100
+        if loss_pct <= self.max_pct:
+            return None
+        return Refusal(self.code, f"daily loss {ratio_str(loss_pct)}% exceeds the {self.max_pct}% limit; no new entries this session")
+
+
+class MaxPositionPct:
+    """No single position larger than a percentage of equity."""
+
+    code = CODE_POSITION
+
+    def __init__(self, max_pct: Decimal | None) -> None:
+        self.max_pct = max_pct
+
+    def check(self, order: OrderIntent, state: TradingState, dollars: Decimal) -> Refusal | None:
+        if self.max_pct is None:
+            return None
+        cap = state.equity * self.max_pct / 100
+        if dollars <= cap:
+            return None
+        return Refusal(
+            self.code,
+            f"position ${money_str(dollars)} exceeds {self.max_pct}% of equity (${money_str(cap)} of ${money_str(state.equity)})",
+        )
+
+
+class BrokerBreakerClosed:
+    """Repeated broker failures stop new orders until the broker's breaker closes again."""
+
+    code = CODE_BROKER_BREAKER
+
+    def __init__(self, breaker: BreakerState) -> None:
+        self.breaker = breaker
+
+    def check(self, order: OrderIntent, state: TradingState, dollars: Decimal) -> Refusal | None:
+        if not self.breaker.tripped:
+            return None
+        return Refusal(self.code, f"broker circuit breaker tripped: {self.breaker.reason}")
+
+
+class EntryChain:
+    """SPEC §7's order, then the risk checks, whole shares and the broker breaker: first refusal wins."""
+
+    def __init__(self, checks: Sequence[EntryCheck]) -> None:
+        self.checks = tuple(checks)
+
+    @classmethod
+    def standard(
+        cls, calendar: MarketCalendar, *, max_daily_loss_pct: Decimal | None, max_position_pct: Decimal | None
+    ) -> EntryChain:
+        return cls(
+            [
+                RecordsIntact(),
+                PhaseBreaker(),
+                LiveAllowed(),
+                SessionLimit(calendar),
+                SizeInForce(),
+                TradingHours(calendar),
+                MaxDailyLoss(max_daily_loss_pct),
+                MaxPositionPct(max_position_pct),
+            ]
+        )
+
+    def decide(self, order: OrderIntent, state: TradingState, broker_breaker: BreakerState | None = None) -> EntryDecision:
+        """Run every check once; an order without a price stops before whole shares."""
+        dollars = state.size if order.dollars is None else order.dollars
+        for check in self.checks:
+            refusal = check.check(order, state, dollars)
+            if refusal is not None:
+                return EntryDecision(state, refusal, dollars)
+        shares = None
+        if order.price is not None:
+            try:
+                shares = shares_for(dollars, order.price)
+            except ZeroShares as error:
+                return EntryDecision(state, Refusal(CODE_SHARES, str(error)), dollars)
+        if broker_breaker is not None:
+            refusal = BrokerBreakerClosed(broker_breaker).check(order, state, dollars)
+            if refusal is not None:
+                return EntryDecision(state, refusal, dollars)
+        return EntryDecision(state, None, dollars, shares)
+
+
+def refused_without_state(order: OrderIntent, code: str, reason: str) -> EntryDecision:
+    """Fail safe: when the state cannot be read (or written), refuse with what is known."""
+    state = TradingState(
+        at=order.at,
+        session=order.at.date(),
+        phase=Phase.EXPERIENCE,
+        stint_since=None,
+        size=Decimal(0),
+        size_refusal=None,
+        entries_used=0,
+        max_entries=None,
+        breaker=BreakerState.closed(),
+        equity=Decimal(0),
+        equity_at_session_open=Decimal(0),
+        session_pnl=Decimal(0),
+        damage=reason,
+        mode=order.mode,
+    )
+    return EntryDecision(state, Refusal(code, reason), order.dollars or Decimal(0))

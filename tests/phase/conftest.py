@@ -18,14 +18,13 @@ from typing import Any
 import pytest
 from freezegun import freeze_time
 
-from trading_bot.bot import TradeResult, TradingBot
+from trading_bot.app import Desk as AppDesk
+from trading_bot.bot import TradeResult
 from trading_bot.broker import PaperBroker
 from trading_bot.config import Config
 from trading_bot.logging.trade_record import TradeRecord
 from trading_bot.market_calendar import MarketCalendar
 from trading_bot.phase.cli import main
-from trading_bot.phase.guard import PhaseGuard
-from trading_bot.phase.manager import PhaseManager
 
 SHIPPED_CONFIG = Path(__file__).resolve().parents[2] / "config.json"
 PASSWORD = "correct horse battery staple"
@@ -51,11 +50,15 @@ class Desk:
     # ---- lifecycle ------------------------------------------------------------------
 
     def start(self) -> None:
-        """(Re)start the bot and manager from the files, as a restart of the process would."""
-        self.config = Config.from_env_and_json(self.config_path, environ=self.env)
-        self.manager = PhaseManager(self.config_path, environ=self.env, config=self.config)
+        """(Re)start the desk from the files, as a restart of the process would."""
         self.broker = PaperBroker(Decimal("1000000"))
-        self.bot = TradingBot(self.config, self.broker, logs_dir=self.logs_dir, phase=PhaseGuard(self.manager))
+        self.app = AppDesk.open(self.config_path, environ=self.env, broker=self.broker)
+        self.manager = self.app.phase
+        self.bot = self.app.bot
+
+    @property
+    def config(self) -> Config:
+        return self.app.config
 
     def edit_config(self, updates: dict[tuple[str, ...], Any]) -> None:
         """A person edits config.json by hand (then the bot restarts)."""

@@ -501,6 +501,8 @@ def test_check_trade_json_has_the_required_shape(desk: Desk) -> None:
         "trades_this_session": 0,
         "max_trades_per_day": None,
         "next_trade_allowed_at": None,
+        "code": None,
+        "status": "active",
     }
 
 

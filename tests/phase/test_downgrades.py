@@ -27,11 +27,11 @@ def when(text: str) -> datetime:
 
 
 def phase_now(desk: Desk) -> str:
-    return desk.bot.phase.phase_in_force().value
+    return desk.app.state().phase.value
 
 
 def size_now(desk: Desk) -> Decimal:
-    return desk.bot.phase.size_in_force()
+    return desk.app.state().size
 
 
 def entry_refusals(desk: Desk) -> list[dict[str, Any]]:

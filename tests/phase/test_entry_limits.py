@@ -34,7 +34,7 @@ def journal_file(desk: Desk):  # noqa: ANN201 - a Path
 def trip_breaker(desk: Desk) -> None:
     """Three losses in trial: down to proof with the breaker tripped."""
     desk.trades(-5, -5, -5)
-    assert desk.bot.phase.phase_in_force().value == "proof"
+    assert desk.app.state().phase.value == "proof"
 
 
 def refused(desk: Desk) -> str:

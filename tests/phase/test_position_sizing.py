@@ -14,7 +14,7 @@ from tests.phase.conftest import PASSWORD, Desk, advance_to
 
 
 def size_now(desk: Desk) -> Decimal:
-    return desk.bot.phase.size_in_force()
+    return desk.app.state().size
 
 
 def size_changes(desk: Desk) -> list[dict[str, Any]]:
@@ -316,7 +316,7 @@ def test_reentering_scaling_by_override_starts_at_200(desk: Desk) -> None:
 def test_downgrade_from_scaling_at_300_halves_to_150(desk: Desk) -> None:
     scaling_from_an_open(desk)
     desk.trades(*wins(5), -1, -1, -1)
-    assert desk.bot.phase.phase_in_force().value == "trial"
+    assert desk.app.state().phase.value == "trial"
     assert size_now(desk) == Decimal("150")
     desk.cli("acknowledge", "--operator", "alice")
     assert entered_quantity(desk) == 15

@@ -95,8 +95,7 @@ def bot_transitions(config: str) -> None:
     from trading_bot.bot import TradingBot  # noqa: F401  (warm the imports before forking)
     from trading_bot.broker import PaperBroker  # noqa: F401
     from trading_bot.phase.cli import main
-    from trading_bot.phase.guard import PhaseGuard  # noqa: F401
-    from trading_bot.phase.manager import PhaseManager  # noqa: F401
+    from trading_bot.app import Desk  # noqa: F401
 
     password = os.environ["PHASE_OVERRIDE_PASSWORD"]
     # Warm up (lazy imports, the holiday calendar, first reads and writes) on a scratch desk,
@@ -127,16 +126,13 @@ def _bot_transition_loop(main: Any, config: str, password: str, start: datetime,
     from trading_bot.clock import FixedClock
     from trading_bot.config import Config
     from trading_bot.market_calendar import MarketCalendar
-    from trading_bot.phase.guard import PhaseGuard
-    from trading_bot.phase.manager import PhaseManager
+    from trading_bot.app import Desk
     from trading_bot.phase.models import Phase
 
     calendar = MarketCalendar()
     clock = FixedClock(start)
-    settings = Config.from_env_and_json(Path(config))
-    manager = PhaseManager(config, config=settings, clock=clock)
-    broker = PaperBroker(Decimal("1000000"), clock=clock)
-    trading = TradingBot(settings, broker, logs_dir=Path(config).parent / "logs", clock=clock, phase=PhaseGuard(manager))
+    desk = Desk.open(config, clock=clock, broker=PaperBroker(Decimal("1000000"), clock=clock))
+    manager, trading = desk.phase, desk.bot
 
     def tick(minutes: int = 2) -> None:
         clock.set(clock.now() + timedelta(minutes=minutes))
@@ -182,14 +178,11 @@ def bot(config: str, ops: int, start: str) -> None:
     from trading_bot.broker import PaperBroker
     from trading_bot.clock import FixedClock
     from trading_bot.config import Config
-    from trading_bot.phase.guard import PhaseGuard
-    from trading_bot.phase.manager import PhaseManager
+    from trading_bot.app import Desk
 
     clock = FixedClock(datetime.fromisoformat(start))
-    settings = Config.from_env_and_json(Path(config))
-    manager = PhaseManager(config, config=settings, clock=clock)
-    broker = PaperBroker(Decimal("1000000"), clock=clock)
-    trading = TradingBot(settings, broker, logs_dir=Path(config).parent / "logs", clock=clock, phase=PhaseGuard(manager))
+    desk = Desk.open(config, clock=clock, broker=PaperBroker(Decimal("1000000"), clock=clock))
+    manager, trading = desk.phase, desk.bot
     _ready()
     _wait_for_go()
     began = time.time()

@@ -272,6 +272,22 @@ class TradeJournal:
             if record.is_closed:
                 self._add_closed(record, delta)
             return
+        if record.is_rejected or previous.is_rejected:
+            if record.outcome == "open":
+                return
+            if previous.outcome == "open":
+                self._by_order[record.order_id] = record
+            elif not previous.same_content(record):
+                self._note_problem(
+                    JournalError(
+                        record.file,
+                        record.line,
+                        "outcome",
+                        f"order {record.order_id!r} is both rejected by the broker and closed "
+                        f"(see {previous.file}:{previous.line})",
+                    )
+                )
+            return
         if previous.is_closed and record.is_closed:
             if previous.same_content(record):
                 return
@@ -325,7 +341,8 @@ class TradeJournal:
         return dict(self._torn)
 
     def open_trades(self) -> list[TradeRecord]:
-        return [record for record in self._by_order.values() if not record.is_closed]
+        """Positions the journal holds open (a rejected order never opened one)."""
+        return [record for record in self._by_order.values() if record.outcome == "open"]
 
     def record(self, order_id: str) -> TradeRecord | None:
         return self._by_order.get(order_id)
@@ -350,9 +367,9 @@ class TradeJournal:
         closed = [trade for trade in self._closed if trade.exit_timestamp is not None and trade.exit_timestamp <= moment]
         entries = {oid: record for oid, record in self._entries.items() if record.timestamp <= moment}
         open_trades = [
-            record if not record.is_closed else record.reopened()
+            record if record.outcome == "open" else record.reopened()
             for record in self._by_order.values()
-            if record.timestamp <= moment and (not record.is_closed or (record.exit_timestamp or moment) > moment)
+            if record.timestamp <= moment and (record.outcome == "open" or (record.exit_timestamp or moment) > moment)
         ]
         return JournalView(closed_trades=closed, entries=entries, open_trades=open_trades)
 

@@ -19,8 +19,9 @@ OPEN = "open"
 WIN = "win"
 LOSS = "loss"
 BREAKEVEN = "breakeven"
+REJECTED = "rejected"
 CLOSED_OUTCOMES = frozenset({WIN, LOSS, BREAKEVEN})
-OUTCOMES = frozenset({OPEN, WIN, LOSS, BREAKEVEN})
+OUTCOMES = frozenset({OPEN, WIN, LOSS, BREAKEVEN, REJECTED})
 _IMPLAUSIBLE = Decimal("1E+15")
 _PHASES = {phase.value: phase for phase in Phase}
 _KNOWN_FIELDS = frozenset(
@@ -73,6 +74,11 @@ class TradeRecord:
         return self.outcome in CLOSED_OUTCOMES
 
     @property
+    def is_rejected(self) -> bool:
+        """The broker refused or failed the order after its open record was written: no position."""
+        return self.outcome == REJECTED
+
+    @property
     def is_flagged(self) -> bool:
         """Emergency exits and manual overrides are kept out of win rate, R:R and streaks."""
         return self.emergency_exit or self.manual_override
@@ -98,6 +104,12 @@ class TradeRecord:
             file="",
             line=0,
         )
+
+    def rejected(self, *, at: datetime, reason: str) -> TradeRecord:
+        """The terminal record of an entry the broker did not fill (it still counts as an entry)."""
+        merged = dict(self.extra)
+        merged["rejection_reason"] = reason
+        return replace(self, outcome=REJECTED, exit_timestamp=at, net_pnl=None, extra=merged, file="", line=0)
 
     def reopened(self) -> TradeRecord:
         """This trade as it looked before its exit (for views as of an earlier time)."""
@@ -216,10 +228,15 @@ def parse_trade(data: Any, file: str, line: int) -> TradeRecord:
         if outcome is None:
             outcome = OPEN
         if outcome not in OUTCOMES:
-            raise ValueError(f"unknown outcome {outcome!r} (open, win, loss or breakeven)")
+            raise ValueError(f"unknown outcome {outcome!r} (open, win, loss, breakeven or rejected)")
         exit_timestamp = None
         net_pnl = None
-        if outcome != OPEN:
+        if outcome == REJECTED:
+            current = "exit_timestamp"
+            exit_timestamp = parse_timestamp(data.get("exit_timestamp"))
+            if exit_timestamp < timestamp:
+                raise ValueError("is before the entry timestamp")
+        elif outcome != OPEN:
             current = "exit_timestamp"
             exit_timestamp = parse_timestamp(data.get("exit_timestamp"))
             if exit_timestamp < timestamp:

@@ -17,6 +17,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from trading_bot.app import Desk
 from trading_bot.bot import default_operator
 from trading_bot.clock import SYSTEM_CLOCK, Clock
 from trading_bot.errors import Busy, InputError
@@ -33,6 +34,7 @@ from trading_bot.phase.report import build_report, default_report_path
 from trading_bot.phase.simulation import DEFAULT_SEED, DEFAULT_SESSIONS, SimulationError, default_workdir, run_simulation
 from trading_bot.phase.timeline import render_timeline
 from trading_bot.phase.validators import triggers_for
+from trading_bot.validator import CODE_LIMIT, EntryDecision
 
 EXIT_OK = 0
 EXIT_REFUSED = 1
@@ -203,7 +205,8 @@ def main(
     if args.command in DESKLESS:
         return _run_deskless(args, io, clock)
     try:
-        manager = PhaseManager(args.config, logs_dir=args.logs_dir, clock=clock, environ=environ, as_of=getattr(args, "as_of", None))
+        desk = Desk.open(args.config, logs_dir=args.logs_dir, clock=clock, environ=environ, as_of=getattr(args, "as_of", None))
+        manager = desk.phase
         if args.command != "verify":
             manager.sync_journal()
             problem = manager.journal_problem()
@@ -253,6 +256,8 @@ def _status(manager: PhaseManager, args: argparse.Namespace, io: Io) -> int:
     damage = manager.damage()
     state = manager.state()
     decision = manager.entry_decision()
+    trading = decision.state
+    next_at = _limit_lifts_at(decision)
     stint = state.ledger.stint
     pending = manager.pending_request()
     gate = state.gate()
@@ -264,20 +269,22 @@ def _status(manager: PhaseManager, args: argparse.Namespace, io: Io) -> int:
             "phase_since": _iso(stint.phase_since),
             "stint_since": _iso(stint.since),
             "mode": mode,
-            "position_size": money_str(decision.position_size),
+            "position_size": money_str(trading.size),
             "recorded_position_size": money_str(stint.size),
-            "trades_this_session": decision.trades_this_session,
-            "max_trades_per_day": decision.max_trades_per_day,
-            "next_trade_allowed_at": _iso(decision.next_trade_allowed_at),
+            "trades_this_session": trading.entries_used,
+            "max_trades_per_day": trading.max_entries,
+            "next_trade_allowed_at": _iso(next_at),
             "entries_allowed": decision.allowed,
             "entry_refusal": decision.reason,
+            "entry_refusal_code": decision.code,
+            "trading_status": decision.status.value,
             "circuit_breaker": {"tripped": stint.breaker.tripped, "reason": stint.breaker.reason, "since": _iso(stint.breaker.since)},
             "pending_request": None if pending is None else {"requested_phase": pending.value},
             "next_phase": None if stint.phase.next is None else stint.phase.next.value,
             "readiness": None if gate is None else gate.to_json(),
             "suggested_advance": gate is not None and gate.ready and not stint.breaker.tripped,
             "damage": damage,
-            "equity": money_str(state.progress.equity),
+            "equity": money_str(trading.equity),
         }
         io.out(json.dumps(payload))
         return EXIT_REFUSED if damage else EXIT_OK
@@ -285,13 +292,12 @@ def _status(manager: PhaseManager, args: argparse.Namespace, io: Io) -> int:
     if stint.since is not None and stint.since != stint.phase_since:
         io.out(f"Stint        since {format_local(stint.since, tz)} (progress reset)")
     io.out(f"Mode         {mode}" + ("" if stint.phase.allows_live else " (paper only in this phase)"))
-    size_line = f"Size         ${money_str(decision.position_size)}"
-    if decision.position_size != stint.size:
+    size_line = f"Size         ${money_str(trading.size)}"
+    if trading.size != stint.size:
         size_line += f" (recorded ${money_str(stint.size)}, capped at {manager.config.settings.phase_progression.scaling.max_portfolio_pct}% of equity)"
     io.out(size_line)
-    limit = "unlimited" if decision.max_trades_per_day is None else str(decision.max_trades_per_day)
-    entries = f"Entries      {decision.trades_this_session}/{limit} this session"
-    next_at = decision.next_trade_allowed_at
+    limit = "unlimited" if trading.max_entries is None else str(trading.max_entries)
+    entries = f"Entries      {trading.entries_used}/{limit} this session"
     if decision.allowed:
         entries += " — entries allowed now"
     elif next_at is not None:
@@ -307,7 +313,7 @@ def _status(manager: PhaseManager, args: argparse.Namespace, io: Io) -> int:
         io.out("Breaker      ok")
     if pending is not None:
         io.out(f"Request      config.json asks for {pending.value}; not applied until confirmed with `override` or `advance`")
-    io.out(f"Equity       ${money_str(state.progress.equity)}")
+    io.out(f"Equity       ${money_str(trading.equity)}")
     triggers = triggers_for(manager.config.settings, stint.phase)
     if triggers:
         io.out("Triggers     " + "; ".join(rule.describe() for rule in triggers))
@@ -321,6 +327,11 @@ def _status(manager: PhaseManager, args: argparse.Namespace, io: Io) -> int:
         io.out(f"DAMAGE       {damage}")
         return EXIT_REFUSED
     return EXIT_OK
+
+
+def _limit_lifts_at(decision: EntryDecision) -> datetime | None:
+    """The next allowed entry, given only when the session's entry limit is the reason."""
+    return decision.next_allowed_at if decision.code == CODE_LIMIT else None
 
 
 def _print_criteria(gate: GateResult, io: Io) -> None:
@@ -403,20 +414,24 @@ def _acknowledge(manager: PhaseManager, args: argparse.Namespace, io: Io) -> int
 
 def _check_trade(manager: PhaseManager, args: argparse.Namespace, io: Io) -> int:
     decision = manager.entry_decision()
+    state = decision.state
     payload = {
         "allowed": decision.allowed,
         "reason": decision.reason,
-        "phase": decision.phase.value,
-        "position_size": money_str(decision.position_size),
-        "trades_this_session": decision.trades_this_session,
-        "max_trades_per_day": decision.max_trades_per_day,
-        "next_trade_allowed_at": _iso(decision.next_trade_allowed_at),
+        "code": decision.code,
+        "status": decision.status.value,
+        "phase": state.phase.value,
+        "position_size": money_str(state.size),
+        "trades_this_session": state.entries_used,
+        "max_trades_per_day": state.max_entries,
+        "next_trade_allowed_at": _iso(_limit_lifts_at(decision)),
     }
     if args.emergency_exit:
         # Exits are never blocked: not by the breaker, the limit, or damaged records.
         payload.update(
             allowed=True,
             reason="emergency exits are always allowed (and recorded in the override log)",
+            code=None,
             next_trade_allowed_at=None,
         )
     if args.json:

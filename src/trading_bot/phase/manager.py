@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -17,6 +17,7 @@ from typing import Any
 
 from trading_bot.clock import SYSTEM_CLOCK, Clock, FixedClock, ensure_utc
 from trading_bot.config import Config
+from trading_bot.error_handling.circuit_breaker import BreakerState
 from trading_bot.durable_files import LogsLock, remove_stale_temp_files
 from trading_bot.errors import JournalError
 from trading_bot.logging.query_helper import TradeJournal
@@ -57,8 +58,15 @@ from trading_bot.phase.password import (
     secret_from_environment,
 )
 from trading_bot.phase.position_sizing import EffectiveSize, effective_size
-from trading_bot.phase.trade_limiter import SessionEntries, check_session_limit
-from trading_bot.validator import OrderIntent
+from trading_bot.phase.trade_limiter import SessionEntries
+from trading_bot.validator import (
+    CODE_STATE,
+    EntryChain,
+    EntryDecision,
+    OrderIntent,
+    TradingState,
+    refused_without_state,
+)
 
 HISTORY_DIR_VAR = "PHASE_HISTORY_DIR"
 
@@ -67,14 +75,6 @@ ADVANCE_REFUSED = "advance_refused"
 ENTRY_REFUSED = "entry_refused"
 EMERGENCY_EXIT = "emergency_exit"
 JOURNAL_TORN_TAIL = "journal_torn_tail_moved"
-
-# Pre-trade refusal checks, in SPEC §7 order.
-CHECK_DAMAGE = "phase_records"
-CHECK_BREAKER = "phase_breaker"
-CHECK_LIVE = "phase_live_mode"
-CHECK_LIMIT = "phase_entry_limit"
-CHECK_SIZE = "phase_position_size"
-
 
 class PhaseRefused(Exception):
     """An operator command was refused (exit 1); the reason is one line."""
@@ -96,20 +96,6 @@ class PhasePaths:
         override = environ.get(HISTORY_DIR_VAR) or None
         phase_dir = Path(override) if override else logs / "phase"
         return cls(logs_dir=logs, trades_dir=logs / "trades", phase_dir=phase_dir)
-
-
-@dataclass(frozen=True)
-class EntryDecision:
-    """The phase system's answer to "may a new entry be placed now, and at what size"."""
-
-    allowed: bool
-    reason: str | None
-    check: str | None
-    phase: Phase
-    position_size: Decimal
-    trades_this_session: int
-    max_trades_per_day: int | None
-    next_trade_allowed_at: datetime | None = None
 
 
 class PhaseManager(ConfigMirror, Integrity):
@@ -154,6 +140,10 @@ class PhaseManager(ConfigMirror, Integrity):
         self._swept = False
         self._config_key = self._config_stat_key()
         self._config_fresh = True
+        self._trading: TradingState | None = None
+        self._trading_key: tuple[Any, ...] | None = None
+        self._chain: EntryChain | None = None
+        self._chain_version: tuple[int, int] | None = None
 
     @property
     def config(self) -> Config:
@@ -347,61 +337,63 @@ class PhaseManager(ConfigMirror, Integrity):
 
     # ---- the pre-trade phase check (SPEC §7) ----------------------------------------
 
-    def entry_decision(self, dollars: Decimal | None = None, mode: str | None = None) -> EntryDecision:
-        """May a new entry be placed now, and at what size; one specific reason if not.
+    def entry_decision(self, order: OrderIntent | None = None, *, broker_breaker: BreakerState | None = None) -> EntryDecision:
+        """May this entry (or, without an order, any entry) be placed now: the one §7 chain.
 
         The hot path: each log is stat'ed once, the journal's active files once, and the
         answer comes from state folded in memory unless something changed on disk.
         """
+        if order is None:
+            order = OrderIntent(symbol="", action="", price=None, dollars=None, at=self.now(), mode=self.config.mode)
         with self.history.one_read(), self.overrides.one_read():
             try:
-                state = self.state(quick=True)
+                if not self.read_only:
+                    self.reload_config()  # one stat: a hand edit (hours, limits) counts at once
+                trading = self.trading_state(quick=True)
             except (LogDamaged, ValueError, KeyError, OSError) as error:
-                return self._refused_without_state(f"phase state cannot be read ({error}); trading halted")
-            damage = self.damage()
-            return self._decide(state, damage, dollars, mode)
+                return refused_without_state(order, CODE_STATE, f"phase state cannot be read ({error}); trading halted")
+            return self.entry_chain().decide(order, trading, broker_breaker)
 
-    def _decide(self, state: PhaseState, damage: str | None, dollars: Decimal | None, mode: str | None) -> EntryDecision:
+    def trading_state(self, *, quick: bool = False) -> TradingState:
+        """The one trading state: phase, stint, size, entries, breaker, equity, session P&L."""
+        state = self.state(quick=quick)
+        damage = self.damage()
+        key = (id(state), state.session, damage, self.config_version)
+        if self._trading is not None and self._trading_key == key:
+            if self._trading.at != state.now:
+                self._trading = replace(self._trading, at=state.now)
+            return self._trading
         stint = state.ledger.stint
-        phase = stint.phase
-        block = self.config.settings.phase_block(phase)
-        limit = block.max_trades_per_day
-        count = state.entries.count(state.session)
+        progress = state.progress
         size = self.size_in_force(state)
-        base = {
-            "phase": phase,
-            "position_size": size.size,
-            "trades_this_session": count,
-            "max_trades_per_day": limit,
-        }
-        if damage is not None:
-            return EntryDecision(False, damage, CHECK_DAMAGE, **base)
-        if stint.breaker.tripped:
-            return EntryDecision(
-                False,
-                f"phase circuit breaker tripped: {stint.breaker.reason}; run `acknowledge` after review",
-                CHECK_BREAKER,
-                **base,
-            )
-        current_mode = mode or self.config.mode
-        if current_mode == "live" and not phase.allows_live:
-            return EntryDecision(False, f"live trading is not allowed in the {phase.title} phase (paper only)", CHECK_LIVE, **base)
-        exceeded = check_session_limit(count, limit, phase, state.now, self.calendar)
-        if exceeded is not None:
-            return EntryDecision(False, str(exceeded), CHECK_LIMIT, next_trade_allowed_at=exceeded.next_allowed_at, **base)
-        if size.refusal is not None:
-            return EntryDecision(False, size.refusal, CHECK_SIZE, **base)
-        if dollars is not None and dollars > size.size:
-            return EntryDecision(
-                False,
-                f"order size ${money_str(dollars)} exceeds the size in force ${money_str(size.size)} ({phase.value})",
-                CHECK_SIZE,
-                **base,
-            )
-        return EntryDecision(True, None, None, **base)
+        self._trading = TradingState(
+            at=state.now,
+            session=state.session,
+            phase=stint.phase,
+            stint_since=stint.since,
+            size=size.size,
+            size_refusal=size.refusal,
+            entries_used=state.entries.count(state.session),
+            max_entries=self.config.settings.phase_block(stint.phase).max_trades_per_day,
+            breaker=stint.breaker,
+            equity=progress.equity,
+            equity_at_session_open=progress.equity_at_session_open(state.session),
+            session_pnl=progress.real_session_pnl.get(state.session, Decimal(0)),
+            damage=damage,
+            mode=self.config.mode,
+        )
+        self._trading_key = key
+        return self._trading
 
-    def _refused_without_state(self, reason: str) -> EntryDecision:
-        return EntryDecision(False, reason, CHECK_BREAKER, Phase.EXPERIENCE, Decimal(0), 0, None)
+    def entry_chain(self) -> EntryChain:
+        """The §7 chain for the settings in force (rebuilt when config.json changes)."""
+        if self._chain is None or self._chain_version != (self.config_version, id(self.calendar)):
+            risk = self.config.settings.risk_management
+            self._chain = EntryChain.standard(
+                self.calendar, max_daily_loss_pct=risk.max_daily_loss_pct, max_position_pct=risk.max_position_pct
+            )
+            self._chain_version = (self.config_version, id(self.calendar))
+        return self._chain
 
     def size_in_force(self, state: PhaseState | None = None) -> EffectiveSize:
         state = state or self.state()
@@ -410,14 +402,31 @@ class PhaseManager(ConfigMirror, Integrity):
 
     # ---- recording what the bot does -----------------------------------------------
 
-    def record_entry_refusal(self, operator_id: str, reason: str, check: str, details: Mapping[str, Any] | None = None) -> None:
-        if self.read_only:
-            return
-        payload = {"operator_id": operator_id, "reason": reason, "check": check, **(details or {})}
+    def record_entry_refusal(self, operator_id: str, order: OrderIntent, decision: EntryDecision) -> bool:
+        """One override-log line per refused entry; False when it could not be written.
+
+        config.json is not rewritten for it: its recorded override-log head may lag by
+        these lines, and the next real change of the mirror brings it up to date.
+        """
+        if self.read_only or decision.refusal is None:
+            return False
+        payload = {
+            "operator_id": operator_id,
+            "reason": decision.refusal.reason,
+            "check": decision.refusal.code,
+            "symbol": order.symbol,
+            "action": order.action,
+            "size": money_str(decision.dollars),
+            "mode": order.mode,
+        }
         try:
-            self._append_override(ENTRY_REFUSED, payload, self.now())
-        except LogDamaged:
-            pass  # the refusal stands; a damaged log is itself the reason entries are halted
+            with self.lock.held():
+                if self.overrides.damage() is not None:
+                    return False  # the damage is itself the reason entries are halted
+                self.overrides.append(ENTRY_REFUSED, payload, self.now())
+        except (LogDamaged, OSError):
+            return False
+        return True
 
     def _set_aside_journal_torn_tails(self) -> None:
         """Under the lock no journal write is in flight: an unterminated last line in any
@@ -698,13 +707,3 @@ def _one_at_a_time(current: Phase, target: Phase) -> str:
 
 def _action_name(reset: bool, target: Phase) -> str:
     return "reset_progress" if reset else f"to:{target.value}"
-
-
-def refusal_details(order: OrderIntent) -> dict[str, Any]:
-    """What an entry-refusal line records about the order (never anything secret)."""
-    return {
-        "symbol": order.symbol,
-        "action": order.action,
-        "size": money_str(order.dollars),
-        "mode": order.mode,
-    }

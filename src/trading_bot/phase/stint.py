@@ -84,6 +84,7 @@ class StintProgress:
     equity_at_open: dict[date, Decimal] = field(default_factory=dict)
     all_sessions_pnl: dict[date, Decimal] = field(default_factory=dict)
     all_sessions_count: dict[date, int] = field(default_factory=dict)
+    real_session_pnl: dict[date, Decimal] = field(default_factory=dict)
     equity_at_stint_start: Decimal | None = None
     peak: Decimal | None = None
     max_drawdown_pct: Decimal = ZERO
@@ -128,6 +129,7 @@ class StintProgress:
         real_money = self.trade_phase(trade) is not Phase.EXPERIENCE
         if real_money:
             self.equity += trade.net_pnl
+            self.real_session_pnl[session] = self.real_session_pnl.get(session, ZERO) + trade.net_pnl
             if after_start:
                 self._track_drawdown()
         if not self.belongs(trade):
