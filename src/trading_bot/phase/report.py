@@ -181,7 +181,7 @@ def render_report(manager: PhaseManager, state: PhaseState) -> str:
         f"<dt>Phase</dt><dd>{esc(stint.phase.title)} ({esc(stint.phase.value)})"
         + (f" since {esc(format_local(stint.phase_since, tz))}" if stint.phase_since else "")
         + "</dd>",
-        f"<dt>Position size</dt><dd>${esc(money_str(decision.position_size))}</dd>",
+        f"<dt>Position size</dt><dd>${esc(money_str(decision.state.size))}</dd>",
         f"<dt>Equity</dt><dd>${esc(money_str(state.progress.equity))}</dd>",
         "<dt>Breaker</dt><dd>"
         + (f"TRIPPED: {esc(stint.breaker.reason)}" if stint.breaker.tripped else "ok")

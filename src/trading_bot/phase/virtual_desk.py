@@ -13,14 +13,13 @@ from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 
-from trading_bot.bot import TradeResult, TradingBot
+from trading_bot.app import Desk
+from trading_bot.bot import TradeResult
 from trading_bot.broker import PaperBroker
 from trading_bot.clock import FixedClock
-from trading_bot.config import Config
 from trading_bot.logging.trade_record import TradeRecord
-from trading_bot.phase.guard import PhaseGuard
 from trading_bot.phase.history_logger import LogLine
-from trading_bot.phase.manager import PhaseManager, PhaseRefused
+from trading_bot.phase.manager import PhaseRefused
 from trading_bot.phase.models import Phase
 
 OPERATOR = "demo-operator"
@@ -28,7 +27,7 @@ BROKER_CASH = Decimal("100000000")
 
 
 class VirtualDesk:
-    """One desk in a folder, trading on a clock the caller moves forward."""
+    """One desk in a folder (the product's one assembly), trading on a clock the caller moves."""
 
     def __init__(self, config_path: Path, start: datetime, *, environ: Mapping[str, str] | None = None, operator: str = OPERATOR) -> None:
         self.config_path = Path(config_path)
@@ -37,17 +36,9 @@ class VirtualDesk:
         # not send a scratch desk's records next to a real one.
         self.environ = dict(environ or {})
         self.operator = operator
-        config = Config.from_env_and_json(self.config_path, environ=self.environ)
-        self.manager = PhaseManager(self.config_path, clock=self.clock, environ=self.environ, config=config)
-        self.broker = PaperBroker(BROKER_CASH, clock=self.clock, id_prefix="paper-sim")
-        self.bot = TradingBot(
-            config,
-            self.broker,
-            logs_dir=self.manager.paths.logs_dir,
-            clock=self.clock,
-            phase=PhaseGuard(self.manager),
-            lock=self.manager.lock,
-        )
+        broker = PaperBroker(BROKER_CASH, clock=self.clock, id_prefix="paper-sim")
+        self.desk = Desk.open(self.config_path, clock=self.clock, environ=self.environ, broker=broker)
+        self.manager = self.desk.phase
 
     @property
     def logs_dir(self) -> Path:
@@ -69,10 +60,10 @@ class VirtualDesk:
         return self.manager.size_in_force().size
 
     def enter(self, symbol: str, price: Decimal) -> TradeResult:
-        return self.bot.execute_trade(symbol, "BUY", price)
+        return self.desk.enter(symbol, "BUY", price)
 
     def close(self, order_id: str, price: Decimal) -> TradeRecord:
-        return self.bot.close_position(order_id, price)
+        return self.desk.close(order_id, price)
 
     def breaker_tripped(self) -> bool:
         return self.manager.state().ledger.stint.breaker.tripped
