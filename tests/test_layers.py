@@ -17,7 +17,7 @@ LAYERS: dict[str, list[str]] = {
     # The shared words: imported by everyone, importing nothing above.
     "vocabulary": [
         "clock", "money", "errors", "phase.models", "error_handling.circuit_breaker",
-        "logging.trade_record", "mode_switcher",
+        "logging.trade_record", "mode_switcher", "input_bounds",
     ],
     # Settings and the records on disk: reading, appending, the lock.
     "records": [
