@@ -17,12 +17,10 @@ from trading_bot.logging.query_helper import TradeJournal
 from trading_bot.market_calendar import MarketCalendar
 from trading_bot.money import money_str
 from trading_bot.phase.chained_log import ChainedLog
-from trading_bot.phase.log_format import LogLine, LogProblem
-from trading_bot.phase.record_types import RECOVERED, SESSION_SUMMARY
+from trading_bot.phase.log_format import LogDamaged, LogLine, LogProblem
+from trading_bot.phase.record_types import HISTORY_FILE, OVERRIDES_FILE, RECOVERED, SESSION_SUMMARY
 from trading_bot.phase.models import Phase
 
-HISTORY_FILE = "phase-history.jsonl"
-OVERRIDES_FILE = "phase-overrides.jsonl"
 
 
 class Integrity:
@@ -45,6 +43,8 @@ class Integrity:
 
     def recorded_phase(self) -> Phase: ...
 
+    def ledger(self, lines: Any = None) -> Any: ...
+
     def journal_problem(self) -> JournalError | None: ...
 
     def _log_lines(self, log: ChainedLog) -> Any: ...
@@ -65,6 +65,11 @@ class Integrity:
         problems.extend(self.history.verify())
         problems.extend(self.overrides.verify())
         damaged = {problem.file for problem in problems}
+        if not damaged:
+            try:
+                self.ledger()
+            except LogDamaged as error:
+                problems.append(error.problem)
         for name, message in self._mirror_problems().items():
             if name not in damaged:
                 problems.append(LogProblem(self.config_path.name, None, message))

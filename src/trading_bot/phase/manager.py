@@ -29,7 +29,7 @@ from trading_bot.phase.engine import MemoryLog, PhaseEngine, PhaseState, Replay,
 from trading_bot.phase.record_types import OVERRIDE_ATTEMPT
 from trading_bot.phase.chained_log import ChainedLog
 from trading_bot.phase.log_format import LogDamaged, LogLine
-from trading_bot.phase.integrity import HISTORY_FILE, OVERRIDES_FILE, Integrity
+from trading_bot.phase.integrity import Integrity
 from trading_bot.phase.mirror import ConfigMirror
 from trading_bot.phase.ledger import Ledger, entry_size, read_ledger
 from trading_bot.phase.record_types import ADVANCE, BREAKER_ACK, OVERRIDE, RESET, SESSION_SUMMARY, TRANSITION
@@ -52,7 +52,14 @@ from trading_bot.validator import (
     TradingState,
     refused_without_state,
 )
-from trading_bot.phase.record_types import ADVANCE_REFUSED, EMERGENCY_EXIT, ENTRY_REFUSED, JOURNAL_TORN_TAIL
+from trading_bot.phase.record_types import (
+    ADVANCE_REFUSED,
+    EMERGENCY_EXIT,
+    ENTRY_REFUSED,
+    HISTORY_FILE,
+    JOURNAL_TORN_TAIL,
+    OVERRIDES_FILE,
+)
 
 HISTORY_DIR_VAR = "PHASE_HISTORY_DIR"
 

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from typing import Final
 
+HISTORY_FILE: Final = "phase-history.jsonl"
+OVERRIDES_FILE: Final = "phase-overrides.jsonl"
+
 # ---- phase-history.jsonl
 TRANSITION: Final = "transition"
 SUGGESTION: Final = "suggestion"
