@@ -34,7 +34,7 @@ from trading_bot.phase.engine import (
     metrics_snapshot,
     scaling_settings,
 )
-from trading_bot.phase.history_logger import ChainedLog, LogDamaged, LogLine
+from trading_bot.phase.history_logger import ChainedLog, LogDamaged, LogLine, LogProblem
 from trading_bot.phase.integrity import HISTORY_FILE, OVERRIDES_FILE, Integrity
 from trading_bot.phase.mirror import ConfigMirror
 from trading_bot.phase.ledger import (
@@ -98,7 +98,7 @@ class PhasePaths:
         return cls(logs_dir=logs, trades_dir=logs / "trades", phase_dir=phase_dir)
 
 
-class PhaseManager(ConfigMirror, Integrity):
+class PhaseManager:
     """Reads the records, applies what is due, and carries out operator commands."""
 
     def __init__(
@@ -138,8 +138,8 @@ class PhaseManager(ConfigMirror, Integrity):
         self._ledger_key: tuple[Any, ...] | None = None
         self._bookkeeping_key: tuple[Any, ...] | None = None
         self._swept = False
-        self._config_key = self._config_stat_key()
-        self._config_fresh = True
+        self.mirror = ConfigMirror(self)
+        self.integrity = Integrity(self)
         self._trading: TradingState | None = None
         self._trading_key: tuple[Any, ...] | None = None
         self._chain: EntryChain | None = None
@@ -199,7 +199,7 @@ class PhaseManager(ConfigMirror, Integrity):
         entries.fold(view.entries.values())
         return view.closed_trades, view.entries, entries
 
-    def _log_lines(self, log: ChainedLog) -> Sequence[LogLine]:
+    def log_lines(self, log: ChainedLog) -> Sequence[LogLine]:
         return log.lines() if self.as_of is None else log.read_lines_as_of(self.as_of)
 
     def journal_problem(self) -> JournalError | None:
@@ -211,7 +211,7 @@ class PhaseManager(ConfigMirror, Integrity):
             problem = log.damage()
             if problem is not None:
                 return f"phase log damaged: {problem.one_line()}; run `recover`"
-        cut = self._mirror_ahead()
+        cut = self.mirror.cut_log()
         if cut is not None:
             return f"{cut}; run `recover`"
         journal = self.journal_problem()
@@ -228,8 +228,8 @@ class PhaseManager(ConfigMirror, Integrity):
             key_before = (self.history.head(), len(self.overrides.lines()), session)
             if changed or self._state_key is None or self._state_key[:3] != key_before:
                 self.apply_due()
-        history_lines = self._log_lines(self.history)
-        override_lines = self._log_lines(self.overrides)
+        history_lines = self.log_lines(self.history)
+        override_lines = self.log_lines(self.overrides)
         trades, entries, session_entries = self._journal_view()
         if self.read_only:
             sink = MemoryLog(history_lines, now)
@@ -259,23 +259,23 @@ class PhaseManager(ConfigMirror, Integrity):
             # Another process may have written while we waited for the lock: look again.
             self.history.reread()
             self.overrides.reread()
-            self.reload_config()
+            self.mirror.reload_config()
             self.sync_journal()
             if not self._swept:
                 for target in (self.config_path, self.history.checkpoint_path, self.overrides.checkpoint_path):
                     remove_stale_temp_files(target)
                 self._swept = True
-            self.mark_empty_logs()
+            self.mirror.mark_empty_logs()
             for log in (self.history, self.overrides):
                 if log.torn_tail() is not None and log.damage() is None:
                     log.move_torn_tail_aside()
             self._set_aside_journal_torn_tails()
-            if self.history.damage() is not None or self.overrides.damage() is not None or self._mirror_ahead():
+            if self.history.damage() is not None or self.overrides.damage() is not None or self.mirror.cut_log():
                 return written
             now = self.now()
             bookkeeping = (self.config_version, self.history.head(), self.overrides.head())
             if bookkeeping != self._bookkeeping_key:
-                self._record_criteria_edits(now)
+                self.mirror.record_criteria_edits(now)
                 self._repair_override_records()
             trades, entries, session_entries = self._journal_view()
             journal_valid = self.journal_problem() is None
@@ -297,8 +297,8 @@ class PhaseManager(ConfigMirror, Integrity):
                 self.history.write_checkpoint()
                 self.overrides.write_checkpoint()
             if bookkeeping != self._bookkeeping_key or replay.written:
-                self._record_config_request(now)
-                self._write_mirror()
+                self.mirror.record_config_request(now)
+                self.mirror.write()
             self._bookkeeping_key = (self.config_version, self.history.head(), self.overrides.head())
         return written
 
@@ -322,7 +322,7 @@ class PhaseManager(ConfigMirror, Integrity):
         recorded = {line.data.get("history_seq") for line in self.overrides.lines() if line.type == OVERRIDE_ATTEMPT}
         for line in self.history.lines():
             if line.type == TRANSITION and line.data.get("kind") in (OVERRIDE, RESET) and line.seq not in recorded:
-                self._append_override(
+                self.append_override(
                     OVERRIDE_ATTEMPT,
                     {
                         "operator_id": line.data.get("operator_id"),
@@ -348,7 +348,7 @@ class PhaseManager(ConfigMirror, Integrity):
         with self.history.one_read(), self.overrides.one_read():
             try:
                 if not self.read_only:
-                    self.reload_config()  # one stat: a hand edit (hours, limits) counts at once
+                    self.mirror.reload_config()  # one stat: a hand edit (hours, limits) counts at once
                 trading = self._trading_facts(quick=True)
             except (LogDamaged, ValueError, KeyError, OSError) as error:
                 return refused_without_state(order, CODE_STATE, f"phase state cannot be read ({error}); trading halted")
@@ -451,7 +451,7 @@ class PhaseManager(ConfigMirror, Integrity):
         """The journal writer set a crash's unterminated line aside before appending."""
         payload = {"operator_id": operator_id, "recovery_file": str(fragment), "reason": "torn journal line moved aside"}
         try:
-            self._append_override(JOURNAL_TORN_TAIL, payload, self.now())
+            self.append_override(JOURNAL_TORN_TAIL, payload, self.now())
         except LogDamaged:
             pass
 
@@ -465,7 +465,7 @@ class PhaseManager(ConfigMirror, Integrity):
             "reason": "emergency exit (outside the strategy)",
         }
         try:
-            self._append_override(EMERGENCY_EXIT, payload, self.now())
+            self.append_override(EMERGENCY_EXIT, payload, self.now())
         except LogDamaged:
             pass  # exits are never blocked, even when the log cannot take the record
 
@@ -535,7 +535,7 @@ class PhaseManager(ConfigMirror, Integrity):
 
     def _record_advance_refusal(self, operator_id: str, target: Phase, failures: list[str]) -> None:
         try:
-            self._append_override(
+            self.append_override(
                 ADVANCE_REFUSED,
                 {"operator_id": operator_id, "to_phase": target.value, "failures": failures, "reason": "; ".join(failures)},
                 self.now(),
@@ -612,11 +612,11 @@ class PhaseManager(ConfigMirror, Integrity):
             self._record_attempt(operator_id, action, reason, "success", "override applied", history_seq=line.seq)
         return line
 
-    def _append_override(self, kind: str, payload: dict[str, Any], timestamp: datetime | None = None) -> LogLine:
+    def append_override(self, kind: str, payload: dict[str, Any], timestamp: datetime | None = None) -> LogLine:
         """Append to the override log and mirror its head, so cutting its end is noticed."""
         with self.lock.held():
             line = self.overrides.append(kind, payload, timestamp)
-            self._write_mirror()
+            self.mirror.write()
         return line
 
     def _refuse_if_locked_out(self, operator_id: str, action: str, reason: str) -> None:
@@ -644,7 +644,7 @@ class PhaseManager(ConfigMirror, Integrity):
         }
         if history_seq is not None:
             payload["history_seq"] = history_seq
-        self._append_override(OVERRIDE_ATTEMPT, payload, self.now())
+        self.append_override(OVERRIDE_ATTEMPT, payload, self.now())
 
     def acknowledge(self, operator_id: str, note: str | None) -> LogLine | None:
         """Clear a tripped breaker; with nothing tripped, record nothing."""
@@ -660,7 +660,7 @@ class PhaseManager(ConfigMirror, Integrity):
                 {"operator_id": operator_id, "note": note, "cleared_reason": breaker.reason},
                 self.now(),
             )
-            self._after_commit()
+            self.after_commit()
         return line
 
     def _commit_transition(
@@ -691,13 +691,36 @@ class PhaseManager(ConfigMirror, Integrity):
         line = self.history.append(TRANSITION, payload, self.now())
         if mode == "paper" and self.config.mode == "live":
             self.config = self.config.with_updates({("trading", "mode"): "paper"})
-        self._after_commit()
+        self.after_commit()
         return line
 
-    def _after_commit(self) -> None:
+    def adopt_settings(self) -> None:
+        """New criteria or hours take effect: rebuild what was derived with the old ones."""
+        hours = self.config.settings.trading.hours
+        self.calendar = MarketCalendar(hours.start_time, hours.end_time, hours.timezone)
+        self.engine = PhaseEngine(self.config.settings, self.calendar, self.config.mode)
+        self._journal_generation = -1
+        self._replay = None
+        self._state = None
+        self._state_key = None
+        self._ledger_key = None
+
+    # ---- config.json and the records' integrity (collaborators) ------------------------
+
+    def pending_request(self) -> Phase | None:
+        """A hand edit of `current_phase` that no command has confirmed yet."""
+        return self.mirror.pending_request()
+
+    def verify(self) -> list[LogProblem]:
+        return self.integrity.verify()
+
+    def recover(self) -> list[str]:
+        return self.integrity.recover()
+
+    def after_commit(self) -> None:
         self._replay = None
         self._state_key = None
-        self._write_mirror()
+        self.mirror.write()
 
 
 
