@@ -7,16 +7,11 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from trading_bot.config import EMPTY_LOG_HASH, Config
-from trading_bot.durable_files import LogsLock
-from trading_bot.errors import JournalError
-from trading_bot.logging.query_helper import TradeJournal
-from trading_bot.market_calendar import MarketCalendar
+from trading_bot.config import EMPTY_LOG_HASH
 from trading_bot.money import money_str
-from trading_bot.phase.history_logger import ChainedLog, LogLine, LogProblem
+from trading_bot.phase.history_logger import LogProblem
 from trading_bot.phase.ledger import RECOVERED, SESSION_SUMMARY
 from trading_bot.phase.models import Phase
 

@@ -11,17 +11,15 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from datetime import datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from trading_bot.config import EMPTY_LOG_HASH, Config, HistoryHead, UnreadableHead
-from trading_bot.durable_files import LogsLock
 from trading_bot.errors import InputError
 from trading_bot.phase.criteria_edits import criteria_snapshot
 from trading_bot.phase.validators import loosened_criteria
 from trading_bot.phase.engine import CRITERIA_EDIT
 from trading_bot.phase.history_logger import ChainedLog, LogLine
-from trading_bot.phase.ledger import Ledger, read_ledger
+from trading_bot.phase.ledger import read_ledger
 from trading_bot.phase.models import Phase
 
 if TYPE_CHECKING:
