@@ -32,7 +32,7 @@ LAYERS: dict[str, list[str]] = {
         "phase.ledger", "validator",
     ],
     # Decide and record: the phase system and the trading loop.
-    "shell": ["phase.engine", "phase.mirror", "phase.integrity", "phase.commands", "phase.manager", "bot"],
+    "shell": ["phase.engine", "phase.mirror", "phase.integrity", "phase.commands", "phase.entry_gate", "phase.manager", "bot"],
     # The one assembly and the commands: the only modules that know every part.
     "assembly": ["app", "phase.cli", "phase.__main__"],
 }

@@ -105,7 +105,7 @@ class Desk:
 
     def state(self) -> TradingState:
         """The one trading state now (what is due is applied first)."""
-        return self.phase.trading_state()
+        return self.phase.gate.trading_state()
 
     def check_entry(self, symbol: str, action: str, price: Decimal, dollars: Decimal | None = None) -> EntryDecision:
         """Would this entry be allowed now, at what size and how many shares; records nothing."""

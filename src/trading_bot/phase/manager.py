@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -17,7 +17,6 @@ from typing import Any
 
 from trading_bot.clock import SYSTEM_CLOCK, Clock, FixedClock, ensure_utc
 from trading_bot.config import Config
-from trading_bot.error_handling.circuit_breaker import BreakerState
 from trading_bot.durable_files import LogsLock, remove_stale_temp_files
 from trading_bot.errors import JournalError
 from trading_bot.logging.query_helper import TradeJournal
@@ -31,11 +30,11 @@ from trading_bot.phase.engine import (
     PhaseEngine,
     PhaseState,
     Replay,
-    scaling_settings,
 )
 from trading_bot.phase.history_logger import ChainedLog, LogDamaged, LogLine, LogProblem
 # PhaseRefused and PhaseUsageError are imported from here by the CLI and scripts.
 from trading_bot.phase.commands import OperatorCommands, PhaseRefused, PhaseUsageError, action_name  # noqa: F401
+from trading_bot.phase.entry_gate import EntryGate
 from trading_bot.phase.integrity import HISTORY_FILE, OVERRIDES_FILE, Integrity
 from trading_bot.phase.mirror import ConfigMirror
 from trading_bot.phase.ledger import (
@@ -47,21 +46,11 @@ from trading_bot.phase.ledger import (
     read_ledger,
 )
 from trading_bot.phase.models import GateResult, Phase
-from trading_bot.phase.position_sizing import EffectiveSize, effective_size
 from trading_bot.phase.trade_limiter import SessionEntries
-from trading_bot.validator import (
-    CODE_STATE,
-    EntryChain,
-    EntryDecision,
-    OrderIntent,
-    TradingState,
-    refused_without_state,
-)
 
 HISTORY_DIR_VAR = "PHASE_HISTORY_DIR"
 
 # Override-log line types.
-ENTRY_REFUSED = "entry_refused"
 EMERGENCY_EXIT = "emergency_exit"
 JOURNAL_TORN_TAIL = "journal_torn_tail_moved"
 
@@ -122,10 +111,7 @@ class PhaseManager:
         self.mirror = ConfigMirror(self)
         self.integrity = Integrity(self)
         self.commands = OperatorCommands(self)
-        self._trading: TradingState | None = None
-        self._trading_key: tuple[Any, ...] | None = None
-        self._chain: EntryChain | None = None
-        self._chain_version: tuple[int, int] | None = None
+        self.gate = EntryGate(self)
 
     @property
     def config(self) -> Config:
@@ -316,105 +302,6 @@ class PhaseManager:
                     },
                     line.timestamp,
                 )
-
-    # ---- the pre-trade phase check (SPEC §7) ----------------------------------------
-
-    def entry_decision(self, order: OrderIntent | None = None, *, broker_breaker: BreakerState | None = None) -> EntryDecision:
-        """May this entry (or, without an order, any entry) be placed now: the one §7 chain.
-
-        The hot path: each log is stat'ed once, the journal's active files once, and the
-        answer comes from state folded in memory unless something changed on disk.
-        """
-        if order is None:
-            order = OrderIntent(symbol="", action="", price=None, dollars=None, at=self.now(), mode=self.config.mode)
-        with self.history.one_read(), self.overrides.one_read():
-            try:
-                if not self.read_only:
-                    self.mirror.reload_config()  # one stat: a hand edit (hours, limits) counts at once
-                trading = self._trading_facts(quick=True)
-            except (LogDamaged, ValueError, KeyError, OSError) as error:
-                return refused_without_state(order, CODE_STATE, f"phase state cannot be read ({error}); trading halted")
-            return self.entry_chain().decide(order, trading, broker_breaker)
-
-    def trading_state(self, *, quick: bool = False) -> TradingState:
-        """The one trading state now, with whether a new entry at the size in force is allowed."""
-        facts = self._trading_facts(quick=quick)
-        default = OrderIntent(symbol="", action="", price=None, dollars=None, at=facts.at, mode=self.config.mode)
-        return self.entry_chain().decide(default, facts).state
-
-    def _trading_facts(self, *, quick: bool = False) -> TradingState:
-        """Phase, stint, size, entries, breaker, equity, session P&L: folded once per change."""
-        state = self.state(quick=quick)
-        damage = self.damage()
-        key = (id(state), state.session, damage, self.config_version)
-        if self._trading is not None and self._trading_key == key:
-            if self._trading.at != state.now:
-                self._trading = replace(self._trading, at=state.now)
-            return self._trading
-        stint = state.ledger.stint
-        progress = state.progress
-        size = self.size_in_force(state)
-        self._trading = TradingState(
-            at=state.now,
-            session=state.session,
-            phase=stint.phase,
-            stint_since=stint.since,
-            size=size.size,
-            size_refusal=size.refusal,
-            entries_used=state.entries.count(state.session),
-            max_entries=self.config.settings.phase_block(stint.phase).max_trades_per_day,
-            breaker=stint.breaker,
-            equity=progress.equity,
-            equity_at_session_open=progress.equity_at_session_open(state.session),
-            session_pnl=progress.real_session_pnl.get(state.session, Decimal(0)),
-            damage=damage,
-            mode=self.config.mode,
-        )
-        self._trading_key = key
-        return self._trading
-
-    def entry_chain(self) -> EntryChain:
-        """The §7 chain for the settings in force (rebuilt when config.json changes)."""
-        if self._chain is None or self._chain_version != (self.config_version, id(self.calendar)):
-            risk = self.config.settings.risk_management
-            self._chain = EntryChain.standard(
-                self.calendar, max_daily_loss_pct=risk.max_daily_loss_pct, max_position_pct=risk.max_position_pct
-            )
-            self._chain_version = (self.config_version, id(self.calendar))
-        return self._chain
-
-    def size_in_force(self, state: PhaseState | None = None) -> EffectiveSize:
-        state = state or self.state()
-        stint = state.ledger.stint
-        return effective_size(stint.size, state.progress.equity, scaling_settings(self.config.settings, stint.phase))
-
-    # ---- recording what the bot does -----------------------------------------------
-
-    def record_entry_refusal(self, operator_id: str, order: OrderIntent, decision: EntryDecision) -> bool:
-        """One override-log line per refused entry; False when it could not be written.
-
-        config.json is not rewritten for it: its recorded override-log head may lag by
-        these lines, and the next real change of the mirror brings it up to date.
-        """
-        if self.read_only or decision.refusal is None:
-            return False
-        payload = {
-            "operator_id": operator_id,
-            "reason": decision.refusal.reason,
-            "check": decision.refusal.code,
-            "symbol": order.symbol,
-            "action": order.action,
-            "size": money_str(decision.dollars),
-            "mode": order.mode,
-        }
-        try:
-            with self.lock.held():
-                if self.overrides.damage() is not None:
-                    return False  # the damage is itself the reason entries are halted
-                self.overrides.append(ENTRY_REFUSED, payload, self.now())
-        except (LogDamaged, OSError):
-            return False
-        return True
 
     def _set_aside_journal_torn_tails(self) -> None:
         """Under the lock no journal write is in flight: an unterminated last line in any
