@@ -63,6 +63,14 @@ import orjson
 
 from trading_bot.clock import Clock, ensure_utc
 from trading_bot.durable_files import LogsLock, append_durably, atomic_write_bytes
+from trading_bot.input_bounds import (
+    EARLIEST,
+    LATEST,
+    MAX_JSON_DEPTH,
+    MAX_TIMESTAMP_CHARS,
+    json_depth_exceeds,
+    raw_json_may_nest_too_deep,
+)
 
 GENESIS_HASH: Final = "0" * 64
 TIMESTAMP_FORMAT: Final = "%Y-%m-%dT%H:%M:%S.%fZ"
@@ -202,7 +210,7 @@ def _is_hex64(value: object) -> bool:
 
 
 def _parse_timestamp(value: object) -> datetime | None:
-    if not isinstance(value, str):
+    if not isinstance(value, str) or len(value) > MAX_TIMESTAMP_CHARS:
         return None
     try:
         moment = datetime.fromisoformat(value)
@@ -211,7 +219,10 @@ def _parse_timestamp(value: object) -> datetime | None:
     offset = moment.utcoffset()
     if offset is None or offset.total_seconds() != 0:
         return None
-    return moment.astimezone(timezone.utc)
+    moment = moment.astimezone(timezone.utc)
+    if not EARLIEST <= moment <= LATEST:
+        return None
+    return moment
 
 
 def _content_hash(raw: bytes, obj: dict[str, Any], claimed: str) -> tuple[bool, str]:
@@ -250,6 +261,8 @@ def _check_line(
         return None, ["not valid JSON"], None, None
     if not isinstance(obj, dict):
         return None, ["not a JSON object"], None, None
+    if raw_json_may_nest_too_deep(raw) and json_depth_exceeds(obj):
+        return None, [f"nested deeper than {MAX_JSON_DEPTH} levels"], None, None
     reasons: list[str] = []
     seq = obj.get("seq")
     if type(seq) is not int:
@@ -267,7 +280,7 @@ def _check_line(
         reasons.append("type is missing or not a non-empty string")
     moment = _parse_timestamp(obj.get("timestamp"))
     if moment is None:
-        reasons.append("timestamp is missing or not a UTC ISO 8601 time")
+        reasons.append("timestamp is missing or not a UTC ISO 8601 time between 1970 and 9999")
     claimed = obj.get("hash")
     if not _is_hex64(claimed):
         reasons.append("hash is missing or not 64 hex digits")

@@ -34,7 +34,7 @@ _MIN_SALT_BYTES = 8
 _MIN_KEY_BYTES, _MAX_KEY_BYTES = 16, 64
 _MAXMEM_MARGIN = 1 << 20
 _INT_MAX = 2**31 - 1  # hashlib.scrypt refuses a larger maxmem
-_DIGITS = re.compile(r"[0-9]+\Z")
+_DIGITS = re.compile(r"[0-9]{1,12}\Z")  # a cost beyond 12 digits is a typo, never a parse
 
 Outcome = Literal["success", "wrong_password", "locked_out"]
 
@@ -236,7 +236,7 @@ def _parse_hash(value: str) -> _ScryptHash:
 
 def _parse_int(text: str, name: str) -> int:
     if not _DIGITS.match(text):
-        raise BadPasswordHash(f"{name} is not a decimal integer")
+        raise BadPasswordHash(f"{name} is not a decimal integer of 1 to 12 digits")
     return int(text)
 
 
