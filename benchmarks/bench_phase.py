@@ -50,7 +50,7 @@ if str(REPO_ROOT / "src") not in sys.path:  # runs from a checkout without `pip 
 
 from trading_bot.clock import FixedClock  # noqa: E402
 from trading_bot.market_calendar import MarketCalendar  # noqa: E402
-from trading_bot.validator import OrderIntent  # noqa: E402
+from trading_bot.entry_checks import OrderIntent  # noqa: E402
 
 # The current session of the benchmark: 2026-03-10 is a Tuesday; 16:00 UTC is 12:00 EDT,
 # inside the default 07:00-16:00 trading hours. The history ends in the session before.

@@ -28,7 +28,7 @@ from trading_bot.logging.query_helper import TradeJournal
 from trading_bot.logging.trade_record import TradeRecord
 from trading_bot.market_calendar import MarketCalendar
 from trading_bot.phase.manager import PhaseManager
-from trading_bot.validator import EntryDecision, TradingState
+from trading_bot.entry_checks import EntryDecision, TradingState
 
 
 class Desk:

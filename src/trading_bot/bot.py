@@ -27,7 +27,7 @@ from trading_bot.market_calendar import MarketCalendar
 from trading_bot.mode_switcher import ModeSwitcher
 from trading_bot.phase.history_logger import LogDamaged
 from trading_bot.phase.manager import PhaseManager
-from trading_bot.validator import (
+from trading_bot.entry_checks import (
     CODE_BROKER,
     CODE_BUSY,
     CODE_LOGS,

@@ -28,8 +28,8 @@ from trading_bot.phase.history_logger import format_timestamp
 from trading_bot.phase.manager import PhaseManager, PhaseRefused, PhaseUsageError
 from trading_bot.phase.models import GateResult, Phase
 from trading_bot.phase.password import make_password_hash
-from trading_bot.phase.validators import triggers_for
-from trading_bot.validator import CODE_LIMIT, EntryDecision
+from trading_bot.phase.rules import triggers_for
+from trading_bot.entry_checks import CODE_LIMIT, EntryDecision
 
 EXIT_OK = 0
 EXIT_REFUSED = 1

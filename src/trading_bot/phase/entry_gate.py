@@ -16,7 +16,7 @@ from trading_bot.money import money_str
 from trading_bot.phase.engine import PhaseState, scaling_settings
 from trading_bot.phase.history_logger import LogDamaged
 from trading_bot.phase.position_sizing import EffectiveSize, effective_size
-from trading_bot.validator import CODE_STATE, EntryChain, EntryDecision, OrderIntent, TradingState, refused_without_state
+from trading_bot.entry_checks import CODE_STATE, EntryChain, EntryDecision, OrderIntent, TradingState, refused_without_state
 
 if TYPE_CHECKING:
     from trading_bot.phase.manager import PhaseManager

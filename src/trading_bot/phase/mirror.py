@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from trading_bot.config import EMPTY_LOG_HASH, Config, HistoryHead, UnreadableHead
 from trading_bot.errors import InputError
 from trading_bot.phase.criteria_edits import criteria_snapshot
-from trading_bot.phase.validators import loosened_criteria
+from trading_bot.phase.rules import loosened_criteria
 from trading_bot.phase.engine import CRITERIA_EDIT
 from trading_bot.phase.history_logger import ChainedLog, LogLine
 from trading_bot.phase.ledger import read_ledger
