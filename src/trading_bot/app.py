@@ -31,6 +31,10 @@ from trading_bot.phase.manager import PhaseManager
 from trading_bot.entry_checks import EntryDecision, TradingState
 
 
+class ReadOnlyDesk(Exception):
+    """Trading was asked of a desk that sees the records as they were at a past moment."""
+
+
 class Desk:
     """One trading desk: config.json, its logs folder, the phase system and the bot."""
 
@@ -91,7 +95,11 @@ class Desk:
 
     @property
     def bot(self) -> TradingBot:
-        """The trading bot, built on first use (a CLI command that does not trade never builds it)."""
+        """The trading bot, built on first use (a CLI command that does not trade never builds it).
+
+        A desk opened `as_of` a past moment only reads: it has no bot."""
+        if self.phase.read_only:
+            raise ReadOnlyDesk("a desk opened with as_of only reads the records; it has no bot")
         if self._bot is None:
             broker = self._broker if self._broker is not None else PaperBroker(Decimal("1000000"), clock=self.clock)
             self._bot = TradingBot(self.phase, broker, operator_id=self.operator_id)
