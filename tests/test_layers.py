@@ -16,13 +16,13 @@ PACKAGE = Path(__file__).resolve().parent.parent / "src" / "trading_bot"
 LAYERS: dict[str, list[str]] = {
     # The shared words: imported by everyone, importing nothing above.
     "vocabulary": [
-        "clock", "money", "errors", "input_bounds", "phase.models", "error_handling.circuit_breaker",
-        "logging.trade_record", "mode_switcher",
+        "clock", "money", "errors", "phase.models", "error_handling.circuit_breaker",
+        "logging.trade_record", "mode_switcher", "input_bounds", "phase.record_types",
     ],
     # Settings and the records on disk: reading, appending, the lock.
     "records": [
         "durable_files", "env_file", "config", "broker", "logging.query_helper",
-        "logging.structured_logger", "phase.history_logger",
+        "logging.structured_logger", "phase.log_format", "phase.chained_log", "phase.log_repair",
     ],
     # Pure rules: values in, values out.
     "rules": [

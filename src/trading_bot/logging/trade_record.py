@@ -269,7 +269,7 @@ def parse_trade(data: Any, file: str, line: int) -> TradeRecord:
         outcome = data.get("outcome", OPEN)
         if outcome is None:
             outcome = OPEN
-        if outcome not in OUTCOMES:
+        if not isinstance(outcome, str) or outcome not in OUTCOMES:
             raise ValueError(f"unknown outcome {outcome!r} (open, win, loss, breakeven or rejected)")
         exit_timestamp = None
         net_pnl = None

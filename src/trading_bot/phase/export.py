@@ -28,8 +28,9 @@ from trading_bot.money import money_str, ratio_str
 from trading_bot.performance.models import PerformanceSummary, SessionMetrics
 from trading_bot.performance.tracker import PerformanceTracker
 from trading_bot.phase.engine import PhaseState
-from trading_bot.phase.history_logger import LogLine
-from trading_bot.phase.ledger import SIZE_CHANGE, TRANSITION, Ledger, effective_time
+from trading_bot.phase.log_format import LogLine
+from trading_bot.phase.ledger import Ledger, effective_time
+from trading_bot.phase.record_types import SIZE_CHANGE, TRANSITION
 from trading_bot.phase.manager import PhaseManager
 from trading_bot.phase.models import Phase
 

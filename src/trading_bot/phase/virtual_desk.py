@@ -18,7 +18,7 @@ from trading_bot.bot import TradeResult
 from trading_bot.broker import PaperBroker
 from trading_bot.clock import FixedClock
 from trading_bot.logging.trade_record import TradeRecord
-from trading_bot.phase.history_logger import LogLine
+from trading_bot.phase.log_format import LogLine
 from trading_bot.phase.manager import PhaseRefused
 from trading_bot.phase.models import Phase
 
@@ -57,7 +57,7 @@ class VirtualDesk:
         return self.manager.state().phase
 
     def size(self) -> Decimal:
-        return self.manager.size_in_force().size
+        return self.manager.gate.size_in_force().size
 
     def enter(self, symbol: str, price: Decimal) -> TradeResult:
         return self.desk.enter(symbol, "BUY", price)
