@@ -11,9 +11,6 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from backtesting import Backtest, Strategy
-from backtesting.lib import crossover
-from backtesting.test import GOOG, SMA
 
 from conftest import Desk
 from trading_bot.clock import FixedClock
@@ -22,25 +19,32 @@ from trading_bot.phase.cli import main
 NOW = datetime(2026, 12, 1, 11, 0, tzinfo=timezone.utc)
 
 
-class SmaCross(Strategy):
-    """backtesting.py's own example: a 10/20-day moving-average cross, always in the market."""
-
-    def init(self) -> None:
-        self.fast = self.I(SMA, self.data.Close, 10)
-        self.slow = self.I(SMA, self.data.Close, 20)
-
-    def next(self) -> None:
-        if crossover(self.fast, self.slow):
-            self.position.close()
-            self.buy()
-        elif crossover(self.slow, self.fast):
-            self.position.close()
-            self.sell()
-
-
 @pytest.fixture(scope="module")
 def goog_trades(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The trade list a real backtesting.py run writes, on the GOOG data it ships."""
+    """The trade list a real backtesting.py run writes, on the GOOG data it ships.
+
+    Imported here, not at collection: pandas in the pytest process would make every
+    forked writer of the durability tests heavier to start.
+    """
+    from backtesting import Backtest, Strategy
+    from backtesting.lib import crossover
+    from backtesting.test import GOOG, SMA
+
+    class SmaCross(Strategy):
+        """backtesting.py's own example: a 10/20-day moving-average cross, always in the market."""
+
+        def init(self) -> None:
+            self.fast = self.I(SMA, self.data.Close, 10)
+            self.slow = self.I(SMA, self.data.Close, 20)
+
+        def next(self) -> None:
+            if crossover(self.fast, self.slow):
+                self.position.close()
+                self.buy()
+            elif crossover(self.slow, self.fast):
+                self.position.close()
+                self.sell()
+
     stats = Backtest(GOOG, SmaCross, cash=10_000, commission=0.002, finalize_trades=True).run()
     path = tmp_path_factory.mktemp("backtest") / "goog-sma-cross.csv"
     stats["_trades"].to_csv(path)
@@ -251,3 +255,13 @@ def test_a_weekend_entry_is_refused_by_the_trading_hours_check_as_a_live_bot_wou
     refusals = [event for event in events if event["kind"] == "entry_refused"]
     assert [event["text"] for event in refusals] == ["outside trading hours (07:00–16:00 EST on trading days)"]
     assert (events[-1]["placed"], events[-1]["refused"]) == (1, 1)
+
+
+def test_a_time_without_a_zone_is_market_time(tmp_path: Path) -> None:
+    trades = tmp_path / "naive.csv"
+    trades.write_text(
+        "entry_time,exit_time,pnl\n" + "".join(f"2026-07-0{d}T09:30:00,2026-07-0{d}T15:30:00,-1\n" for d in (1, 2, 6)), encoding="utf-8"
+    )
+    events = run_json("--trades", str(trades), "--from-phase", "proof")
+    downgrade = next(event for event in events if event["kind"] == "downgrade")
+    assert downgrade["at"] == "2026-07-06T19:30:00Z"  # 15:30 EDT
