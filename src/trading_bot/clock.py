@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Protocol
+
+# How far a record may lie ahead of the real clock before it counts as future-dated: an
+# NTP correction of a few minutes must not halt the desk, a record days ahead must.
+CLOCK_TOLERANCE = timedelta(minutes=5)
 
 
 class Clock(Protocol):

@@ -22,19 +22,24 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, mo
 from trading_bot.durable_files import atomic_write_bytes
 from trading_bot.env_file import merged_environment
 from trading_bot.errors import ConfigError
+from trading_bot.input_bounds import (
+    MAX_JSON_DEPTH,
+    MAX_NUMBER_CHARS,
+    bounded_count,
+    bounded_money,
+    json_depth_exceeds,
+    number_from_text,
+)
 from trading_bot.money import to_decimal
 from trading_bot.phase.models import Phase
 
 
 def _decimal(value: Any) -> Decimal:
-    return to_decimal(value)
+    return bounded_money(to_decimal(value))
 
 
 def _count(value: Any) -> int:
-    number = to_decimal(value)
-    if number != number.to_integral_value():
-        raise ValueError("must be a whole number")
-    return int(number)
+    return bounded_count(to_decimal(value))
 
 
 def _clock_time(value: Any) -> time:
@@ -399,12 +404,53 @@ class Config:
         atomic_write_bytes(self.path, dump_json_exact(self.raw).encode("utf-8"))
 
 
-def parse_json_exact(text: str, file: str) -> Any:
-    """JSON with every non-integer number as an exact Decimal; errors name the line."""
+class _NumberOutOfBounds(ValueError):
+    def __init__(self, token: str, reason: str) -> None:
+        super().__init__(reason)
+        self.token = token
+        self.reason = reason
+
+
+def _exact_float(token: str) -> Decimal:
     try:
-        return json.loads(text, parse_float=Decimal)
+        return number_from_text(token)
+    except ValueError as error:
+        raise _NumberOutOfBounds(token, str(error)) from None
+
+
+def _bounded_int(token: str) -> int:
+    if len(token) > MAX_NUMBER_CHARS:
+        raise _NumberOutOfBounds(token, f"number written with more than {MAX_NUMBER_CHARS} characters")
+    return int(token)
+
+
+def parse_json_exact(text: str, file: str) -> Any:
+    """JSON with every non-integer number as an exact Decimal; errors name the line.
+
+    Numbers are bounded as they are read (a 5,000-digit integer or `1E+100000000` is an
+    error, not a hang), and so is the nesting depth.
+    """
+    try:
+        value = json.loads(text, parse_float=_exact_float, parse_int=_bounded_int)
     except json.JSONDecodeError as error:
         raise ConfigError(file, error.lineno, "(json)", error.msg) from None
+    except _NumberOutOfBounds as error:
+        field, line = _where_number_is(text, error.token)
+        raise ConfigError(file, line, field, f"{error.reason}") from None
+    except RecursionError:
+        raise ConfigError(file, 1, "(json)", f"nested deeper than {MAX_JSON_DEPTH} levels") from None
+    if json_depth_exceeds(value):
+        raise ConfigError(file, 1, "(json)", f"nested deeper than {MAX_JSON_DEPTH} levels")
+    return value
+
+
+def _where_number_is(text: str, token: str) -> tuple[str, int]:
+    """The key and line of a number token in JSON text (the first place it appears)."""
+    keyed = re.search(r'"((?:[^"\\]|\\.)*)"\s*:\s*' + re.escape(token) + r"(?![0-9.eE+-])", text)
+    if keyed is not None:
+        return keyed.group(1), text.count("\n", 0, keyed.start()) + 1
+    at = text.find(token)
+    return "(json)", (text.count("\n", 0, at) + 1 if at >= 0 else 1)
 
 
 def dump_json_exact(raw: Any) -> str:

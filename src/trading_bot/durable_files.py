@@ -83,12 +83,19 @@ def append_durably(path: Path, data: bytes) -> None:
         fsync_directory(path.parent)
 
 
+def written_path(path: Path) -> Path:
+    """Where a replace of `path` lands: the file a symbolic link points to, else itself."""
+    path = Path(path)
+    return Path(os.path.realpath(path)) if path.is_symlink() else path
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Replace a file atomically: temp file in the same folder, fsync, rename, fsync dir.
 
-    A crash at any point leaves either the old file or the new one, never a mix.
+    A crash at any point leaves either the old file or the new one, never a mix. A path
+    that is a symbolic link is written through to its target (the link stays a link).
     """
-    path = Path(path)
+    path = written_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
     try:
@@ -115,7 +122,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 def remove_stale_temp_files(path: Path) -> list[Path]:
     """Temp files an atomic write left behind when killed before its rename; the caller
     holds the logs lock, so no write of ours is in flight."""
-    path = Path(path)
+    path = written_path(path)
     removed = []
     for candidate in path.parent.glob(f".{path.name}.*.tmp"):
         try:

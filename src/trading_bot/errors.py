@@ -14,8 +14,18 @@ class InputError(Exception):
         super().__init__(self.one_line())
 
     def one_line(self) -> str:
+        """`<file>:<line>: <field>: <message>`, control characters escaped: a key or a
+        value with a newline in it must not turn one error into two lines."""
         where = self.file if self.line is None else f"{self.file}:{self.line}"
-        return f"{where}: {self.field}: {self.message}"
+        return escape_controls(f"{where}: {self.field}: {self.message}")
+
+
+def escape_controls(text: str) -> str:
+    """Newlines, tabs and other control characters as visible escapes (`\\n`)."""
+    return text.translate(_CONTROL_ESCAPES)
+
+
+_CONTROL_ESCAPES = {code: repr(chr(code))[1:-1] for code in [*range(0x20), 0x7F, 0x2028, 0x2029]}
 
 
 class ConfigError(InputError):

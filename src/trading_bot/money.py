@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from decimal import ROUND_HALF_EVEN, Decimal
+
+from trading_bot.input_bounds import bounded_number, number_from_text
 
 CENT = Decimal("0.01")
 RATIO_STEP = Decimal("0.0001")
@@ -12,26 +14,22 @@ ZERO = Decimal(0)
 def to_decimal(value: object) -> Decimal:
     """Exact Decimal from a JSON number, a string or an int; floats go through their repr.
 
-    Raises ValueError for anything that is not a finite number.
+    Raises ValueError for anything that is not a finite number, and for a number whose
+    size or digits are out of bounds (see `input_bounds`), before any arithmetic on it.
     """
     if isinstance(value, bool):
         raise ValueError("must be a number, not a boolean")
     if isinstance(value, Decimal):
-        result = value
-    elif isinstance(value, int):
-        result = Decimal(value)
-    elif isinstance(value, float):
-        result = Decimal(repr(value))
-    elif isinstance(value, str):
-        try:
-            result = Decimal(value.strip())
-        except InvalidOperation:
-            raise ValueError(f"not a number: {value!r}") from None
-    else:
-        raise ValueError(f"must be a number, got {type(value).__name__}")
-    if not result.is_finite():
-        raise ValueError("must be a finite number")
-    return result
+        return bounded_number(value)
+    if isinstance(value, int):
+        if value.bit_length() > 64:
+            raise ValueError("must be below 10^19 in size")
+        return bounded_number(Decimal(value))
+    if isinstance(value, float):
+        return number_from_text(repr(value))
+    if isinstance(value, str):
+        return number_from_text(value)
+    raise ValueError(f"must be a number, got {type(value).__name__}")
 
 
 def money_str(value: Decimal) -> str:

@@ -10,7 +10,7 @@ carries a stable code. Exits never pass through here: closing only reduces risk.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from decimal import Decimal
 from enum import Enum
@@ -90,6 +90,21 @@ class TradingState:
     session_pnl: Decimal
     damage: str | None = None
     mode: str = "paper"
+    refusal: Refusal | None = None  # why a new entry at the size in force is refused now
+
+    @property
+    def entries_allowed(self) -> bool:
+        return self.refusal is None
+
+    @property
+    def status(self) -> TradingStatus:
+        return status_of(self.refusal)
+
+
+def status_of(refusal: Refusal | None) -> TradingStatus:
+    if refusal is None:
+        return TradingStatus.ACTIVE
+    return TradingStatus.HALTED if refusal.code in HALTING_CODES else TradingStatus.REDUCING
 
 
 @dataclass(frozen=True)
@@ -119,9 +134,7 @@ class EntryDecision:
 
     @property
     def status(self) -> TradingStatus:
-        if self.refusal is None:
-            return TradingStatus.ACTIVE
-        return TradingStatus.HALTED if self.refusal.code in HALTING_CODES else TradingStatus.REDUCING
+        return status_of(self.refusal)
 
 
 class EntryCheck(Protocol):
@@ -291,21 +304,24 @@ class EntryChain:
     def decide(self, order: OrderIntent, state: TradingState, broker_breaker: BreakerState | None = None) -> EntryDecision:
         """Run every check once; an order without a price stops before whole shares."""
         dollars = state.size if order.dollars is None else order.dollars
+        refusal: Refusal | None = None
+        shares = None
         for check in self.checks:
             refusal = check.check(order, state, dollars)
             if refusal is not None:
-                return EntryDecision(state, refusal, dollars)
-        shares = None
-        if order.price is not None:
+                break
+        if refusal is None and order.price is not None:
             try:
                 shares = shares_for(dollars, order.price)
             except ZeroShares as error:
-                return EntryDecision(state, Refusal(CODE_SHARES, str(error)), dollars)
-        if broker_breaker is not None:
+                refusal = Refusal(CODE_SHARES, str(error))
+        if refusal is None and broker_breaker is not None:
             refusal = BrokerBreakerClosed(broker_breaker).check(order, state, dollars)
-            if refusal is not None:
-                return EntryDecision(state, refusal, dollars)
-        return EntryDecision(state, None, dollars, shares)
+        if refusal is not None:
+            shares = None
+        if state.refusal is not refusal:
+            state = replace(state, refusal=refusal)
+        return EntryDecision(state, refusal, dollars, shares)
 
 
 def refused_without_state(order: OrderIntent, code: str, reason: str) -> EntryDecision:
@@ -325,5 +341,6 @@ def refused_without_state(order: OrderIntent, code: str, reason: str) -> EntryDe
         session_pnl=Decimal(0),
         damage=reason,
         mode=order.mode,
+        refusal=Refusal(code, reason),
     )
-    return EntryDecision(state, Refusal(code, reason), order.dollars or Decimal(0))
+    return EntryDecision(state, state.refusal, order.dollars or Decimal(0))

@@ -158,11 +158,12 @@ def test_explicit_timestamp_is_recorded_in_utc(tmp_path: Path) -> None:
 
 
 def test_read_lines_as_of_ignores_lines_stamped_later(tmp_path: Path) -> None:
+    """A line asked for at +1 h after a +2 h line is stamped +2 h: it was not there at +1 h."""
     log = make_log(tmp_path)
     for hours in (0, 2, 1, 3):
         log.append("note", {"h": hours}, timestamp=START + timedelta(hours=hours))
-    seen = log.read_lines_as_of(START + timedelta(hours=1))
-    assert [line.data["h"] for line in seen] == [0, 1]
+    assert [line.data["h"] for line in log.read_lines_as_of(START + timedelta(hours=1))] == [0]
+    assert [line.data["h"] for line in log.read_lines_as_of(START + timedelta(hours=2))] == [0, 2, 1]
 
 
 def test_lines_returns_the_same_tuple_while_the_file_is_unchanged(tmp_path: Path) -> None:

@@ -327,16 +327,16 @@ def test_recent_failures_only_counts_failures_within_window_of_now() -> None:
     assert lockout_state(attempts, T0 + 25 * MIN + SEC).recent_failures == 0
 
 
-def test_attempts_are_walked_in_time_order() -> None:
+def test_attempts_stamped_out_of_order_count_in_log_order_at_the_latest_instant_so_far() -> None:
     fifth = T0 + 4 * MIN
     attempts = list(reversed(five_wrong_ending_at(fifth)))
     assert lockout_state(attempts, fifth).locked_until == fifth + 15 * MIN
 
 
-def test_attempts_after_now_are_ignored() -> None:
+def test_a_clock_behind_the_last_attempt_cannot_see_before_the_lockout() -> None:
     fifth = T0 + 4 * MIN
-    state = lockout_state(five_wrong_ending_at(fifth), fifth - SEC)
-    assert state == LockoutState(locked_until=None, recent_failures=4)
+    state = lockout_state(five_wrong_ending_at(fifth), fifth - 30 * MIN)
+    assert state == LockoutState(locked_until=fifth + 15 * MIN, recent_failures=0)
 
 
 def test_naive_times_are_taken_as_utc() -> None:

@@ -3,13 +3,14 @@
 Each role imports once, prints "ready" (or "held") on stdout and then does its work on
 real files, so the parent can kill it, race it against another process, or wait on it.
 
-  transitions CONFIG              imports and warms up once, then for each "fork" line on
+  transitions CONFIG              imports and warms up once, then for each "fork N" line on
                                   stdin forks a writer that loops override --to proof /
                                   --to experience / --reset-progress through the real CLI
-                                  until the parent SIGKILLs it; prints "started PID" and,
-                                  once it is gone, "ended EXITCODE" (-9 for SIGKILL)
-  bot-transitions CONFIG          like `transitions`, but for each "fork START" line the
-                                  forked writer runs a TradingBot with PhaseGuard on a
+                                  and SIGKILLs itself at its N-th write point (see
+                                  `kill_at`); prints "started PID" and, once it is gone,
+                                  "ended EXITCODE" (-9 for SIGKILL)
+  bot-transitions CONFIG          like `transitions`, but for each "fork START N" line the
+                                  forked writer runs the desk's TradingBot on a
                                   PaperBroker (one FixedClock from START): acknowledge,
                                   override --to proof, then losing round trips (one per
                                   session) until the bot's own close downgrades -- repeat
@@ -29,6 +30,7 @@ import io
 import json
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -51,6 +53,35 @@ def _ready(word: str = "ready") -> None:
     sys.stdout.flush()
 
 
+def kill_at(point: int) -> None:
+    """SIGKILL this process at its `point`-th write point: a crash at a chosen place, not
+    after a guessed delay. Write points are the `os.write` and `os.fsync` calls every
+    durable write goes through; an `os.write` chosen as the point first writes half its
+    bytes, as a crash in the middle of an append leaves them."""
+    real_write, real_fsync = os.write, os.fsync
+    calls = 0
+
+    def reached() -> bool:
+        nonlocal calls
+        calls += 1
+        return calls == point
+
+    def write(fd: int, data: Any) -> int:
+        if reached():
+            view = memoryview(data)
+            real_write(fd, view[: max(1, len(view) // 2)])
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real_write(fd, data)
+
+    def fsync(fd: int) -> None:
+        if reached():
+            os.kill(os.getpid(), signal.SIGKILL)
+        real_fsync(fd)
+
+    os.write = write  # type: ignore[assignment]
+    os.fsync = fsync  # type: ignore[assignment]
+
+
 def _wait_for_go() -> None:
     if sys.stdin.readline().strip() != "go":
         _fail("expected 'go' on stdin")
@@ -67,10 +98,12 @@ def transitions(config: str) -> None:
         main(["--config", config, *args], stdout=io.StringIO(), stderr=io.StringIO())
     _ready()
     for line in sys.stdin:
-        if line.strip() != "fork":
+        words = line.split()
+        if words[:1] != ["fork"]:
             break
         pid = os.fork()
         if pid == 0:
+            kill_at(int(words[1]))
             _transition_loop(main, config, password)
         _ready(f"started {pid}")
         _, status = os.waitpid(pid, 0)
@@ -113,6 +146,7 @@ def bot_transitions(config: str) -> None:
             break
         pid = os.fork()
         if pid == 0:
+            kill_at(int(words[2]))
             _bot_transition_loop(main, config, password, datetime.fromisoformat(words[1]))
         _ready(f"started {pid}")
         _, status = os.waitpid(pid, 0)

@@ -20,8 +20,10 @@ from pathlib import Path
 
 import orjson
 
+from trading_bot.clock import CLOCK_TOLERANCE
 from trading_bot.errors import JournalError
-from trading_bot.logging.trade_record import TradeRecord, parse_trade
+from trading_bot.input_bounds import MAX_JSON_DEPTH, json_depth_exceeds, raw_json_may_nest_too_deep
+from trading_bot.logging.trade_record import OPEN, TradeRecord, parse_trade
 
 JOURNAL_SUFFIX = ".jsonl"
 
@@ -246,6 +248,9 @@ class TradeJournal:
         except orjson.JSONDecodeError as error:
             self._note_problem(JournalError(file, line, "(line)", f"not valid JSON ({error.msg})"))
             return
+        if raw_json_may_nest_too_deep(raw) and json_depth_exceeds(data):
+            self._note_problem(JournalError(file, line, "(line)", f"nested deeper than {MAX_JSON_DEPTH} levels"))
+            return
         try:
             record = parse_trade(data, file, line)
         except JournalError as error:
@@ -271,6 +276,21 @@ class TradeJournal:
             self._by_order[record.order_id] = record
             if record.is_closed:
                 self._add_closed(record, delta)
+            return
+        if record.outcome == OPEN:
+            # One `open` per order, then at most one terminal record: a repeat must be
+            # the same line (a harmless duplicate), never a second, different entry.
+            first = self._entries.get(record.order_id)
+            if first is None or first.outcome != OPEN or not first.same_content(record):
+                where = f"{first.file}:{first.line}" if first is not None else f"{previous.file}:{previous.line}"
+                self._note_problem(
+                    JournalError(
+                        record.file,
+                        record.line,
+                        "order_id",
+                        f"a second, different open record for order {record.order_id!r} (first recorded at {where})",
+                    )
+                )
             return
         if record.is_rejected or previous.is_rejected:
             if record.outcome == "open":
@@ -348,13 +368,20 @@ class TradeJournal:
         return self._by_order.get(order_id)
 
     def problem(self, now: datetime | None = None) -> JournalError | None:
-        """The first invalid line, or a trade dated after `now` (the real clock)."""
+        """The first invalid line, or a trade dated after `now` (the real clock) by more
+        than the clock tolerance."""
         if self._problem is not None:
             return self._problem
-        if now is not None and self._latest_timestamp is not None and self._latest_timestamp > now:
+        if now is not None and self._latest_timestamp is not None and self._latest_timestamp > now + CLOCK_TOLERANCE:
             assert self._latest_source is not None
             file, line, field_name = self._latest_source
-            return JournalError(file, line, field_name, f"is in the future ({self._latest_timestamp.isoformat()})")
+            return JournalError(
+                file,
+                line,
+                field_name,
+                f"is in the future ({self._latest_timestamp.isoformat()}; the clock reads {now.isoformat()}); "
+                "entries stay halted until the clock passes it",
+            )
         return None
 
     def require_valid(self, now: datetime | None = None) -> None:

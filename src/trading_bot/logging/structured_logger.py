@@ -9,7 +9,29 @@ from pathlib import Path
 import orjson
 
 from trading_bot.durable_files import LogsLock, append_durably, atomic_write_bytes, fsync_directory
-from trading_bot.logging.trade_record import TradeRecord
+from trading_bot.errors import JournalError
+from trading_bot.logging.trade_record import TradeRecord, parse_trade
+
+
+_TAIL_BYTES = 65536
+
+
+def last_written_at(path: Path) -> datetime | None:
+    """When the last complete line of a journal file was written, if it reads as a trade."""
+    try:
+        with open(path, "rb") as handle:
+            size = handle.seek(0, os.SEEK_END)
+            handle.seek(max(0, size - _TAIL_BYTES))
+            tail = handle.read()
+    except FileNotFoundError:
+        return None
+    lines = tail[: tail.rfind(b"\n") + 1].splitlines()
+    if not lines:
+        return None
+    try:
+        return parse_trade(orjson.loads(lines[-1]), str(path), 0).written_at
+    except (orjson.JSONDecodeError, JournalError):
+        return None  # an unreadable last line is the reader's to report, not a floor
 
 
 class StructuredTradeLogger:
@@ -24,12 +46,19 @@ class StructuredTradeLogger:
         return self.trades_dir / f"{moment.astimezone(timezone.utc).date().isoformat()}.jsonl"
 
     def log_trade(self, record: TradeRecord, at: datetime) -> Path:
-        """Append one record durably; returns the file written."""
+        """Append one record durably; returns the file written.
+
+        A line is never stamped earlier than the line before it in its file: after the
+        clock stepped back, the record takes that line's instant and keeps the clock's
+        reading (see `TradeRecord.stamped_no_earlier_than`).
+        """
         path = self.path_for(at)
-        line = orjson.dumps(record.to_json_dict()) + b"\n"
         with self.lock.held():
             self.set_aside_torn_tail(path, at)
-            append_durably(path, line)
+            floor = last_written_at(path)
+            if floor is not None:
+                record = record.stamped_no_earlier_than(floor)
+            append_durably(path, orjson.dumps(record.to_json_dict()) + b"\n")
         return path
 
     def set_aside_torn_tail(self, path: Path, at: datetime) -> Path | None:

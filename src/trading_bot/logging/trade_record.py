@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
-from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 from trading_bot.errors import JournalError
-from trading_bot.money import CENT
+from trading_bot.input_bounds import MAX_TIMESTAMP_CHARS, MONEY_LIMIT, bounded_moment, bounded_money
+from trading_bot.money import CENT, to_decimal
 from trading_bot.phase.models import Phase
 
 OPEN = "open"
@@ -22,7 +23,8 @@ BREAKEVEN = "breakeven"
 REJECTED = "rejected"
 CLOSED_OUTCOMES = frozenset({WIN, LOSS, BREAKEVEN})
 OUTCOMES = frozenset({OPEN, WIN, LOSS, BREAKEVEN, REJECTED})
-_IMPLAUSIBLE = Decimal("1E+15")
+# Written beside a timestamp the writer raised above the clock (the clock stepped back).
+CLOCK_READING = "clock_reading"
 _PHASES = {phase.value: phase for phase in Phase}
 _KNOWN_FIELDS = frozenset(
     {
@@ -91,9 +93,18 @@ class TradeRecord:
         emergency_exit: bool = False,
         extra: dict[str, Any] | None = None,
     ) -> TradeRecord:
-        """The closing record for this entry; the outcome follows from the net P&L."""
+        """The closing record for this entry; the outcome follows from the net P&L.
+
+        A clock that stepped back since the entry must not make the exit precede it (a
+        record the journal would reject): the exit is then the entry's instant, and the
+        clock's reading is kept as `clock_reading`.
+        """
         merged = dict(self.extra)
+        merged.pop(CLOCK_READING, None)  # the entry's own note; the close says its own
         merged.update(extra or {})
+        if exit_timestamp < self.timestamp:
+            merged[CLOCK_READING] = _iso(exit_timestamp)
+            exit_timestamp = self.timestamp
         return replace(
             self,
             outcome=outcome_for(net_pnl),
@@ -108,8 +119,27 @@ class TradeRecord:
     def rejected(self, *, at: datetime, reason: str) -> TradeRecord:
         """The terminal record of an entry the broker did not fill (it still counts as an entry)."""
         merged = dict(self.extra)
+        merged.pop(CLOCK_READING, None)
         merged["rejection_reason"] = reason
+        if at < self.timestamp:
+            merged[CLOCK_READING] = _iso(at)
+            at = self.timestamp
         return replace(self, outcome=REJECTED, exit_timestamp=at, net_pnl=None, extra=merged, file="", line=0)
+
+    @property
+    def written_at(self) -> datetime:
+        """The instant this line was written: its exit for a close, its entry otherwise."""
+        return self.exit_timestamp if self.exit_timestamp is not None else self.timestamp
+
+    def stamped_no_earlier_than(self, floor: datetime) -> TradeRecord:
+        """This record with its own instant raised to `floor` when it is earlier (a clock
+        that stepped back), keeping the clock's reading as `clock_reading`."""
+        if self.written_at >= floor:
+            return self
+        extra = {**self.extra, CLOCK_READING: _iso(self.written_at)}
+        if self.exit_timestamp is not None:
+            return replace(self, exit_timestamp=floor, extra=extra)
+        return replace(self, timestamp=floor, extra=extra)
 
     def reopened(self) -> TradeRecord:
         """This trade as it looked before its exit (for views as of an earlier time)."""
@@ -155,10 +185,15 @@ def _iso(moment: datetime) -> str:
 
 
 def parse_timestamp(value: Any) -> datetime:
-    """ISO 8601; a value with no offset is UTC (the original journal wrote naive UTC)."""
+    """ISO 8601; a value with no offset is UTC (the original journal wrote naive UTC).
+
+    Bounded to 1970 through 9999, so no later arithmetic on it can leave the calendar.
+    """
     if not isinstance(value, str):
         raise ValueError("must be an ISO 8601 timestamp string")
     text = value.strip()
+    if len(text) > MAX_TIMESTAMP_CHARS:
+        raise ValueError(f"not an ISO 8601 timestamp (longer than {MAX_TIMESTAMP_CHARS} characters)")
     if text.endswith("Z") or text.endswith("z"):
         text = text[:-1] + "+00:00"
     try:
@@ -166,23 +201,27 @@ def parse_timestamp(value: Any) -> datetime:
     except ValueError:
         raise ValueError(f"not an ISO 8601 timestamp: {value!r}") from None
     if moment.tzinfo is None:
-        return moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc)
+        moment = moment.replace(tzinfo=timezone.utc)
+    try:
+        moment = moment.astimezone(timezone.utc)
+    except OverflowError:
+        raise ValueError("must be between 1970 and 9999") from None
+    return bounded_moment(moment)
 
 
 def _number(value: Any) -> Decimal:
     if isinstance(value, bool) or value is None:
         raise ValueError("must be a number")
-    if isinstance(value, float):
-        result = Decimal(repr(value))
-    else:
-        try:
-            result = Decimal(value) if isinstance(value, (int, str)) else Decimal(str(value))
-        except (InvalidOperation, ValueError, TypeError):
-            raise ValueError(f"not a number: {value!r}") from None
-    if not result.is_finite():
-        raise ValueError("must be a finite number")
-    return result
+    try:
+        return to_decimal(value)
+    except ValueError as error:
+        raise ValueError(f"{error}: {_shown(value)}") from None
+
+
+def _shown(value: Any) -> str:
+    """A value for an error message, cut short: the message stays one readable line."""
+    text = repr(value)
+    return text if len(text) <= 48 else text[:45] + "..."
 
 
 def _flag(value: Any) -> bool:
@@ -209,14 +248,17 @@ def parse_trade(data: Any, file: str, line: int) -> TradeRecord:
         if not isinstance(action, str) or not action:
             raise ValueError("missing or empty")
         current = "quantity"
-        quantity_value = _number(data.get("quantity"))
+        quantity_value = bounded_money(_number(data.get("quantity")))
         if quantity_value != quantity_value.to_integral_value() or quantity_value <= 0:
             raise ValueError("must be a whole number of shares > 0")
         quantity = int(quantity_value)
         current = "price"
-        price = _number(data.get("price"))
+        price = bounded_money(_number(data.get("price")))
         if price <= 0:
             raise ValueError("must be > 0")
+        current = "quantity"
+        if price * quantity >= MONEY_LIMIT:
+            raise ValueError(f"{quantity} shares at {price} are worth 10^15 or more")
         current = "order_id"
         order_id = data.get("order_id")
         if isinstance(order_id, int) and not isinstance(order_id, bool):
@@ -247,16 +289,16 @@ def parse_trade(data: Any, file: str, line: int) -> TradeRecord:
                 current = "profit_loss"
                 raw_pnl = data.get("profit_loss")
             net_pnl = _number(raw_pnl)
-            if abs(net_pnl) >= _IMPLAUSIBLE:
-                raise ValueError(f"implausibly large P&L {net_pnl}")
+            if abs(net_pnl) >= MONEY_LIMIT:
+                raise ValueError(f"implausibly large P&L {net_pnl} (must be below 10^15 in size)")
             current = "outcome"
             implied = outcome_for(net_pnl)
             if implied != outcome:
                 raise ValueError(f"{outcome!r} contradicts net P&L {net_pnl} (which is a {implied})")
         current = "stop_loss"
-        stop_loss = None if data.get("stop_loss") is None else _number(data["stop_loss"])
+        stop_loss = None if data.get("stop_loss") is None else bounded_money(_number(data["stop_loss"]))
         current = "target"
-        target = None if data.get("target") is None else _number(data["target"])
+        target = None if data.get("target") is None else bounded_money(_number(data["target"]))
         current = "execution_mode"
         mode = data.get("execution_mode") or "paper"
         if not isinstance(mode, str) or mode.lower() not in ("paper", "live"):

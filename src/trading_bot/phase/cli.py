@@ -19,7 +19,7 @@ from typing import Any, TextIO
 
 from trading_bot.app import Desk
 from trading_bot.bot import default_operator
-from trading_bot.clock import SYSTEM_CLOCK, Clock
+from trading_bot.clock import CLOCK_TOLERANCE, SYSTEM_CLOCK, Clock
 from trading_bot.errors import Busy, InputError
 from trading_bot.logging.trade_record import parse_timestamp
 from trading_bot.market_calendar import format_countdown, format_local
@@ -39,6 +39,7 @@ from trading_bot.validator import CODE_LIMIT, EntryDecision
 EXIT_OK = 0
 EXIT_REFUSED = 1
 EXIT_USAGE = 2
+_NOT_UTF8 = "standard input is not UTF-8 text; nothing recorded"
 
 
 class UsageError(Exception):
@@ -51,12 +52,7 @@ class _Parser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        # Never echo what was typed: a mistaken argument may be a password.
-        if message.startswith("unrecognized arguments"):
-            message = "unrecognized arguments (not shown); passwords are read from a prompt or --password-stdin"
-        elif "explicit argument" in message:
-            message = message.split(":")[0] + ": takes no value"
-        raise UsageError(message)
+        raise UsageError(without_typed_values(message))
 
     def exit(self, status: int = 0, message: str | None = None) -> None:  # type: ignore[override]
         if status:
@@ -66,6 +62,29 @@ class _Parser(argparse.ArgumentParser):
 
 class _HelpShown(Exception):
     pass
+
+
+_NOT_SHOWN = "(what was typed is not shown: it may be a password; passwords are read from a prompt or --password-stdin)"
+
+
+def without_typed_values(message: str) -> str:
+    """An argparse message with nothing the operator typed in it: a mistaken argument
+    may be a password (`--password hunter2` before the command name, say)."""
+    if message.startswith("unrecognized arguments"):
+        return f"unrecognized arguments {_NOT_SHOWN}"
+    if message.startswith("ambiguous option"):
+        return f"ambiguous option {_NOT_SHOWN}"
+    argument, _, detail = message.partition(": ")
+    if not argument.startswith("argument ") or not detail:
+        return message
+    if "explicit argument" in detail:
+        return f"{argument}: takes no value {_NOT_SHOWN}"
+    if detail.startswith("invalid choice"):
+        choices = detail[detail.find("(choose from") :] if "(choose from" in detail else ""
+        return f"{argument}: invalid choice {_NOT_SHOWN} {choices}".rstrip()
+    if detail.startswith("invalid ") and " value: " in detail:
+        return f"{argument}: {detail.split(' value: ')[0]} value {_NOT_SHOWN}"
+    return message
 
 
 @dataclass
@@ -85,17 +104,18 @@ def _phase(value: str) -> Phase:
     try:
         return Phase(value)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"unknown phase {value!r} (experience, proof, trial, scaling)") from None
+        raise argparse.ArgumentTypeError("unknown phase (experience, proof, trial or scaling)") from None
 
 
 def _moment(value: str) -> datetime:
     text = value.strip()
     if not (text.endswith("Z") or text.endswith("z") or "+" in text[10:] or "-" in text[10:]):
-        raise argparse.ArgumentTypeError(f"--as-of {value!r}: give a time zone (Z or an offset such as -05:00)")
+        raise argparse.ArgumentTypeError("give an ISO 8601 time with a time zone (Z or an offset such as -05:00)")
     try:
         return parse_timestamp(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--as-of {value!r}: not an ISO 8601 timestamp") from None
+    except ValueError as error:
+        reason = "not an ISO 8601 timestamp" if str(error).startswith("not an ISO") else f"the timestamp {error}"
+        raise argparse.ArgumentTypeError(reason) from None
 
 
 def _day(option: str) -> Callable[[str], date]:
@@ -201,17 +221,27 @@ def main(
     except _HelpShown:
         return EXIT_OK
     if args.command == "hash-password":
-        return _hash_password(args, io)
+        try:
+            return _hash_password(args, io)
+        except UsageError as error:
+            io.err(f"usage: {error}")
+            return EXIT_USAGE
     if args.command in DESKLESS:
         return _run_deskless(args, io, clock)
+    as_of = getattr(args, "as_of", None)
+    if as_of is not None and as_of > clock.now() + CLOCK_TOLERANCE:
+        # The records cannot say how things will be: a view of the future is bad input,
+        # judged against the real clock like a future-dated trade.
+        io.err(f"usage: --as-of {format_timestamp(as_of)} is after now ({format_timestamp(clock.now())} by this machine's clock)")
+        return EXIT_USAGE
     try:
-        desk = Desk.open(args.config, logs_dir=args.logs_dir, clock=clock, environ=environ, as_of=getattr(args, "as_of", None))
+        desk = Desk.open(args.config, logs_dir=args.logs_dir, clock=clock, environ=environ, as_of=as_of)
         manager = desk.phase
         if args.command != "verify":
             manager.sync_journal()
             problem = manager.journal_problem()
-            if problem is not None:
-                raise problem
+            if problem is not None and not (args.command == "check-trade" and args.emergency_exit):
+                raise problem  # an exit is always allowed: that answer survives a bad journal
         return COMMANDS[args.command](manager, args, io)
     except InputError as error:
         io.err(error.one_line())
@@ -222,6 +252,7 @@ def main(
     except (EOFError, KeyboardInterrupt):
         io.err("usage: input ended before an answer was given; nothing recorded")
         return EXIT_USAGE
+
     except Busy as error:
         _json_refusal(args, io, str(error))
         io.err(str(error))
@@ -382,9 +413,13 @@ def _override(manager: PhaseManager, args: argparse.Namespace, io: Io) -> int:
     if not args.password_stdin and not _is_terminal(io.stdin):
         raise UsageError("no terminal for the password prompt: use --password-stdin")
 
+    # Read a piped password before anything else runs, so bytes that are not UTF-8 are
+    # refused before any record is written.
+    piped = _piped_line(io) if args.password_stdin else None
+
     def read_password() -> str:
-        if args.password_stdin:
-            return io.stdin.readline().rstrip("\r\n")
+        if piped is not None:
+            return piped
         return getpass.getpass("Override password: ")
 
     line = manager.override(
@@ -433,12 +468,14 @@ def _check_trade(manager: PhaseManager, args: argparse.Namespace, io: Io) -> int
             reason="emergency exits are always allowed (and recorded in the override log)",
             code=None,
             next_trade_allowed_at=None,
+            entries_halted=None if decision.allowed else decision.reason,
         )
     if args.json:
         io.out(json.dumps(payload))
     elif payload["allowed"]:
         what = "emergency exit" if args.emergency_exit else f"new entry of up to ${payload['position_size']}"
-        io.out(f"allowed: {what} ({payload['phase']})")
+        halted = f"; new entries are refused: {payload['entries_halted']}" if payload.get("entries_halted") else ""
+        io.out(f"allowed: {what} ({payload['phase']}){halted}")
     else:
         io.out(f"refused: {payload['reason']}")
     return EXIT_OK if payload["allowed"] else EXIT_REFUSED
@@ -550,9 +587,20 @@ def _run_deskless(args: argparse.Namespace, io: Io, clock: Clock) -> int:
         return EXIT_USAGE
 
 
+def _piped_line(io: Io) -> str:
+    """One line from standard input, refused unless it is UTF-8 text (a process whose
+    locale decodes with surrogateescape hands odd bytes on as lone surrogates)."""
+    try:
+        line = io.stdin.readline().rstrip("\r\n")
+        line.encode("utf-8")
+    except UnicodeError:
+        raise UsageError(_NOT_UTF8) from None
+    return line
+
+
 def _hash_password(args: argparse.Namespace, io: Io) -> int:
     if args.password_stdin or not _is_terminal(io.stdin):
-        password = io.stdin.readline().rstrip("\r\n")
+        password = _piped_line(io)
     else:
         password = getpass.getpass("New override password: ")
         again = getpass.getpass("Repeat it: ")

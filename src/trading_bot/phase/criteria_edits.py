@@ -1,7 +1,6 @@
-"""Hand edits of the criteria: what counts as the criteria, and which edits loosen a gate.
-
-An edit is recorded with before and after; one that makes a gate easier to pass counts
-as an override incident, because it is as good as skipping the gate.
+"""Hand edits of the criteria: what counts as the criteria (the snapshot recorded with
+before and after). Whether an edit loosens a gate is each gate criterion's own answer
+(`phase.validators.loosened_criteria`); a loosening edit counts as an override incident.
 """
 
 from __future__ import annotations
@@ -39,38 +38,3 @@ def _normalized(value: Any) -> Any:
         text = format(value.normalize(), "f")
         return "0" if text in ("-0", "0") else text
     return value
-
-
-def _number(value: Any) -> Decimal | None:
-    if value is None:
-        return None
-    return Decimal(str(value))
-
-
-def _looser(key: str, before: Any, after: Any) -> bool:
-    """min_* looser when lower or disabled; max_* looser when higher or disabled."""
-    old, new = _number(before), _number(after)
-    if old is None:
-        return False
-    if key.startswith("min_"):
-        return new is None or new < old
-    if key.startswith("max_"):
-        return new is None or new > old
-    return False
-
-
-def loosened_criteria(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
-    """Dotted paths of the gate criteria (advancement_criteria) that the edit loosened."""
-    loosened: list[str] = []
-    old_progression = before.get("phase_progression", {})
-    new_progression = after.get("phase_progression", {})
-    for phase, block in new_progression.items():
-        new_criteria = block.get("advancement_criteria") if isinstance(block, dict) else None
-        old_block = old_progression.get(phase, {})
-        old_criteria = old_block.get("advancement_criteria") if isinstance(old_block, dict) else None
-        if not isinstance(new_criteria, dict) or not isinstance(old_criteria, dict):
-            continue
-        for key, value in new_criteria.items():
-            if key in old_criteria and _looser(key, old_criteria[key], value):
-                loosened.append(f"phase_progression.{phase}.advancement_criteria.{key}")
-    return loosened

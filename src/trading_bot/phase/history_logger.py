@@ -63,11 +63,20 @@ import orjson
 
 from trading_bot.clock import Clock, ensure_utc
 from trading_bot.durable_files import LogsLock, append_durably, atomic_write_bytes
+from trading_bot.input_bounds import (
+    EARLIEST,
+    LATEST,
+    MAX_JSON_DEPTH,
+    MAX_TIMESTAMP_CHARS,
+    json_depth_exceeds,
+    raw_json_may_nest_too_deep,
+)
 
 GENESIS_HASH: Final = "0" * 64
 TIMESTAMP_FORMAT: Final = "%Y-%m-%dT%H:%M:%S.%fZ"
 RESERVED_KEYS: Final = frozenset({"seq", "timestamp", "type", "prev_hash", "hash"})
 TORN_REASON: Final = "torn last line (unterminated)"
+STAMP_RAISED_FROM: Final = "stamp_raised_from"
 
 _STAMP_FORMAT: Final = "%Y%m%dT%H%M%S%f"
 _HEX64 = re.compile(r"[0-9a-f]{64}")
@@ -145,6 +154,18 @@ def format_timestamp(moment: datetime) -> str:
     return ensure_utc(moment).strftime(TIMESTAMP_FORMAT)
 
 
+def stamp_no_earlier_than(
+    moment: datetime, last: datetime | None, payload: dict[str, Any]
+) -> tuple[datetime, dict[str, Any]]:
+    """A line is never stamped before the line it follows: a clock that stepped back, or a
+    record dated in the past (a session summary at its close), takes the last line's
+    instant, and the instant asked for is kept as `stamp_raised_from`."""
+    moment = ensure_utc(moment)
+    if last is None or moment >= last:
+        return moment, payload
+    return last, {**payload, STAMP_RAISED_FROM: format_timestamp(moment)}
+
+
 def check_payload(payload: dict[str, Any]) -> None:
     """Reject what could not round-trip through the encoding, before anything is written.
 
@@ -189,7 +210,7 @@ def _is_hex64(value: object) -> bool:
 
 
 def _parse_timestamp(value: object) -> datetime | None:
-    if not isinstance(value, str):
+    if not isinstance(value, str) or len(value) > MAX_TIMESTAMP_CHARS:
         return None
     try:
         moment = datetime.fromisoformat(value)
@@ -198,7 +219,10 @@ def _parse_timestamp(value: object) -> datetime | None:
     offset = moment.utcoffset()
     if offset is None or offset.total_seconds() != 0:
         return None
-    return moment.astimezone(timezone.utc)
+    moment = moment.astimezone(timezone.utc)
+    if not EARLIEST <= moment <= LATEST:
+        return None
+    return moment
 
 
 def _content_hash(raw: bytes, obj: dict[str, Any], claimed: str) -> tuple[bool, str]:
@@ -237,6 +261,8 @@ def _check_line(
         return None, ["not valid JSON"], None, None
     if not isinstance(obj, dict):
         return None, ["not a JSON object"], None, None
+    if raw_json_may_nest_too_deep(raw) and json_depth_exceeds(obj):
+        return None, [f"nested deeper than {MAX_JSON_DEPTH} levels"], None, None
     reasons: list[str] = []
     seq = obj.get("seq")
     if type(seq) is not int:
@@ -254,7 +280,7 @@ def _check_line(
         reasons.append("type is missing or not a non-empty string")
     moment = _parse_timestamp(obj.get("timestamp"))
     if moment is None:
-        reasons.append("timestamp is missing or not a UTC ISO 8601 time")
+        reasons.append("timestamp is missing or not a UTC ISO 8601 time between 1970 and 9999")
     claimed = obj.get("hash")
     if not _is_hex64(claimed):
         reasons.append("hash is missing or not 64 hex digits")
@@ -485,7 +511,8 @@ class ChainedLog:
                 "damaged_file": damaged_file.name,
                 "torn_tail_bytes": len(damaged.torn),
             }
-            obj, raw = _build_line("recovered", payload, last_seq + 1, last_hash, self._clock.now())
+            moment, payload = stamp_no_earlier_than(self._clock.now(), kept[-1].timestamp if kept else None, payload)
+            obj, raw = _build_line("recovered", payload, last_seq + 1, last_hash, moment)
             atomic_write_bytes(self.path, content + raw)
             self._forget()
             recovered = self._expect_last(obj["hash"])
@@ -636,6 +663,8 @@ class ChainedLog:
     def _append_locked(self, kind: str, payload: dict[str, Any], timestamp: datetime | None) -> LogLine:
         seq, prev_hash = self.head()
         moment = self._clock.now() if timestamp is None else timestamp
+        last = self._lines[-1].timestamp if self._lines else None
+        moment, payload = stamp_no_earlier_than(moment, last, payload)
         obj, raw = _build_line(kind, payload, seq + 1, prev_hash, moment)
         append_durably(self.path, raw)
         line = self._expect_last(obj["hash"])

@@ -349,13 +349,19 @@ class PhaseManager(ConfigMirror, Integrity):
             try:
                 if not self.read_only:
                     self.reload_config()  # one stat: a hand edit (hours, limits) counts at once
-                trading = self.trading_state(quick=True)
+                trading = self._trading_facts(quick=True)
             except (LogDamaged, ValueError, KeyError, OSError) as error:
                 return refused_without_state(order, CODE_STATE, f"phase state cannot be read ({error}); trading halted")
             return self.entry_chain().decide(order, trading, broker_breaker)
 
     def trading_state(self, *, quick: bool = False) -> TradingState:
-        """The one trading state: phase, stint, size, entries, breaker, equity, session P&L."""
+        """The one trading state now, with whether a new entry at the size in force is allowed."""
+        facts = self._trading_facts(quick=quick)
+        default = OrderIntent(symbol="", action="", price=None, dollars=None, at=facts.at, mode=self.config.mode)
+        return self.entry_chain().decide(default, facts).state
+
+    def _trading_facts(self, *, quick: bool = False) -> TradingState:
+        """Phase, stint, size, entries, breaker, equity, session P&L: folded once per change."""
         state = self.state(quick=quick)
         damage = self.damage()
         key = (id(state), state.session, damage, self.config_version)

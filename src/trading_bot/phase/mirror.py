@@ -17,7 +17,8 @@ from trading_bot.config import EMPTY_LOG_HASH, Config, HistoryHead, UnreadableHe
 from trading_bot.durable_files import LogsLock
 from trading_bot.errors import InputError
 from trading_bot.market_calendar import MarketCalendar
-from trading_bot.phase.criteria_edits import criteria_snapshot, loosened_criteria
+from trading_bot.phase.criteria_edits import criteria_snapshot
+from trading_bot.phase.validators import loosened_criteria
 from trading_bot.phase.engine import CRITERIA_EDIT, PhaseEngine
 from trading_bot.phase.history_logger import ChainedLog, LogLine
 from trading_bot.phase.ledger import Ledger, read_ledger

@@ -34,7 +34,7 @@ _MIN_SALT_BYTES = 8
 _MIN_KEY_BYTES, _MAX_KEY_BYTES = 16, 64
 _MAXMEM_MARGIN = 1 << 20
 _INT_MAX = 2**31 - 1  # hashlib.scrypt refuses a larger maxmem
-_DIGITS = re.compile(r"[0-9]+\Z")
+_DIGITS = re.compile(r"[0-9]{1,12}\Z")  # a cost beyond 12 digits is a typo, never a parse
 
 Outcome = Literal["success", "wrong_password", "locked_out"]
 
@@ -160,31 +160,33 @@ def lockout_state(
 ) -> LockoutState:
     """The lockout at `now`, derived from the override log so it survives restarts.
 
-    Attempts are walked in time order (those after `now` are ignored). A wrong password
-    is counted unless it falls inside a lockout; when it makes `max_failures` counted
-    failures within `window` (the first of them at or after the last one minus `window`),
+    Attempts are walked in log order, each at the latest instant recorded so far, and
+    `now` is never taken earlier than the last attempt: a clock moved back can neither
+    lift a lockout nor hide guesses stamped in the past. A wrong password is counted
+    unless it falls inside a lockout; when it makes `max_failures` counted failures
+    within `window` (the first of them at or after the last one minus `window`),
     overrides are locked from that failure until it plus `lockout` (exclusive end).
     Anything recorded during a lockout is not counted, whatever its outcome. A success
     clears the count. The count is also cleared when a lockout starts, so once it ends
     the operator starts fresh: failures from before the lockout never carry over.
     `recent_failures` is the number of counted failures within `window` of `now`
-    (0 while locked).
+    (0 while locked). Callers pass only the attempts recorded by `now` (an `--as-of`
+    view filters the log first).
     """
     if max_failures < 1:
         raise ValueError("max_failures must be at least 1")
     if window <= timedelta(0) or lockout <= timedelta(0):
         raise ValueError("window and lockout must be positive")
-    now = ensure_utc(now)
-    # Sort on time only: attempts with equal times keep their log order.
-    timeline = sorted(
-        ((ensure_utc(attempt.at), attempt.outcome) for attempt in attempts),
-        key=lambda item: item[0],
-    )
+    timeline: list[tuple[datetime, str]] = []
+    latest: datetime | None = None
+    for attempt in attempts:
+        at = ensure_utc(attempt.at)
+        latest = at if latest is None or at > latest else latest
+        timeline.append((latest, attempt.outcome))
+    now = ensure_utc(now) if latest is None else max(ensure_utc(now), latest)
     failures: list[datetime] = []
     lock_end: datetime | None = None
     for at, outcome in timeline:
-        if at > now:
-            break
         if lock_end is not None:
             if at < lock_end:
                 continue
@@ -234,7 +236,7 @@ def _parse_hash(value: str) -> _ScryptHash:
 
 def _parse_int(text: str, name: str) -> int:
     if not _DIGITS.match(text):
-        raise BadPasswordHash(f"{name} is not a decimal integer")
+        raise BadPasswordHash(f"{name} is not a decimal integer of 1 to 12 digits")
     return int(text)
 
 

@@ -1,24 +1,21 @@
 """The rules: gate criteria for climbing, downgrade triggers for stepping down.
 
-Each rule is one small object that reads its parameters from its config block and
-answers one question about the current stint. Adding a rule is adding a class here
-and listing it in `gate_for` or `triggers_for`, not editing a chain of ifs.
+Each rule is one small class that knows its config key, reads its parameters from its
+config block, answers one question about the current stint, describes itself, and (for
+gate criteria) says whether an edit of its key makes the gate easier. The registries
+`GATES` and `TRIGGERS` build them from config: adding a rule is adding a class and a
+registry entry, never a branch in a chain of ifs.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Protocol
+from typing import Any, Protocol
 
-from trading_bot.config import (
-    DowngradeTriggers,
-    ExperienceCriteria,
-    ProofCriteria,
-    Settings,
-    TrialCriteria,
-)
-from trading_bot.dashboard.metrics_calculator import Ratio
+from trading_bot.config import DowngradeTriggers, Settings
+from trading_bot.dashboard.metrics_calculator import Ratio, daily_loss_pct, rr_met_from_counts
 from trading_bot.money import distinct_pair, ratio_str
 from trading_bot.phase.models import CriterionResult, GateResult, Phase, TriggerHit
 from trading_bot.phase.stint import StintProgress
@@ -32,6 +29,12 @@ class GateView:
     trading_days: int
     missed_days_streak: int
     override_incidents: int
+
+
+# Which way a gate's limit loosens: a requirement ("at least") loosens when lowered or
+# switched off; an allowance ("at most") loosens when raised or switched off.
+AT_LEAST = "at_least"
+AT_MOST = "at_most"
 
 
 class GateCriterion(Protocol):
@@ -76,6 +79,8 @@ def _rr_at_least(name: str, ratio: Ratio, met_when_undefined: bool, required: De
 
 class ProfitableSessions:
     name = "profitable_sessions"
+    limit_key = "min_sessions"
+    loosens_when = AT_LEAST
 
     def __init__(self, required: int | None) -> None:
         self.required = required
@@ -98,6 +103,9 @@ class Sample(Protocol):
 class SessionWindow:
     """The trades of the stint's last N sessions that had a closed unflagged trade."""
 
+    key = "session_window"
+    pools_trades = False
+
     def __init__(self, sessions: int) -> None:
         self.sessions = sessions
 
@@ -108,6 +116,9 @@ class SessionWindow:
 
 class TradeWindow:
     """The stint's last N closed unflagged trades."""
+
+    key = "trade_window"
+    pools_trades = True
 
     def __init__(self, trades: int) -> None:
         self.trades = trades
@@ -120,6 +131,8 @@ class TradeWindow:
 
 class WindowWinRate:
     name = "win_rate"
+    limit_key = "min_win_rate"
+    loosens_when = AT_LEAST
 
     def __init__(self, window: SessionWindow | TradeWindow, required: Decimal | None) -> None:
         self.window = window
@@ -132,6 +145,8 @@ class WindowWinRate:
 
 class WindowRR:
     name = "avg_rr"
+    limit_key = "min_avg_rr"
+    loosens_when = AT_LEAST
 
     def __init__(self, window: SessionWindow | TradeWindow, required: Decimal | None) -> None:
         self.window = window
@@ -139,12 +154,15 @@ class WindowRR:
 
     def evaluate(self, view: GateView) -> CriterionResult:
         sample, scope = self.window.sample(view)
-        met_undefined = sample.losses == 0 and sample.wins > 0
+        # An undefined R:R passes only as "won, never lost" (the metric's own rule).
+        met_undefined = rr_met_from_counts(None, Decimal(0), sample.wins, sample.losses)
         return _rr_at_least(self.name, sample.avg_rr(), met_undefined, self.required, scope)
 
 
 class OverrideIncidents:
     name = "override_incidents"
+    limit_key = "max_override_incidents"
+    loosens_when = AT_MOST
 
     def __init__(self, allowed: int | None) -> None:
         self.allowed = allowed
@@ -161,6 +179,8 @@ class OverrideIncidents:
 
 class TradingDays:
     name = "trading_days"
+    limit_key = "min_sessions"
+    loosens_when = AT_LEAST
 
     def __init__(self, required: int | None) -> None:
         self.required = required
@@ -171,6 +191,8 @@ class TradingDays:
 
 class MissedDaysStreak:
     name = "missed_days_streak"
+    limit_key = "max_missed_days"
+    loosens_when = AT_MOST
 
     def __init__(self, allowed: int | None) -> None:
         self.allowed = allowed
@@ -187,6 +209,8 @@ class MissedDaysStreak:
 
 class TradeCount:
     name = "trades"
+    limit_key = "min_trades"
+    loosens_when = AT_LEAST
 
     def __init__(self, required: int | None) -> None:
         self.required = required
@@ -197,6 +221,8 @@ class TradeCount:
 
 class MaxDrawdown:
     name = "max_drawdown_pct"
+    limit_key = "max_drawdown_pct"
+    loosens_when = AT_MOST
 
     def __init__(self, limit: Decimal | None) -> None:
         self.limit = limit
@@ -212,39 +238,93 @@ class MaxDrawdown:
         return CriterionResult(self.name, ratio_str(actual), ratio_str(self.limit), met, f"{label} {shown}% {sign} limit {limit}%")
 
 
+@dataclass(frozen=True)
+class GateRule:
+    """One criterion of a gate as configured: its class, and the window it pools over."""
+
+    criterion: Any
+    window: type[SessionWindow] | type[TradeWindow] | None = None
+
+    def build(self, criteria: Any) -> GateCriterion:
+        required = getattr(criteria, self.criterion.limit_key)
+        if self.window is None:
+            return self.criterion(required)  # type: ignore[no-any-return]
+        return self.criterion(self.window(getattr(criteria, self.window.key)), required)  # type: ignore[no-any-return]
+
+    def loosened(self, before: Mapping[str, Any], after: Mapping[str, Any]) -> bool:
+        """Whether an edit of this criterion's limit makes the gate easier to pass."""
+        key = self.criterion.limit_key
+        if key not in before or before[key] is None:
+            return False
+        old, new = Decimal(str(before[key])), after.get(key)
+        if new is None:
+            return True
+        new = Decimal(str(new))
+        return new < old if self.criterion.loosens_when == AT_LEAST else new > old
+
+    def trades_window(self, criteria: Any) -> int | None:
+        """The rolling window of trades this criterion needs folded, if it pools trades."""
+        if self.window is None or not self.window.pools_trades:
+            return None
+        return getattr(criteria, self.window.key)  # type: ignore[no-any-return]
+
+
+# The criteria for leaving each phase upward, read from its `advancement_criteria`.
+GATES: dict[Phase, tuple[GateRule, ...]] = {
+    Phase.EXPERIENCE: (
+        GateRule(ProfitableSessions),
+        GateRule(WindowWinRate, SessionWindow),
+        GateRule(WindowRR, SessionWindow),
+        GateRule(OverrideIncidents),
+    ),
+    Phase.PROOF: (
+        GateRule(TradingDays),
+        GateRule(MissedDaysStreak),
+        GateRule(TradeCount),
+        GateRule(WindowWinRate, TradeWindow),
+        GateRule(WindowRR, TradeWindow),
+    ),
+    Phase.TRIAL: (
+        GateRule(TradingDays),
+        GateRule(TradeCount),
+        GateRule(WindowWinRate, TradeWindow),
+        GateRule(WindowRR, TradeWindow),
+        GateRule(MaxDrawdown),
+    ),
+}
+
+
+def _criteria(settings: Settings, phase: Phase) -> Any:
+    return settings.phase_block(phase).advancement_criteria  # type: ignore[union-attr]
+
+
 def gate_for(settings: Settings, phase: Phase) -> list[GateCriterion]:
-    """The criteria for leaving `phase` upward (its `advancement_criteria`)."""
-    block = settings.phase_block(phase)
-    criteria = getattr(block, "advancement_criteria", None)
-    if isinstance(criteria, ExperienceCriteria):
-        return [
-            ProfitableSessions(criteria.min_sessions),
-            WindowWinRate(SessionWindow(criteria.session_window), criteria.min_win_rate),
-            WindowRR(SessionWindow(criteria.session_window), criteria.min_avg_rr),
-            OverrideIncidents(criteria.max_override_incidents),
-        ]
-    if isinstance(criteria, ProofCriteria):
-        return [
-            TradingDays(criteria.min_sessions),
-            MissedDaysStreak(criteria.max_missed_days),
-            TradeCount(criteria.min_trades),
-            WindowWinRate(TradeWindow(criteria.trade_window), criteria.min_win_rate),
-            WindowRR(TradeWindow(criteria.trade_window), criteria.min_avg_rr),
-        ]
-    if isinstance(criteria, TrialCriteria):
-        return [
-            TradingDays(criteria.min_sessions),
-            TradeCount(criteria.min_trades),
-            WindowWinRate(TradeWindow(criteria.trade_window), criteria.min_win_rate),
-            WindowRR(TradeWindow(criteria.trade_window), criteria.min_avg_rr),
-            MaxDrawdown(criteria.max_drawdown_pct),
-        ]
-    return []
+    """The criteria for leaving `phase` upward (none at the top of the ladder)."""
+    rules = GATES.get(phase, ())
+    return [rule.build(_criteria(settings, phase)) for rule in rules]
 
 
 def gate_window_size(settings: Settings, phase: Phase) -> int | None:
-    criteria = getattr(settings.phase_block(phase), "advancement_criteria", None)
-    return getattr(criteria, "trade_window", None)
+    windows = [size for rule in GATES.get(phase, ()) if (size := rule.trades_window(_criteria(settings, phase))) is not None]
+    return max(windows, default=None)
+
+
+def loosened_criteria(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[str]:
+    """Dotted paths of the gate criteria an edit of `advancement_criteria` loosened.
+
+    `before` and `after` are criteria snapshots: {"phase_progression": {phase: {...}}}.
+    """
+    loosened: list[str] = []
+    for phase, rules in GATES.items():
+        old = before.get("phase_progression", {}).get(phase.value, {}).get("advancement_criteria")
+        new = after.get("phase_progression", {}).get(phase.value, {}).get("advancement_criteria")
+        if not isinstance(old, Mapping) or not isinstance(new, Mapping):
+            continue
+        for rule in rules:
+            path = f"phase_progression.{phase.value}.advancement_criteria.{rule.criterion.limit_key}"
+            if rule.loosened(old, new) and path not in loosened:
+                loosened.append(path)
+    return loosened
 
 
 def evaluate_gate(settings: Settings, view: GateView) -> GateResult:
@@ -260,6 +340,7 @@ def evaluate_gate(settings: Settings, view: GateView) -> GateResult:
 
 class DowngradeTrigger(Protocol):
     name: str
+    trades_window: int | None  # the rolling window of trades it needs folded, if any
 
     def check(self, progress: StintProgress) -> TriggerHit | None: ...
 
@@ -268,9 +349,14 @@ class DowngradeTrigger(Protocol):
 
 class ConsecutiveLosses:
     name = "consecutive_losses"
+    trades_window = None
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
+
+    @classmethod
+    def from_config(cls, config: DowngradeTriggers) -> ConsecutiveLosses | None:
+        return None if config.consecutive_losses is None else cls(config.consecutive_losses)
 
     def check(self, progress: StintProgress) -> TriggerHit | None:
         run = progress.tally.consecutive_losses
@@ -288,6 +374,13 @@ class RollingWinRate:
     def __init__(self, window: int, minimum: Decimal) -> None:
         self.window = window
         self.minimum = minimum
+        self.trades_window = window
+
+    @classmethod
+    def from_config(cls, config: DowngradeTriggers) -> RollingWinRate | None:
+        if config.rolling_window_trades is None or config.rolling_win_rate_min is None:
+            return None
+        return cls(config.rolling_window_trades, config.rolling_win_rate_min)
 
     def check(self, progress: StintProgress) -> TriggerHit | None:
         window = progress.trigger_window
@@ -310,9 +403,14 @@ class RollingWinRate:
 
 class DailyLoss:
     name = "max_daily_loss_pct"
+    trades_window = None
 
     def __init__(self, limit_pct: Decimal) -> None:
         self.limit_pct = limit_pct
+
+    @classmethod
+    def from_config(cls, config: DowngradeTriggers) -> DailyLoss | None:
+        return None if config.max_daily_loss_pct is None else cls(config.max_daily_loss_pct)
 
     def check(self, progress: StintProgress) -> TriggerHit | None:
         session = progress.last_session
@@ -321,7 +419,7 @@ class DailyLoss:
         equity_open = progress.equity_at_session_open(session)
         if equity_open <= 0:
             return None
-        loss_pct = -progress.stint_session_pnl(session) / equity_open * 100
+        loss_pct = daily_loss_pct(progress.stint_session_pnl(session), equity_open)
         if loss_pct > self.limit_pct:
             shown, limit = distinct_pair(loss_pct, self.limit_pct)
             return TriggerHit(
@@ -336,27 +434,21 @@ class DailyLoss:
         return f"daily loss above {self.limit_pct}% of equity → downgrade"
 
 
+# The downgrade triggers, each built from the phase's `downgrade_triggers` (None: off).
+TRIGGERS = (ConsecutiveLosses, RollingWinRate, DailyLoss)
+
+
 def triggers_for(settings: Settings, phase: Phase) -> list[DowngradeTrigger]:
     """The phase's configured downgrade triggers (none in experience)."""
-    block = settings.phase_block(phase)
-    config: DowngradeTriggers | None = getattr(block, "downgrade_triggers", None)
+    config: DowngradeTriggers | None = getattr(settings.phase_block(phase), "downgrade_triggers", None)
     if config is None:
         return []
-    rules: list[DowngradeTrigger] = []
-    if config.consecutive_losses is not None:
-        rules.append(ConsecutiveLosses(config.consecutive_losses))
-    if config.rolling_window_trades is not None and config.rolling_win_rate_min is not None:
-        rules.append(RollingWinRate(config.rolling_window_trades, config.rolling_win_rate_min))
-    if config.max_daily_loss_pct is not None:
-        rules.append(DailyLoss(config.max_daily_loss_pct))
-    return rules
+    return [rule for factory in TRIGGERS if (rule := factory.from_config(config)) is not None]
 
 
 def trigger_window_size(settings: Settings, phase: Phase) -> int | None:
-    config = getattr(settings.phase_block(phase), "downgrade_triggers", None)
-    if config is None or config.rolling_win_rate_min is None:
-        return None
-    return config.rolling_window_trades
+    windows = [rule.trades_window for rule in triggers_for(settings, phase) if rule.trades_window is not None]
+    return max(windows, default=None)
 
 
 def fired_triggers(rules: list[DowngradeTrigger], progress: StintProgress) -> list[TriggerHit]:
