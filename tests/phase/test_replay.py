@@ -202,11 +202,24 @@ def test_a_journal_folder_replays_and_is_left_untouched(desk: Desk) -> None:
     assert desk.snapshot_files() == before
 
 
-def test_nothing_is_left_in_the_scratch_folder_or_beside_the_trades(goog_trades: Path) -> None:
-    scratch_before = set(Path(tempfile.gettempdir()).glob("trading-bot-replay-*"))
+def test_nothing_is_left_in_the_scratch_folder_or_beside_the_trades(goog_trades: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    scratch_root = tmp_path / "tmp"
+    scratch_root.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch_root))  # this test's own temp folder
+    used: list[Path] = []
+    original = tempfile.TemporaryDirectory
+
+    class Recorded(original):  # type: ignore[misc, valid-type]
+        def __enter__(self) -> str:
+            name = super().__enter__()
+            used.append(Path(name))
+            return name
+
+    monkeypatch.setattr(tempfile, "TemporaryDirectory", Recorded)
     beside_before = set(goog_trades.parent.iterdir())
     assert run("--trades", str(goog_trades))[0] == 0
-    assert set(Path(tempfile.gettempdir()).glob("trading-bot-replay-*")) == scratch_before
+    assert len(used) == 1 and used[0].parent == scratch_root and used[0].name.startswith("trading-bot-replay-")
+    assert list(scratch_root.iterdir()) == []
     assert set(goog_trades.parent.iterdir()) == beside_before
 
 
@@ -222,7 +235,7 @@ def test_nothing_is_left_in_the_scratch_folder_or_beside_the_trades(goog_trades:
         ("entry_time,exit_time,pnl\n2026-03-02,2026-03-02,1e999999\n", ":2: pnl: exponent out of range"),
         ("entry_time,exit_time,pnl\n2026-03-02,2026-03-02,1000000000000000\n", ":2: pnl: must be below 10^15"),
         ("entry_time,exit_time,pnl\n" + "2" * 50 + ",2026-03-02,1\n", ":2: entry_time: not an ISO 8601 date or timestamp (too long)"),
-        ("entry_time,exit_time,pnl\n2026-03-02,2026-03-02,-100\n", ":2: pnl: loses more than the whole position"),
+        ("entry_time,exit_time,pnl\n2026-03-02,2026-03-02,-100\n", ":2: pnl: loses the whole position or more"),
         (",EntryTime,ExitTime,PnL,EntryPrice,Size\n0,2026-03-02,2026-03-03,5,0,10\n", ":2: EntryPrice: must be above zero"),
         ("when,profit\n2026-03-02,1\n", ":1: (header): needs EntryTime"),
         ("entry_time,exit_time,pnl\n", ":2: (rows): no trades"),
@@ -267,3 +280,10 @@ def test_a_time_without_a_zone_is_market_time(tmp_path: Path) -> None:
     events = run_json("--trades", str(trades), "--from-phase", "proof")
     downgrade = next(event for event in events if event["kind"] == "downgrade")
     assert downgrade["at"] == "2026-07-06T19:30:00Z"  # 15:30 EDT
+
+
+def test_a_loss_just_short_of_the_whole_position_replays(tmp_path: Path) -> None:
+    trades = tmp_path / "plain.csv"
+    trades.write_text("entry_time,exit_time,pnl\n2026-03-02,2026-03-02,-99.99\n", encoding="utf-8")
+    events = run_json("--trades", str(trades))
+    assert (events[-1]["placed"], events[-1]["refused"]) == (1, 0)

@@ -194,7 +194,7 @@ def _rows(
         else:
             ret = pnl / base_size
         if ret <= -1:
-            raise ReplayInputError(file, row_no, names[2], "loses more than the whole position")
+            raise ReplayInputError(file, row_no, names[2], "loses the whole position or more")
         yield ReplayTrade(entry_at, exit_at, ret, row_no)
 
 

@@ -212,7 +212,7 @@ def render_report(manager: PhaseManager, state: PhaseState) -> str:
     out.append("<h2>Equity and phases</h2>")
     out.append(equity_svg(state, points, start, end, tz))
     out.append(_transitions_table(export, tz))
-    out.append(_sessions_table(export.sessions))
+    out.append(sessions_table(export.sessions))
     out.append(_months_table(manager, export, trades))
     out.append("</body></html>")
     return "\n".join(out) + "\n"
@@ -229,7 +229,8 @@ def _transitions_table(export: Export, tz: tzinfo) -> str:
     return "\n".join(rows)
 
 
-def _sessions_table(sessions: list[SessionRow]) -> str:
+def sessions_table(sessions: list[SessionRow]) -> str:
+    """Newest first, and only the latest ones: the months table covers the rest."""
     latest = list(reversed(sessions))[:LATEST_SESSIONS]
     title = "Sessions, newest first" + (f" (the latest {LATEST_SESSIONS} of {len(sessions)})" if len(sessions) > LATEST_SESSIONS else "")
     rows = [
