@@ -16,8 +16,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "src" / "trading_bot"
 LAYERS: dict[str, list[str]] = {
     # The shared words: imported by everyone, importing nothing above.
     "vocabulary": [
-        "clock", "money", "errors", "input_bounds", "phase.models", "error_handling.circuit_breaker",
-        "logging.trade_record", "mode_switcher",
+        "clock", "money", "errors", "phase.models", "error_handling.circuit_breaker",
+        "logging.trade_record", "mode_switcher", "input_bounds",
     ],
     # Settings and the records on disk: reading, appending, the lock.
     "records": [

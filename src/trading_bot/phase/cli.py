@@ -502,6 +502,17 @@ def _recover(manager: PhaseManager, args: argparse.Namespace, io: Io) -> int:
     return EXIT_OK
 
 
+def _piped_line(io: Io) -> str:
+    """One line from standard input, refused unless it is UTF-8 text (a process whose
+    locale decodes with surrogateescape hands odd bytes on as lone surrogates)."""
+    try:
+        line = io.stdin.readline().rstrip("\r\n")
+        line.encode("utf-8")
+    except UnicodeError:
+        raise UsageError(_NOT_UTF8) from None
+    return line
+
+
 def _export(manager: PhaseManager, args: argparse.Namespace, io: Io) -> int:
     try:
         check_range(args.start, args.end)
@@ -585,17 +596,6 @@ def _run_deskless(args: argparse.Namespace, io: Io, clock: Clock) -> int:
     except OSError as error:
         io.err(f"{error.filename or '?'}: (file): {error.strerror or error}")
         return EXIT_USAGE
-
-
-def _piped_line(io: Io) -> str:
-    """One line from standard input, refused unless it is UTF-8 text (a process whose
-    locale decodes with surrogateescape hands odd bytes on as lone surrogates)."""
-    try:
-        line = io.stdin.readline().rstrip("\r\n")
-        line.encode("utf-8")
-    except UnicodeError:
-        raise UsageError(_NOT_UTF8) from None
-    return line
 
 
 def _hash_password(args: argparse.Namespace, io: Io) -> int:
