@@ -2,7 +2,7 @@
 
 Prints one table, each measured figure next to its goal:
 
-1. the pre-trade check (`PhaseManager.entry_decision`: the whole §7 chain, allowed path, nothing
+1. the pre-trade check (`PhaseManager.gate.entry_decision`: the whole §7 chain, allowed path, nothing
    changed on disk) with a small and a large trade history, and their ratio;
 2. session metrics over 1,000 trades (`PerformanceTracker.session_metrics`);
 3. a full rebuild (no cache) of the derived state from the journal, in lines per
@@ -50,7 +50,7 @@ if str(REPO_ROOT / "src") not in sys.path:  # runs from a checkout without `pip 
 
 from trading_bot.clock import FixedClock  # noqa: E402
 from trading_bot.market_calendar import MarketCalendar  # noqa: E402
-from trading_bot.validator import OrderIntent  # noqa: E402
+from trading_bot.entry_checks import OrderIntent  # noqa: E402
 
 # The current session of the benchmark: 2026-03-10 is a Tuesday; 16:00 UTC is 12:00 EDT,
 # inside the default 07:00-16:00 trading hours. The history ends in the session before.
@@ -431,7 +431,7 @@ def main(argv: list[str] | None = None) -> int:
             state = manager.state()
             first = time.perf_counter() - start
             written = len(manager.history.lines())
-            decision = manager.entry_decision(ENTRY)
+            decision = manager.gate.entry_decision(ENTRY)
             if not decision.allowed:
                 raise SystemExit(f"the {label} fixture does not take the allowed path: {decision.reason}")
             log(f"{label}: first state() {first:.2f} s ({state.phase.value}; wrote {written} history lines)")
@@ -440,12 +440,12 @@ def main(argv: list[str] | None = None) -> int:
                 f"{first:.2f} s", "-", None,
             ))
             gc.collect()
-            figures[label] = per_call_us(lambda m=manager: m.entry_decision(ENTRY), args.batch, repeats)
+            figures[label] = per_call_us(lambda m=manager: m.gate.entry_decision(ENTRY), args.batch, repeats)
             log(f"{label}: entry_decision {figures[label]:.1f} µs")
             managers[label] = manager
             if args.profile and label != "spread":
                 profiles.append((f"entry_decision, {fixture.trades:,} trades, {fixture.files} files",
-                                 profile_text(lambda m=manager: m.entry_decision(ENTRY), min(args.batch, 500))))
+                                 profile_text(lambda m=manager: m.gate.entry_decision(ENTRY), min(args.batch, 500))))
         ratio = figures["large"] / figures["small"]
         spread_ratio = figures["large"] / figures["spread"]
         rows.append(Row(f"pre-trade check, {small.trades:,} trades ({small.files} files)", f"{figures['small']:.1f} µs",

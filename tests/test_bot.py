@@ -251,7 +251,7 @@ def test_session_pnl_counts_only_this_sessions_real_money_trades(
          "exit_timestamp": "2026-03-10T14:00:00Z", "net_profit_loss": "-75.00"},
     )
     bot = desk_bot(config_path, clock)
-    snapshot = bot.phase.trading_state()
+    snapshot = bot.phase.gate.trading_state()
     assert (snapshot.equity, snapshot.equity_at_session_open, snapshot.session_pnl) == (
         D("9880.00"), D("10000"), D("-120.00"),
     )

@@ -10,14 +10,14 @@ import errno
 import io
 import json
 import os
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from trading_bot.app import Desk
+from trading_bot.app import Desk, ReadOnlyDesk
 from trading_bot.broker import PaperBroker
 from trading_bot.clock import FixedClock
 from trading_bot.config import Config
@@ -66,6 +66,16 @@ def test_opening_a_desk_writes_nothing(config_path: Path, clock: FixedClock) -> 
     Desk.open(config_path, clock=clock, environ=ENV)
     assert config_path.read_bytes() == before
     assert not (config_path.parent / "logs").exists()
+
+
+def test_a_desk_seen_as_of_a_past_moment_reads_the_state_then_and_cannot_trade(config_path: Path, clock: FixedClock) -> None:
+    desk = open_desk(config_path, clock)
+    assert desk.enter("AAPL", "BUY", D("10")).accepted
+    past = Desk.open(config_path, clock=clock, environ=ENV, as_of=clock.now() - timedelta(minutes=1))
+    assert past.state().entries_used == 0
+    assert desk.state().entries_used == 1
+    with pytest.raises(ReadOnlyDesk):
+        past.enter("AAPL", "BUY", D("10"))
 
 
 def test_end_time_edited_while_the_bot_runs_refuses_the_next_entry_in_the_bot_and_check_trade(

@@ -16,8 +16,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "src" / "trading_bot"
 LAYERS: dict[str, list[str]] = {
     # The shared words: imported by everyone, importing nothing above.
     "vocabulary": [
-        "clock", "money", "errors", "phase.models", "error_handling.circuit_breaker",
-        "logging.trade_record", "mode_switcher", "input_bounds",
+        "clock", "money", "errors", "input_bounds", "phase.models", "error_handling.circuit_breaker",
+        "logging.trade_record", "mode_switcher",
     ],
     # Settings and the records on disk: reading, appending, the lock.
     "records": [
@@ -28,11 +28,11 @@ LAYERS: dict[str, list[str]] = {
     "rules": [
         "market_calendar", "risk_management.calculator", "dashboard.metrics_calculator",
         "performance.models", "performance.tracker", "phase.criteria_edits", "phase.password",
-        "phase.stint", "phase.position_sizing", "phase.trade_limiter", "phase.validators",
-        "phase.ledger", "validator", "phase.timeline",
+        "phase.stint", "phase.position_sizing", "phase.trade_limiter", "phase.rules",
+        "phase.ledger", "entry_checks", "phase.timeline",
     ],
     # Decide and record: the phase system and the trading loop.
-    "shell": ["phase.engine", "phase.mirror", "phase.integrity", "phase.manager", "bot", "phase.export", "phase.report"],
+    "shell": ["phase.engine", "phase.mirror", "phase.integrity", "phase.commands", "phase.entry_gate", "phase.manager", "bot", "phase.export", "phase.report"],
     # The one assembly and the commands: the only modules that know every part.
     "assembly": ["app", "phase.cli", "phase.__main__", "phase.virtual_desk", "phase.simulation", "phase.replay"],
 }
@@ -81,4 +81,4 @@ def test_an_upward_import_is_caught(tmp_path: Path) -> None:
     sample = tmp_path / "sample.py"
     sample.write_text("from trading_bot.phase.manager import PhaseManager\nimport trading_bot.app\n", encoding="utf-8")
     assert imported_modules(sample) == {"phase.manager", "app"}
-    assert max(rank_of(name) for name in imported_modules(sample)) > RANK["validator"]
+    assert max(rank_of(name) for name in imported_modules(sample)) > RANK["entry_checks"]

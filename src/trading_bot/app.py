@@ -28,7 +28,11 @@ from trading_bot.logging.query_helper import TradeJournal
 from trading_bot.logging.trade_record import TradeRecord
 from trading_bot.market_calendar import MarketCalendar
 from trading_bot.phase.manager import PhaseManager
-from trading_bot.validator import EntryDecision, TradingState
+from trading_bot.entry_checks import EntryDecision, TradingState
+
+
+class ReadOnlyDesk(Exception):
+    """Trading was asked of a desk that sees the records as they were at a past moment."""
 
 
 class Desk:
@@ -91,7 +95,11 @@ class Desk:
 
     @property
     def bot(self) -> TradingBot:
-        """The trading bot, built on first use (a CLI command that does not trade never builds it)."""
+        """The trading bot, built on first use (a CLI command that does not trade never builds it).
+
+        A desk opened `as_of` a past moment only reads: it has no bot."""
+        if self.phase.read_only:
+            raise ReadOnlyDesk("a desk opened with as_of only reads the records; it has no bot")
         if self._bot is None:
             broker = self._broker if self._broker is not None else PaperBroker(Decimal("1000000"), clock=self.clock)
             self._bot = TradingBot(self.phase, broker, operator_id=self.operator_id)
@@ -105,7 +113,7 @@ class Desk:
 
     def state(self) -> TradingState:
         """The one trading state now (what is due is applied first)."""
-        return self.phase.trading_state()
+        return self.phase.gate.trading_state()
 
     def check_entry(self, symbol: str, action: str, price: Decimal, dollars: Decimal | None = None) -> EntryDecision:
         """Would this entry be allowed now, at what size and how many shares; records nothing."""

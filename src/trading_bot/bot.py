@@ -27,7 +27,7 @@ from trading_bot.market_calendar import MarketCalendar
 from trading_bot.mode_switcher import ModeSwitcher
 from trading_bot.phase.history_logger import LogDamaged
 from trading_bot.phase.manager import PhaseManager
-from trading_bot.validator import (
+from trading_bot.entry_checks import (
     CODE_BROKER,
     CODE_BUSY,
     CODE_LOGS,
@@ -141,7 +141,7 @@ class TradingBot:
     def live_refusal(self) -> str | None:
         """Why live trading is not allowed now, or None (the mode switch asks before going live)."""
         try:
-            phase = self.phase.trading_state(quick=True).phase
+            phase = self.phase.gate.trading_state(quick=True).phase
         except _AFTER_EXIT_ERRORS as error:
             return f"phase state cannot be read ({error}); live trading refused"
         if phase.allows_live:
@@ -153,7 +153,7 @@ class TradingBot:
     def check_entry(self, symbol: str, action: str, price: Decimal, dollars: Decimal | None = None) -> EntryDecision:
         """The decision an entry would get now; places and records nothing."""
         order = OrderIntent(symbol=symbol, action=action, price=price, dollars=dollars, at=self.clock.now(), mode=self.mode.mode)
-        return self.phase.entry_decision(order, broker_breaker=self.broker_breaker.state)
+        return self.phase.gate.entry_decision(order, broker_breaker=self.broker_breaker.state)
 
     def execute_trade(
         self,
@@ -173,7 +173,7 @@ class TradingBot:
                 halted = self._write_unwritten(now)
                 if halted is not None:
                     return self._refuse(order, refused_without_state(order, CODE_LOGS, halted))
-                decision = self.phase.entry_decision(order, broker_breaker=self.broker_breaker.state)
+                decision = self.phase.gate.entry_decision(order, broker_breaker=self.broker_breaker.state)
                 if not decision.allowed:
                     return self._refuse(order, decision)
                 assert decision.shares is not None
@@ -209,7 +209,7 @@ class TradingBot:
         return TradeResult(decision, record=record, fill=fill)
 
     def _refuse(self, order: OrderIntent, decision: EntryDecision) -> TradeResult:
-        recorded = self.phase.record_entry_refusal(self.operator_id, order, decision)
+        recorded = self.phase.gate.record_entry_refusal(self.operator_id, order, decision)
         return TradeResult(decision, refusal_recorded=recorded)
 
     def _new_order_id(self) -> str:

@@ -794,4 +794,4 @@ def test_a_log_that_grew_while_a_check_was_waiting_is_not_mistaken_for_a_cut_log
         assert code == 1  # the other process wrote a line and mirrored the override log's head
         manager.apply_due()
         assert manager.damage() is None
-        assert manager.entry_decision().allowed
+        assert manager.gate.entry_decision().allowed

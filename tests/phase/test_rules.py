@@ -19,7 +19,7 @@ from trading_bot.logging.trade_record import TradeRecord, outcome_for
 from trading_bot.market_calendar import MarketCalendar
 from trading_bot.phase.models import Phase, Stint
 from trading_bot.phase.stint import StintProgress
-from trading_bot.phase.validators import (
+from trading_bot.phase.rules import (
     GATES,
     ConsecutiveLosses,
     DailyLoss,

@@ -31,10 +31,10 @@ from trading_bot.phase.models import GateResult, Phase
 from trading_bot.phase.password import make_password_hash
 from trading_bot.phase.replay import replay
 from trading_bot.phase.report import build_report, default_report_path
+from trading_bot.phase.rules import triggers_for
 from trading_bot.phase.simulation import DEFAULT_SEED, DEFAULT_SESSIONS, SimulationError, default_workdir, run_simulation
 from trading_bot.phase.timeline import render_timeline
-from trading_bot.phase.validators import triggers_for
-from trading_bot.validator import CODE_LIMIT, EntryDecision
+from trading_bot.entry_checks import CODE_LIMIT, EntryDecision
 
 EXIT_OK = 0
 EXIT_REFUSED = 1
@@ -286,7 +286,7 @@ def _operator(value: str | None) -> str:
 def _status(manager: PhaseManager, args: argparse.Namespace, io: Io) -> int:
     damage = manager.damage()
     state = manager.state()
-    decision = manager.entry_decision()
+    decision = manager.gate.entry_decision()
     trading = decision.state
     next_at = _limit_lifts_at(decision)
     stint = state.ledger.stint
@@ -448,7 +448,7 @@ def _acknowledge(manager: PhaseManager, args: argparse.Namespace, io: Io) -> int
 
 
 def _check_trade(manager: PhaseManager, args: argparse.Namespace, io: Io) -> int:
-    decision = manager.entry_decision()
+    decision = manager.gate.entry_decision()
     state = decision.state
     payload = {
         "allowed": decision.allowed,

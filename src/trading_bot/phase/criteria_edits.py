@@ -1,6 +1,6 @@
 """Hand edits of the criteria: what counts as the criteria (the snapshot recorded with
 before and after). Whether an edit loosens a gate is each gate criterion's own answer
-(`phase.validators.loosened_criteria`); a loosening edit counts as an override incident.
+(`phase.rules.loosened_criteria`); a loosening edit counts as an override incident.
 """
 
 from __future__ import annotations

@@ -36,7 +36,7 @@ from trading_bot.phase.models import GateResult, Phase, TriggerHit
 from trading_bot.phase.position_sizing import SizeStep, streak_step, win_rate_step
 from trading_bot.phase.stint import StintProgress
 from trading_bot.phase.trade_limiter import SessionEntries, longest_missed_run
-from trading_bot.phase.validators import (
+from trading_bot.phase.rules import (
     GateView,
     evaluate_gate,
     fired_triggers,

@@ -1,24 +1,22 @@
 """Checking and restoring the records: `verify` and `recover` (SPEC §10, §11).
 
-`PhaseManager` mixes this in; it provides the attributes declared here.
+A collaborator of `PhaseManager`, reached as `manager.integrity`.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from trading_bot.config import EMPTY_LOG_HASH, Config
-from trading_bot.durable_files import LogsLock
-from trading_bot.errors import JournalError
-from trading_bot.logging.query_helper import TradeJournal
-from trading_bot.market_calendar import MarketCalendar
+from trading_bot.config import EMPTY_LOG_HASH
 from trading_bot.money import money_str
-from trading_bot.phase.history_logger import ChainedLog, LogLine, LogProblem
+from trading_bot.phase.history_logger import LogProblem
 from trading_bot.phase.ledger import RECOVERED, SESSION_SUMMARY
 from trading_bot.phase.models import Phase
+
+if TYPE_CHECKING:
+    from trading_bot.phase.manager import PhaseManager
 
 HISTORY_FILE = "phase-history.jsonl"
 OVERRIDES_FILE = "phase-overrides.jsonl"
@@ -27,60 +25,32 @@ OVERRIDES_FILE = "phase-overrides.jsonl"
 class Integrity:
     """Both hash chains, the mirror's heads and the session summaries, and their repair."""
 
-    config_path: Path
-    config: Config
-    history: ChainedLog
-    overrides: ChainedLog
-    journal: TradeJournal
-    lock: LogsLock
-    calendar: MarketCalendar
-    _config_key: tuple[int, int, int] | None
-
-    def now(self) -> datetime: ...
-
-    def damage(self) -> str | None: ...
-
-    def apply_due(self) -> list[LogLine]: ...
-
-    def recorded_phase(self) -> Phase: ...
-
-    def journal_problem(self) -> JournalError | None: ...
-
-    def _log_lines(self, log: ChainedLog) -> Any: ...
-
-    def _mirror_ahead(self) -> str | None: ...
-
-    def _mirror_problems(self) -> dict[str, str]: ...
-
-    def _request_open_for(self, phase: Phase) -> bool: ...
-
-    def _after_commit(self) -> None: ...
-
-    def _config_stat_key(self) -> tuple[int, int, int] | None: ...
+    def __init__(self, manager: PhaseManager) -> None:
+        self.manager = manager
 
     def verify(self) -> list[LogProblem]:
         """Both chains, the mirror's head, and each session summary against the journal."""
         problems: list[LogProblem] = []
-        problems.extend(self.history.verify())
-        problems.extend(self.overrides.verify())
+        problems.extend(self.manager.history.verify())
+        problems.extend(self.manager.overrides.verify())
         damaged = {problem.file for problem in problems}
-        for name, message in self._mirror_problems().items():
+        for name, message in self.manager.mirror.problems().items():
             if name not in damaged:
-                problems.append(LogProblem(self.config_path.name, None, message))
-        self.journal.refresh()
-        for file, size in self.journal.torn_tails().items():
+                problems.append(LogProblem(self.manager.config_path.name, None, message))
+        self.manager.journal.refresh()
+        for file, size in self.manager.journal.torn_tails().items():
             problems.append(LogProblem(file, None, f"torn last line (unterminated, {size} bytes); the next journal write sets it aside"))
-        journal = self.journal_problem()
+        journal = self.manager.journal_problem()
         if journal is not None:
             problems.append(LogProblem(journal.file, journal.line, f"{journal.field}: {journal.message}"))
             return problems
         counts: dict[Any, tuple[int, Decimal]] = {}
-        for trade in self.journal.closed_trades:
+        for trade in self.manager.journal.closed_trades:
             assert trade.exit_timestamp is not None and trade.net_pnl is not None
-            session = self.calendar.session_of(trade.exit_timestamp)
+            session = self.manager.calendar.session_of(trade.exit_timestamp)
             count, pnl = counts.get(session, (0, Decimal(0)))
             counts[session] = (count + 1, pnl + trade.net_pnl)
-        lines = self._log_lines(self.history)
+        lines = self.manager.log_lines(self.manager.history)
         for line in lines:
             if line.type != SESSION_SUMMARY:
                 continue
@@ -102,15 +72,15 @@ class Integrity:
     def recover(self) -> list[str]:
         """Restore damaged logs (SPEC §10), trip the breaker, and say what was done."""
         done: list[str] = []
-        if self.damage() is None:
-            self.apply_due()
-        with self.lock.held():
-            for log in (self.history, self.overrides):
+        if self.manager.damage() is None:
+            self.manager.apply_due()
+        with self.manager.lock.held():
+            for log in (self.manager.history, self.manager.overrides):
                 if log.torn_tail() is not None and log.damage() is None:
                     path = log.move_torn_tail_aside()
                     done.append(f"{log.path.name}: torn last line moved to {path.name if path else '?'}")
             results = []
-            for log in (self.history, self.overrides):
+            for log in (self.manager.history, self.manager.overrides):
                 result = log.recover()
                 if result is not None:
                     results.append((log, result))
@@ -119,42 +89,40 @@ class Integrity:
                         f"{result.dropped_lines} dropped from line {result.dropped_from_line}); "
                         f"damaged copy kept as {result.damaged_file.name}"
                     )
-            mirror_problems = self._mirror_problems()
+            mirror_problems = self.manager.mirror.problems()
             for problem in mirror_problems.values():
                 done.append(f"{problem}: the log as found is accepted and recorded")
             if results or mirror_problems:
-                if not any(log is self.history for log, _ in results):
-                    self.history.append(
+                if not any(log is self.manager.history for log, _ in results):
+                    self.manager.history.append(
                         RECOVERED,
                         {
                             "restored_from": "prefix" if results else "log as found",
                             "log": OVERRIDES_FILE if results or OVERRIDES_FILE in mirror_problems else HISTORY_FILE,
                             "detail": "; ".join(done),
                         },
-                        self.now(),
+                        self.manager.now(),
                     )
                 # Only now, with the recovery recorded, may the heads vouch for the logs as
                 # found: a crash before this save leaves the damage showing, not healed.
                 self._accept_logs_as_found(set(mirror_problems))
                 done.append("phase circuit breaker tripped: review, then `acknowledge`")
-                self._after_commit()
+                self.manager.after_commit()
         return done
 
     def _accept_logs_as_found(self, failed: set[str]) -> None:
         """Point each head config.json failed on at its log's last line, and save."""
         updates: dict[tuple[str, ...], Any] = {}
-        for log, key in ((self.history, "history_head"), (self.overrides, "overrides_head")):
+        for log, key in ((self.manager.history, "history_head"), (self.manager.overrides, "overrides_head")):
             if log.path.name not in failed:
                 continue
             lines = log.lines()
             updates[("phase_progression", key)] = (
                 {"seq": lines[-1].seq, "hash": lines[-1].hash} if lines else {"seq": 0, "hash": EMPTY_LOG_HASH}
             )
-            if log is self.history and not self._request_open_for(self.config.current_phase):
+            if log is self.manager.history and not self.manager.mirror.request_open_for(self.manager.config.current_phase):
                 # The mirror named a phase from lines that are gone: it was the bot's own
                 # copy, not an operator's request.
-                updates[("phase_progression", "current_phase")] = self.recorded_phase().value
+                updates[("phase_progression", "current_phase")] = self.manager.recorded_phase().value
         if updates:
-            self.config = self.config.with_updates(updates)
-            self.config.save()
-            self._config_key = self._config_stat_key()
+            self.manager.mirror.save(updates)

@@ -2,7 +2,8 @@
 
 The bot writes the recorded phase and both logs' heads into config.json after each
 commit; an edit of `current_phase` by hand is a request, never a move; criteria edits
-are recorded with before and after. `PhaseManager` mixes this in.
+are recorded with before and after. A collaborator of `PhaseManager`, reached as
+`manager.mirror`.
 """
 
 from __future__ import annotations
@@ -10,19 +11,19 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from datetime import datetime
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from trading_bot.config import EMPTY_LOG_HASH, Config, HistoryHead, UnreadableHead
-from trading_bot.durable_files import LogsLock
 from trading_bot.errors import InputError
-from trading_bot.market_calendar import MarketCalendar
 from trading_bot.phase.criteria_edits import criteria_snapshot
-from trading_bot.phase.validators import loosened_criteria
-from trading_bot.phase.engine import CRITERIA_EDIT, PhaseEngine
+from trading_bot.phase.rules import loosened_criteria
+from trading_bot.phase.engine import CRITERIA_EDIT
 from trading_bot.phase.history_logger import ChainedLog, LogLine
-from trading_bot.phase.ledger import Ledger, read_ledger
+from trading_bot.phase.ledger import read_ledger
 from trading_bot.phase.models import Phase
+
+if TYPE_CHECKING:
+    from trading_bot.phase.manager import PhaseManager
 
 # Override-log line types written here.
 CONFIG_REQUEST = "config_phase_request"
@@ -67,71 +68,55 @@ def head_problem(log: ChainedLog, key: str, head: HistoryHead | UnreadableHead |
 
 
 class ConfigMirror:
-    """The config.json side of `PhaseManager` (it provides the attributes declared here)."""
+    """config.json as the phase system keeps and reads it; one per PhaseManager."""
 
-    config_path: Path
-    environ: dict[str, str]
-    config: Config
-    history: ChainedLog
-    overrides: ChainedLog
-    lock: LogsLock
-    calendar: MarketCalendar
-    engine: PhaseEngine
-    read_only: bool
-    _config_key: tuple[int, int, int] | None
-    _config_fresh: bool
-    _journal_generation: int
+    def __init__(self, manager: PhaseManager) -> None:
+        self.manager = manager
+        self._config_key = self.stat_key()
+        self._config_fresh = True
 
-    def ledger(self, lines: Sequence[LogLine] | None = None) -> Ledger: ...
-
-    def recorded_phase(self) -> Phase: ...
-
-    def _log_lines(self, log: ChainedLog) -> Sequence[LogLine]: ...
-
-    def _append_override(self, kind: str, payload: dict[str, Any], timestamp: datetime | None = None) -> LogLine: ...
-
-    def _mirror_ahead(self) -> str | None:
+    def cut_log(self) -> str | None:
         """config.json records each log's last line; a log that no longer reaches it was cut."""
-        problems = self._mirror_problems()
+        problems = self.problems()
         return next(iter(problems.values()), None)
 
-    def _mirror_problems(self) -> dict[str, str]:
+    def problems(self) -> dict[str, str]:
         """Each log whose config.json head it fails: cut short, rewritten, or with its head
         missing or unreadable while the log has lines (deleting a head is no way out)."""
-        progression = self.config.settings.phase_progression
+        progression = self.manager.config.settings.phase_progression
         problems: dict[str, str] = {}
         for log, key, head in (
-            (self.history, "history_head", progression.history_head),
-            (self.overrides, "overrides_head", progression.overrides_head),
+            (self.manager.history, "history_head", progression.history_head),
+            (self.manager.overrides, "overrides_head", progression.overrides_head),
         ):
-            problem = head_problem(log, key, head, self.config_path.name)
+            problem = head_problem(log, key, head, self.manager.config_path.name)
             if problem is not None:
                 problems[log.path.name] = problem
-        if progression.overrides_head is None and progression.history_head is not None and self.overrides.path.name not in problems:
+        if progression.overrides_head is None and progression.history_head is not None and self.manager.overrides.path.name not in problems:
             # The override log gets its first line (the criteria baseline) before the history
             # does, and both empty logs are marked together: a history head without an
             # override head means the override log and its head were removed.
-            problems[self.overrides.path.name] = (
-                f"{self.overrides.path.name}: overrides_head is missing from {self.config_path.name} "
+            problems[self.manager.overrides.path.name] = (
+                f"{self.manager.overrides.path.name}: overrides_head is missing from {self.manager.config_path.name} "
                 "while history_head is there (the log and its head removed?)"
             )
         return problems
 
     def pending_request(self) -> Phase | None:
         """A hand edit of `current_phase` that no command has confirmed yet."""
-        if self.read_only:
+        if self.manager.read_only:
             return self._request_as_of()
-        lines = self._log_lines(self.history)
-        recorded = self.ledger(lines).stint.phase
-        requested = self.config.current_phase
+        lines = self.manager.log_lines(self.manager.history)
+        recorded = self.manager.ledger(lines).stint.phase
+        requested = self.manager.config.current_phase
         if requested is recorded or self._mirror_lags(lines, requested):
             return None
         return requested
 
     def _request_as_of(self) -> Phase | None:
         """Seen from the past, config.json is today's: the override log says what was pending then."""
-        stint_seq = self.ledger(self._log_lines(self.history)).stint.transition_seq
-        for line in reversed(self._log_lines(self.overrides)):
+        stint_seq = self.manager.ledger(self.manager.log_lines(self.manager.history)).stint.transition_seq
+        for line in reversed(self.manager.log_lines(self.manager.overrides)):
             if line.type in (CONFIG_REQUEST, CONFIG_REQUEST_CANCELLED):
                 if line.type == CONFIG_REQUEST and line.data.get("stint_seq") == stint_seq:
                     return Phase(line.data["requested_phase"])
@@ -140,13 +125,13 @@ class ConfigMirror:
 
     def _mirror_lags(self, lines: Sequence[LogLine], requested: Phase) -> bool:
         """The mirror merely trails the history: it names the phase of the head it records."""
-        head = self.config.history_head
+        head = self.manager.config.history_head
         if not isinstance(head, HistoryHead):
             return False
         seq = head.seq
         if seq >= len(lines) or not reaches(lines, seq, head.hash):
             return False
-        phase_then = read_ledger(lines[:seq], self.config.settings, self.config.mode).stint.phase
+        phase_then = read_ledger(lines[:seq], self.manager.config.settings, self.manager.config.mode).stint.phase
         return phase_then is requested
 
     def reload_config(self) -> bool:
@@ -154,7 +139,7 @@ class ConfigMirror:
         must never save over an edit with the copy it loaded at start. False (and the
         settings in force kept) while the file does not parse, e.g. half-way through an edit."""
         try:
-            stat = os.stat(self.config_path)
+            stat = os.stat(self.manager.config_path)
         except OSError:
             self._config_fresh = False
             return False
@@ -162,58 +147,53 @@ class ConfigMirror:
         if key == self._config_key:
             return self._config_fresh
         try:
-            fresh = Config.from_env_and_json(self.config_path, environ=self.environ)
+            fresh = Config.from_env_and_json(self.manager.config_path, environ=self.manager.environ)
         except (InputError, OSError):
             self._config_key = key
             self._config_fresh = False
             return False
         changed = fresh.settings.model_dump(exclude={"phase_progression": {"current_phase", "history_head", "overrides_head"}}) != (
-            self.config.settings.model_dump(exclude={"phase_progression": {"current_phase", "history_head", "overrides_head"}})
+            self.manager.config.settings.model_dump(exclude={"phase_progression": {"current_phase", "history_head", "overrides_head"}})
         )
-        self.config = fresh
+        self.manager.config = fresh
         self._config_key = key
         self._config_fresh = True
         if changed:
-            self._adopt_settings()
+            self.manager.adopt_settings()
         return True
 
-    def _adopt_settings(self) -> None:
-        """New criteria or hours take effect: rebuild what was derived with the old ones."""
-        hours = self.config.settings.trading.hours
-        self.calendar = MarketCalendar(hours.start_time, hours.end_time, hours.timezone)
-        self.engine = PhaseEngine(self.config.settings, self.calendar, self.config.mode)
-        self._journal_generation = -1
-        self._replay = None
-        self._state = None
-        self._state_key = None
-        self._ledger_key = None
+    def save(self, updates: dict[tuple[str, ...], Any]) -> None:
+        """Write these keys into config.json (atomically) and remember the file as ours."""
+        self.manager.config = self.manager.config.with_updates(updates)
+        self.manager.config.save()
+        self._config_key = self.stat_key()
 
-    def _config_stat_key(self) -> tuple[int, int, int] | None:
+    def stat_key(self) -> tuple[int, int, int] | None:
         try:
-            stat = os.stat(self.config_path)
+            stat = os.stat(self.manager.config_path)
         except OSError:
             return None
         return (stat.st_ino, stat.st_size, stat.st_mtime_ns)
 
-    def _write_mirror(self) -> None:
+    def write(self) -> None:
         """Mirror phase, mode and both heads into config.json; a pending hand edit is left alone."""
-        if self.read_only or self._mirror_ahead() is not None:
+        if self.manager.read_only or self.cut_log() is not None:
             return  # never overwrite the evidence of a cut log
         if not self.reload_config():
             return  # config.json does not parse right now: write nothing over the operator's edit
-        lines = self.history.lines()
-        ledger = self.ledger(lines)
+        lines = self.manager.history.lines()
+        ledger = self.manager.ledger(lines)
         phase = ledger.stint.phase
         updates: dict[tuple[str, ...], Any] = {}
-        if self.pending_request() is None and self.config.current_phase is not phase:
+        if self.pending_request() is None and self.manager.config.current_phase is not phase:
             updates[("phase_progression", "current_phase")] = phase.value
-        if phase is Phase.EXPERIENCE and self.config.mode == "live" and ledger.transitions:
+        if phase is Phase.EXPERIENCE and self.manager.config.mode == "live" and ledger.transitions:
             last = ledger.transitions[-1]
             if last.data.get("mode") == "paper" and not self._mirror_recorded(last.seq):
                 updates[("trading", "mode")] = "paper"
         for key, log_lines, recorded in (
-            ("history_head", lines, self.config.history_head),
-            ("overrides_head", self.overrides.lines(), self.config.settings.phase_progression.overrides_head),
+            ("history_head", lines, self.manager.config.history_head),
+            ("overrides_head", self.manager.overrides.lines(), self.manager.config.settings.phase_progression.overrides_head),
         ):
             if not log_lines:
                 continue
@@ -222,42 +202,38 @@ class ConfigMirror:
                 updates[("phase_progression", key)] = {"seq": last.seq, "hash": last.hash}
         if not updates:
             return
-        self.config = self.config.with_updates(updates)
-        self.config.save()
-        self._config_key = self._config_stat_key()
+        self.save(updates)
 
     def _mirror_recorded(self, seq: int) -> bool:
-        head = self.config.history_head
+        head = self.manager.config.history_head
         return isinstance(head, HistoryHead) and head.seq >= seq
 
     def mark_empty_logs(self) -> None:
         """Before a log's first line, record in config.json that it is empty (seq 0): a crash
         between that line and the mirror is then a lag, and a head found missing later can
         only mean it was removed."""
-        progression = self.config.settings.phase_progression
-        if self.read_only or (progression.history_head is not None and progression.overrides_head is not None):
+        progression = self.manager.config.settings.phase_progression
+        if self.manager.read_only or (progression.history_head is not None and progression.overrides_head is not None):
             return
-        if self._mirror_ahead() is not None or not self.reload_config():
+        if self.cut_log() is not None or not self.reload_config():
             return
-        progression = self.config.settings.phase_progression
+        progression = self.manager.config.settings.phase_progression
         updates: dict[tuple[str, ...], Any] = {}
         for log, key, head in (
-            (self.history, "history_head", progression.history_head),
-            (self.overrides, "overrides_head", progression.overrides_head),
+            (self.manager.history, "history_head", progression.history_head),
+            (self.manager.overrides, "overrides_head", progression.overrides_head),
         ):
             if head is None and not log.lines():
                 updates[("phase_progression", key)] = {"seq": 0, "hash": EMPTY_LOG_HASH}
         if not updates:
             return
-        self.config = self.config.with_updates(updates)
-        self.config.save()
-        self._config_key = self._config_stat_key()
+        self.save(updates)
 
-    def _record_config_request(self, now: datetime) -> None:
+    def record_config_request(self, now: datetime) -> None:
         requested = self.pending_request()
-        stint_seq = self.ledger().stint.transition_seq
+        stint_seq = self.manager.ledger().stint.transition_seq
         last = None
-        for line in reversed(self.overrides.lines()):
+        for line in reversed(self.manager.overrides.lines()):
             if line.type in (CONFIG_REQUEST, CONFIG_REQUEST_CANCELLED):
                 last = line
                 break
@@ -265,7 +241,7 @@ class ConfigMirror:
         if requested is None:
             if last_open:
                 assert last is not None
-                self._append_override(
+                self.manager.append_override(
                     CONFIG_REQUEST_CANCELLED,
                     {"requested_phase": last.data.get("requested_phase"), "stint_seq": stint_seq, "operator_id": "config.json"},
                     now,
@@ -273,11 +249,11 @@ class ConfigMirror:
             return
         if last_open and last is not None and last.data.get("requested_phase") == requested.value:
             return
-        self._append_override(
+        self.manager.append_override(
             CONFIG_REQUEST,
             {
                 "requested_phase": requested.value,
-                "recorded_phase": self.recorded_phase().value,
+                "recorded_phase": self.manager.recorded_phase().value,
                 "stint_seq": stint_seq,
                 "operator_id": "config.json",
                 "reason": "current_phase edited in config.json; confirm with `override` or `advance`",
@@ -285,10 +261,10 @@ class ConfigMirror:
             now,
         )
 
-    def _record_criteria_edits(self, now: datetime) -> None:
-        snapshot = criteria_snapshot(self.config.settings)
+    def record_criteria_edits(self, now: datetime) -> None:
+        snapshot = criteria_snapshot(self.manager.config.settings)
         previous: dict[str, Any] | None = None
-        for line in reversed(self.overrides.lines()):
+        for line in reversed(self.manager.overrides.lines()):
             if line.type == CRITERIA_BASELINE:
                 previous = line.data.get("criteria")
                 break
@@ -296,12 +272,12 @@ class ConfigMirror:
                 previous = line.data.get("after")
                 break
         if previous is None:
-            self._append_override(CRITERIA_BASELINE, {"criteria": snapshot, "operator_id": "config.json"}, now)
+            self.manager.append_override(CRITERIA_BASELINE, {"criteria": snapshot, "operator_id": "config.json"}, now)
             return
         if previous == snapshot:
             return
         loosened = loosened_criteria(previous, snapshot)
-        self._append_override(
+        self.manager.append_override(
             CRITERIA_EDIT,
             {
                 "before": previous,
@@ -313,8 +289,8 @@ class ConfigMirror:
             now,
         )
 
-    def _request_open_for(self, phase: Phase) -> bool:
-        for line in reversed(self.overrides.lines()):
+    def request_open_for(self, phase: Phase) -> bool:
+        for line in reversed(self.manager.overrides.lines()):
             if line.type in (CONFIG_REQUEST, CONFIG_REQUEST_CANCELLED):
                 return line.type == CONFIG_REQUEST and line.data.get("requested_phase") == phase.value
         return False

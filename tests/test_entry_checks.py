@@ -18,7 +18,7 @@ from trading_bot.error_handling.circuit_breaker import BreakerState
 from trading_bot.market_calendar import MarketCalendar
 from trading_bot.mode_switcher import LIVE_BANNER, PAPER_BANNER, LiveModeRefused, Mode, ModeSwitcher
 from trading_bot.phase.models import Phase
-from trading_bot.validator import (
+from trading_bot.entry_checks import (
     CODE_BROKER_BREAKER,
     CODE_DAILY_LOSS,
     CODE_DAMAGE,

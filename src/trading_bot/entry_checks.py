@@ -213,13 +213,22 @@ class TradingHours:
 
     def __init__(self, calendar: MarketCalendar) -> None:
         self.calendar = calendar
+        self._day: tuple[date, datetime, datetime] | None = None  # the last day's open and close
 
     def check(self, order: OrderIntent, state: TradingState, dollars: Decimal) -> Refusal | None:
         calendar = self.calendar
         local = order.at.astimezone(calendar.tz)
         day = local.date()
-        if calendar.is_trading_day(day) and calendar.open_of(day) <= order.at < calendar.close_of(day):
+        if self._day is None or self._day[0] != day:
+            if not calendar.is_trading_day(day):
+                return self._refused(order, local)
+            self._day = (day, calendar.open_of(day), calendar.close_of(day))
+        if self._day[1] <= order.at < self._day[2]:
             return None
+        return self._refused(order, local)
+
+    def _refused(self, order: OrderIntent, local: datetime) -> Refusal:
+        calendar = self.calendar
         return Refusal(
             self.code,
             f"outside trading hours ({calendar.start_time:%H:%M}–{calendar.end_time:%H:%M} {local:%Z} on trading days)",
