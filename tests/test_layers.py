@@ -29,12 +29,12 @@ LAYERS: dict[str, list[str]] = {
         "market_calendar", "risk_management.calculator", "dashboard.metrics_calculator",
         "performance.models", "performance.tracker", "phase.criteria_edits", "phase.password",
         "phase.stint", "phase.position_sizing", "phase.trade_limiter", "phase.rules",
-        "phase.ledger", "entry_checks",
+        "phase.ledger", "entry_checks", "phase.timeline",
     ],
     # Decide and record: the phase system and the trading loop.
-    "shell": ["phase.engine", "phase.mirror", "phase.integrity", "phase.commands", "phase.entry_gate", "phase.manager", "bot"],
+    "shell": ["phase.engine", "phase.mirror", "phase.integrity", "phase.commands", "phase.entry_gate", "phase.manager", "bot", "phase.export", "phase.report"],
     # The one assembly and the commands: the only modules that know every part.
-    "assembly": ["app", "phase.cli", "phase.__main__"],
+    "assembly": ["app", "phase.cli", "phase.__main__", "phase.virtual_desk", "phase.simulation", "phase.replay"],
 }
 RANK = {module: rank for rank, modules in enumerate(LAYERS.values()) for module in modules}
 TOP = len(LAYERS) - 1

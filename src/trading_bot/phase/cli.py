@@ -122,7 +122,7 @@ def _day(option: str) -> Callable[[str], date]:
         try:
             return parse_day(option, value)
         except ExportRangeError as error:
-            raise argparse.ArgumentTypeError(str(error)) from None
+            raise argparse.ArgumentTypeError(str(error).removeprefix(f"{option}: ")) from None
 
     return parse
 
