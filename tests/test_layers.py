@@ -16,7 +16,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "src" / "trading_bot"
 LAYERS: dict[str, list[str]] = {
     # The shared words: imported by everyone, importing nothing above.
     "vocabulary": [
-        "clock", "money", "errors", "input_bounds", "phase.models", "error_handling.circuit_breaker",
+        "clock", "money", "errors", "input_bounds", "phase.models", "phase.record_types", "error_handling.circuit_breaker",
         "logging.trade_record", "mode_switcher",
     ],
     # Settings and the records on disk: reading, appending, the lock.

@@ -44,10 +44,10 @@ from trading_bot.phase.rules import (
     trigger_window_size,
     triggers_for,
 )
-
-# Override-log line types that count as override incidents (SPEC §5, §8).
-OVERRIDE_ATTEMPT = "override_attempt"
-CRITERIA_EDIT = "criteria_edit"
+from trading_bot.phase.record_types import (  # noqa: F401 - also imported from this module
+    OVERRIDE_ATTEMPT,
+    CRITERIA_EDIT,
+)
 
 
 class LineSink(Protocol):

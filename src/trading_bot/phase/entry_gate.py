@@ -17,11 +17,10 @@ from trading_bot.phase.engine import PhaseState, scaling_settings
 from trading_bot.phase.history_logger import LogDamaged
 from trading_bot.phase.position_sizing import EffectiveSize, effective_size
 from trading_bot.entry_checks import CODE_STATE, EntryChain, EntryDecision, OrderIntent, TradingState, refused_without_state
+from trading_bot.phase.record_types import ENTRY_REFUSED
 
 if TYPE_CHECKING:
     from trading_bot.phase.manager import PhaseManager
-
-ENTRY_REFUSED = "entry_refused"
 
 
 class EntryGate:

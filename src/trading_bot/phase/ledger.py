@@ -18,20 +18,18 @@ from trading_bot.logging.trade_record import parse_timestamp
 from trading_bot.phase.history_logger import LogLine
 from trading_bot.error_handling.circuit_breaker import BreakerState
 from trading_bot.phase.models import Phase, Stint
-
-# History line types.
-TRANSITION = "transition"
-SUGGESTION = "suggestion"
-SIZE_CHANGE = "size_change"
-BREAKER_ACK = "breaker_ack"
-SESSION_SUMMARY = "session_summary"
-RECOVERED = "recovered"
-
-# Transition kinds.
-ADVANCE = "advance"
-DOWNGRADE = "downgrade"
-OVERRIDE = "override"
-RESET = "reset"
+from trading_bot.phase.record_types import (  # noqa: F401 - also imported from this module
+    TRANSITION,
+    SUGGESTION,
+    SIZE_CHANGE,
+    BREAKER_ACK,
+    SESSION_SUMMARY,
+    RECOVERED,
+    ADVANCE,
+    DOWNGRADE,
+    OVERRIDE,
+    RESET,
+)
 
 
 def entry_size(settings: Settings, phase: Phase) -> Decimal:

@@ -47,12 +47,14 @@ from trading_bot.phase.ledger import (
 )
 from trading_bot.phase.models import GateResult, Phase
 from trading_bot.phase.trade_limiter import SessionEntries
+from trading_bot.phase.record_types import (  # noqa: F401 - also imported from this module
+    EMERGENCY_EXIT,
+    JOURNAL_TORN_TAIL,
+)
 
 HISTORY_DIR_VAR = "PHASE_HISTORY_DIR"
 
 # Override-log line types.
-EMERGENCY_EXIT = "emergency_exit"
-JOURNAL_TORN_TAIL = "journal_torn_tail_moved"
 
 @dataclass(frozen=True)
 class PhasePaths:

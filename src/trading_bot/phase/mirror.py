@@ -21,14 +21,16 @@ from trading_bot.phase.engine import CRITERIA_EDIT
 from trading_bot.phase.history_logger import ChainedLog, LogLine
 from trading_bot.phase.ledger import read_ledger
 from trading_bot.phase.models import Phase
+from trading_bot.phase.record_types import (  # noqa: F401 - also imported from this module
+    CONFIG_REQUEST,
+    CONFIG_REQUEST_CANCELLED,
+    CRITERIA_BASELINE,
+)
 
 if TYPE_CHECKING:
     from trading_bot.phase.manager import PhaseManager
 
 # Override-log line types written here.
-CONFIG_REQUEST = "config_phase_request"
-CONFIG_REQUEST_CANCELLED = "config_phase_request_cancelled"
-CRITERIA_BASELINE = "criteria_baseline"
 
 
 def reaches(lines: Sequence[LogLine], seq: int, digest: str) -> bool:
