@@ -13,7 +13,7 @@ import json
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -24,11 +24,16 @@ from trading_bot.errors import Busy, InputError
 from trading_bot.logging.trade_record import parse_timestamp
 from trading_bot.market_calendar import format_countdown, format_local
 from trading_bot.money import money_str
+from trading_bot.phase.export import ExportRangeError, build_export, check_output_path, check_range, parse_day, write_output
 from trading_bot.phase.history_logger import format_timestamp
 from trading_bot.phase.manager import PhaseManager, PhaseRefused, PhaseUsageError
 from trading_bot.phase.models import GateResult, Phase
 from trading_bot.phase.password import make_password_hash
+from trading_bot.phase.replay import replay
+from trading_bot.phase.report import build_report, default_report_path
 from trading_bot.phase.rules import triggers_for
+from trading_bot.phase.simulation import DEFAULT_SEED, DEFAULT_SESSIONS, SimulationError, default_workdir, run_simulation
+from trading_bot.phase.timeline import render_timeline
 from trading_bot.entry_checks import CODE_LIMIT, EntryDecision
 
 EXIT_OK = 0
@@ -113,6 +118,16 @@ def _moment(value: str) -> datetime:
         raise argparse.ArgumentTypeError(reason) from None
 
 
+def _day(option: str) -> Callable[[str], date]:
+    def parse(value: str) -> date:
+        try:
+            return parse_day(option, value)
+        except ExportRangeError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    return parse
+
+
 def build_parser() -> _Parser:
     parser = _Parser(prog="python -m trading_bot.phase", description="Phase progression: status and control.")
     parser.add_argument("--config", type=Path, default=Path("config.json"), help="config.json (default ./config.json)")
@@ -158,6 +173,28 @@ def build_parser() -> _Parser:
     verify.add_argument("--json", action="store_true")
     as_of(verify)
 
+    export = commands.add_parser("export", help="sessions of a date range as CSV or JSON")
+    export.add_argument("--start", type=_day("--start"), required=True)
+    export.add_argument("--end", type=_day("--end"), required=True)
+    export.add_argument("--format", choices=("csv", "json"), default="csv")
+    export.add_argument("--output", type=Path, default=None, help="write here (atomically) instead of stdout")
+    as_of(export)
+
+    report = commands.add_parser("report", help="one self-contained HTML page: equity, phases, gate, sessions")
+    report.add_argument("--output", type=Path, default=None, help="where to write it (default: report.html beside config.json)")
+    as_of(report)
+
+    replay_cmd = commands.add_parser("replay", help="what-if: run a backtest's trades or a journal through the ladder")
+    replay_cmd.add_argument("--trades", type=Path, required=True, help="a CSV trade list or a journal folder")
+    replay_cmd.add_argument("--config", dest="replay_config", type=Path, default=None, help="settings to replay under (default: the shipped defaults)")
+    replay_cmd.add_argument("--from-phase", type=_phase, default=None, help="start the ladder here instead of experience")
+    replay_cmd.add_argument("--json", action="store_true")
+
+    simulate = commands.add_parser("simulate", help="the demo: a seeded strategy climbs the ladder on a fresh desk")
+    simulate.add_argument("--sessions", type=int, default=DEFAULT_SESSIONS, help=f"past trading sessions to trade (default {DEFAULT_SESSIONS})")
+    simulate.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"the strategy's seed (default {DEFAULT_SEED})")
+    simulate.add_argument("--workdir", type=Path, default=None, help="an empty or new folder (default: a new simulated-desk-N here)")
+
     commands.add_parser("recover", help="restore damaged phase logs")
     hash_password = commands.add_parser("hash-password", help="make a PHASE_OVERRIDE_PASSWORD_HASH value")
     hash_password.add_argument("--password-stdin", action="store_true")
@@ -189,6 +226,8 @@ def main(
         except UsageError as error:
             io.err(f"usage: {error}")
             return EXIT_USAGE
+    if args.command in DESKLESS:
+        return _run_deskless(args, io, clock)
     as_of = getattr(args, "as_of", None)
     if as_of is not None and as_of > clock.now() + CLOCK_TOLERANCE:
         # The records cannot say how things will be: a view of the future is bad input,
@@ -474,6 +513,91 @@ def _piped_line(io: Io) -> str:
     return line
 
 
+def _export(manager: PhaseManager, args: argparse.Namespace, io: Io) -> int:
+    try:
+        check_range(args.start, args.end)
+    except ExportRangeError as error:
+        raise UsageError(str(error)) from None
+    if args.output is not None:
+        check_output_path(args.output)
+    export = build_export(manager, args.start, args.end)
+    text = export.render(args.format)
+    if args.output is None:
+        io.stdout.write(text)
+    else:
+        write_output(args.output, text)
+        io.out(f"exported {len(export.sessions)} sessions ({args.start.isoformat()} … {args.end.isoformat()}) to {args.output}")
+    return EXIT_OK
+
+
+def _report(manager: PhaseManager, args: argparse.Namespace, io: Io) -> int:
+    target = args.output if args.output is not None else default_report_path(manager)
+    check_output_path(target)
+    write_output(target, build_report(manager))
+    io.out(f"report: {target}")
+    return EXIT_OK
+
+
+def _simulate(args: argparse.Namespace, io: Io, clock: Clock) -> int:
+    workdir = args.workdir if args.workdir is not None else default_workdir(Path.cwd())
+    show_progress = _is_terminal(io.stderr)
+
+    def progress(number: int, total: int, day: date, phase: str) -> None:
+        io.stderr.write(f"\rsession {number}/{total}  {day.isoformat()}  {phase:<10}")
+        io.stderr.flush()
+
+    result = run_simulation(workdir, now=clock.now(), sessions=args.sessions, seed=args.seed, progress=progress if show_progress else None)
+    if show_progress:
+        io.stderr.write("\r" + " " * 40 + "\r")
+    io.out(f"simulated {result.sessions} sessions, {result.first_session.isoformat()} … {result.last_session.isoformat()} (seed {args.seed}), into {result.workdir}")
+    for line in render_timeline(result.events, result.tz):
+        io.out("  " + line)
+    io.out(f"final: {result.final_phase}, size ${result.final_size:.2f}; {result.trades} trades, {result.refused} entries refused")
+    io.out(f"report: {result.report_path}")
+    io.out(f"desk: {result.config_path} (try: cd {result.workdir} && python -m trading_bot.phase status)")
+    return EXIT_OK
+
+
+def _replay(args: argparse.Namespace, io: Io, clock: Clock) -> int:
+    show_progress = _is_terminal(io.stderr)
+
+    def progress(step: int, total: int) -> None:
+        if step % 50 == 0 or step == total:
+            io.stderr.write(f"\rreplaying {step}/{total}")
+            io.stderr.flush()
+
+    result = replay(args.trades, now=clock.now(), config=args.replay_config, from_phase=args.from_phase, progress=progress if show_progress else None)
+    if show_progress:
+        io.stderr.write("\r" + " " * 30 + "\r")
+    if args.json:
+        io.out(json.dumps(result.to_json(), ensure_ascii=False))
+        return EXIT_OK
+    span = "" if result.first is None or result.last is None else f" ({result.first.date().isoformat()} … {result.last.date().isoformat()})"
+    io.out(f"replayed {result.trades} trades from {result.source}{span}: {result.placed} placed, {result.refused} entries refused")
+    for line in render_timeline(result.events, result.tz):
+        io.out("  " + line)
+    io.out(f"final: {result.final_phase.value}, size ${result.final_size:.2f}")
+    if result.gate is not None:
+        io.out(f"next gate ({result.gate.to_phase.value}): {'READY' if result.gate.ready else 'not ready'}")
+        _print_criteria(result.gate, io)
+    return EXIT_OK
+
+
+def _run_deskless(args: argparse.Namespace, io: Io, clock: Clock) -> int:
+    """Commands that build their own desk (a demo or a scratch folder) instead of opening one."""
+    try:
+        return DESKLESS[args.command](args, io, clock)
+    except InputError as error:
+        io.err(error.one_line())
+        return EXIT_USAGE
+    except (UsageError, SimulationError) as error:
+        io.err(f"usage: {error}")
+        return EXIT_USAGE
+    except OSError as error:
+        io.err(f"{error.filename or '?'}: (file): {error.strerror or error}")
+        return EXIT_USAGE
+
+
 def _hash_password(args: argparse.Namespace, io: Io) -> int:
     if args.password_stdin or not _is_terminal(io.stdin):
         password = _piped_line(io)
@@ -499,6 +623,13 @@ COMMANDS: dict[str, Callable[[PhaseManager, argparse.Namespace, Io], int]] = {
     "check-trade": _check_trade,
     "verify": _verify,
     "recover": _recover,
+    "export": _export,
+    "report": _report,
+}
+
+DESKLESS: dict[str, Callable[[argparse.Namespace, Io, Clock], int]] = {
+    "simulate": _simulate,
+    "replay": _replay,
 }
 
 

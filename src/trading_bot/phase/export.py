@@ -1,0 +1,306 @@
+"""`export`: the sessions of a date range, their phase and numbers, as CSV or JSON.
+
+Every number comes from the same definitions the gates use (SPEC §4): session rows from
+`PerformanceTracker.session_metrics`, the summary from `PerformanceTracker.get_summary`,
+the phase, sizes and transitions from the folded history. Nothing secret is exported.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from dateutil.parser import isoparse
+
+from trading_bot.dashboard.metrics_calculator import Ratio
+from trading_bot.durable_files import atomic_write_bytes
+from trading_bot.logging.trade_record import TradeRecord
+from trading_bot.market_calendar import MarketCalendar
+from trading_bot.money import money_str, ratio_str
+from trading_bot.performance.models import PerformanceSummary, SessionMetrics
+from trading_bot.performance.tracker import PerformanceTracker
+from trading_bot.phase.engine import PhaseState
+from trading_bot.phase.history_logger import LogLine
+from trading_bot.phase.ledger import SIZE_CHANGE, TRANSITION, Ledger, effective_time
+from trading_bot.phase.manager import PhaseManager
+from trading_bot.phase.models import Phase
+
+CSV_COLUMNS = ("date", "phase", "trades", "wins", "losses", "win_rate", "avg_rr", "total_pnl", "position_size", "notes")
+EARLIEST = date(1970, 1, 1)
+_EPSILON = timedelta(microseconds=1)
+
+# Keys never copied out of a log line: chain bookkeeping, and anything that could be
+# derived from the override password (no line holds one today; this keeps it so).
+_WITHHELD = ("hash", "prev_hash")
+_SECRET_WORDS = ("password", "secret", "salt", "scrypt")
+
+
+class ExportRangeError(ValueError):
+    """A bad --start/--end: the message names the option."""
+
+
+def parse_day(option: str, text: str) -> date:
+    """An operator-typed calendar date (ISO 8601: 2026-03-02 or 20260302), bounded."""
+    try:
+        parsed = isoparse(text.strip())
+    except (ValueError, OverflowError):
+        raise ExportRangeError(f"{option} {text!r}: not an ISO 8601 date (YYYY-MM-DD)") from None
+    if (parsed.hour, parsed.minute, parsed.second, parsed.microsecond) != (0, 0, 0, 0) or parsed.tzinfo is not None:
+        raise ExportRangeError(f"{option} {text!r}: give a date without a time of day")
+    day = parsed.date()
+    if day < EARLIEST:
+        raise ExportRangeError(f"{option} {text!r}: before 1970-01-01")
+    return day
+
+
+def check_range(start: date, end: date) -> None:
+    if end < start:
+        raise ExportRangeError(f"--end {end.isoformat()} is before --start {start.isoformat()}")
+
+
+@dataclass(frozen=True)
+class SessionRow:
+    """One exported session: the tracker's metrics plus the phase system's context."""
+
+    metrics: SessionMetrics
+    position_size: Decimal
+    notes: tuple[str, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        m = self.metrics
+        return {
+            "date": m.date.isoformat(),
+            "phase": None if m.phase is None else m.phase.value,
+            "trades": m.trades,
+            "wins": m.wins,
+            "losses": m.losses,
+            "breakevens": m.breakevens,
+            "win_rate": _ratio(m.win_rate),
+            "avg_rr": _ratio(m.avg_rr),
+            "total_pnl": money_str(m.net_pnl),
+            "position_size": money_str(self.position_size),
+            "position_sizes": [money_str(size) for size in m.position_sizes],
+            "breaker_trips": m.breaker_trips,
+            "notes": "; ".join(self.notes),
+        }
+
+
+@dataclass(frozen=True)
+class Export:
+    start: date
+    end: date
+    current_phase: Phase
+    sessions: list[SessionRow]
+    transitions: list[LogLine]
+    overrides: list[LogLine]
+    summary: PerformanceSummary
+
+    def to_json(self) -> dict[str, Any]:
+        s = self.summary
+        return {
+            "range": {"start": self.start.isoformat(), "end": self.end.isoformat()},
+            "current_phase": self.current_phase.value,
+            "sessions": [row.to_json() for row in self.sessions],
+            "transitions": [public_fields(line) for line in self.transitions],
+            "overrides": [public_fields(line) for line in self.overrides],
+            "summary": {
+                "sessions": len(self.sessions),
+                "trades": s.counted_trades,
+                "trades_closed": s.trades_closed,
+                "wins": s.wins,
+                "losses": s.losses,
+                "breakevens": s.breakevens,
+                "win_rate": _ratio(s.win_rate),
+                "avg_rr": _ratio(s.avg_rr),
+                "total_pnl": money_str(s.net_pnl),
+            },
+        }
+
+    def to_csv(self) -> str:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(CSV_COLUMNS)
+        for row in self.sessions:
+            data = row.to_json()
+            writer.writerow(["" if data[column] is None else data[column] for column in CSV_COLUMNS])
+        return buffer.getvalue()
+
+    def render(self, fmt: str) -> str:
+        if fmt == "json":
+            return json.dumps(self.to_json(), ensure_ascii=False, indent=2) + "\n"
+        return self.to_csv()
+
+
+def _ratio(ratio: Ratio) -> str | None:
+    return None if ratio.value is None else ratio_str(ratio.value)
+
+
+def public_fields(line: LogLine) -> dict[str, Any]:
+    """A log line as exported: without its chain hashes or any password-derived field."""
+    return {
+        key: value
+        for key, value in line.data.items()
+        if key not in _WITHHELD and not any(word in key.lower() for word in _SECRET_WORDS)
+    }
+
+
+def closed_trades_of(manager: PhaseManager) -> Sequence[TradeRecord]:
+    """The journal's closed trades in close order, as the manager sees them (or saw them)."""
+    if manager.as_of is None:
+        return manager.journal.closed_trades
+    return manager.journal.as_of(manager.as_of).closed_trades
+
+
+def entry_times_of(manager: PhaseManager) -> Iterable[datetime]:
+    entries = manager.journal.entries if manager.as_of is None else manager.journal.as_of(manager.as_of).entries
+    return (record.timestamp for record in entries.values())
+
+
+def override_lines_of(manager: PhaseManager) -> Sequence[LogLine]:
+    if manager.as_of is None:
+        return manager.overrides.lines()
+    return manager.overrides.read_lines_as_of(manager.as_of)
+
+
+def session_bounds(calendar: MarketCalendar, start: date, end: date) -> tuple[datetime, datetime]:
+    """[first open, last close) of the sessions dated start..end."""
+    first = start if calendar.is_trading_day(start) else calendar.next_trading_day(start)
+    last = end if calendar.is_trading_day(end) else calendar.previous_trading_day(end)
+    low = calendar.open_of(first)
+    high = calendar.session_closes_at(last) if last >= first else low
+    return low, high
+
+
+class SessionContext:
+    """What the history says about one session: phase at its close, sizes, trips, notes."""
+
+    def __init__(self, ledger: Ledger, calendar: MarketCalendar, now: datetime) -> None:
+        self.ledger = ledger
+        self.calendar = calendar
+        self.now = now
+        self._events: dict[date, list[tuple[datetime, str]]] = {}
+        for line in ledger.transitions:
+            at = effective_time(line)
+            self._events.setdefault(calendar.session_of(at), []).append((at, describe_transition(line)))
+
+    def add_size_changes(self, lines: Iterable[LogLine]) -> None:
+        for line in lines:
+            if line.type == SIZE_CHANGE:
+                at = effective_time(line)
+                note = f"size {line.data.get('from_size')} → {line.data.get('to_size')} ({line.data.get('reason')})"
+                self._events.setdefault(self.calendar.session_of(at), []).append((at, note))
+
+    def closed_at(self, session: date) -> datetime:
+        return min(self.calendar.session_closes_at(session), self.now)
+
+    def phase_at(self, session: date) -> Phase:
+        """The phase in force when the session closed (or now, for the open session)."""
+        return self.ledger.phase_at(self.closed_at(session) - _EPSILON)
+
+    def sizes_at(self, session: date) -> tuple[Decimal, ...]:
+        open_at = self.calendar.open_of(session)
+        closed_at = self.calendar.session_closes_at(session)
+        sizes = {self.ledger.size_at(open_at)}
+        sizes.update(size for at, size in self.ledger.size_changes if open_at <= at < closed_at)
+        return tuple(sorted(sizes))
+
+    def size_at_close(self, session: date) -> Decimal:
+        return self.ledger.size_at(self.closed_at(session) - _EPSILON)
+
+    def trips_at(self, session: date) -> int:
+        return self.ledger.trips_during(self.calendar.open_of(session), self.calendar.session_closes_at(session))
+
+    def notes(self, session: date) -> tuple[str, ...]:
+        return tuple(note for _, note in sorted(self._events.get(session, []), key=lambda item: item[0]))
+
+
+def describe_transition(line: LogLine) -> str:
+    """"downgrade trial → proof: 3 consecutive losses" — a transition in one phrase."""
+    data = line.data
+    reason = data.get("reason")
+    text = f"{data.get('kind')} {data.get('from_phase')} → {data.get('to_phase')}"
+    return f"{text}: {reason}" if reason else text
+
+
+def build_export(manager: PhaseManager, start: date, end: date) -> Export:
+    """The export of sessions dated start..end (inclusive) from the manager's records."""
+    check_range(start, end)
+    state: PhaseState = manager.state()
+    return export_from_state(manager, state, start, end)
+
+
+def export_from_state(manager: PhaseManager, state: PhaseState, start: date, end: date) -> Export:
+    calendar = manager.calendar
+    ledger = state.ledger
+    history_lines = manager.history.lines() if manager.as_of is None else manager.history.read_lines_as_of(manager.as_of)
+    context = SessionContext(ledger, calendar, state.now)
+    context.add_size_changes(history_lines)
+    low, high = session_bounds(calendar, start, end)
+    in_range = [t for t in closed_trades_of(manager) if t.exit_timestamp is not None and low <= t.exit_timestamp < high]
+    tracker = PerformanceTracker(calendar)
+    metrics = tracker.session_metrics(in_range, phase_at=context.phase_at, sizes_at=context.sizes_at, trips_at=context.trips_at)
+    by_date = {row.date: row for row in metrics}
+    for moment in entry_times_of(manager):
+        if low <= moment < high:
+            session = calendar.session_of(moment)
+            if session not in by_date:
+                by_date[session] = _entries_only_row(session, context)
+    rows = [
+        SessionRow(metrics=by_date[session], position_size=context.size_at_close(session), notes=context.notes(session))
+        for session in sorted(by_date)
+    ]
+    transitions = [line for line in history_lines if line.type == TRANSITION and low <= effective_time(line) < high]
+    overrides = [line for line in override_lines_of(manager) if low <= line.timestamp < high]
+    return Export(
+        start=start,
+        end=end,
+        current_phase=state.phase,
+        sessions=rows,
+        transitions=transitions,
+        overrides=overrides,
+        summary=tracker.get_summary(trades=in_range),
+    )
+
+
+def _entries_only_row(session: date, context: SessionContext) -> SessionMetrics:
+    """A session with an entry but no close: it had activity, so it is a row."""
+    none = Ratio(None, "no closed trades")
+    return SessionMetrics(
+        date=session,
+        phase=context.phase_at(session),
+        trades=0,
+        wins=0,
+        losses=0,
+        breakevens=0,
+        win_rate=none,
+        avg_rr=none,
+        net_pnl=Decimal(0),
+        position_sizes=context.sizes_at(session),
+        breaker_trips=context.trips_at(session),
+    )
+
+
+def check_output_path(path: Path) -> None:
+    """Refuse an --output that cannot be written before anything is computed or recorded."""
+    if path.is_dir():
+        raise OSError(21, "is a folder, not a file", str(path))
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise OSError(2, "folder does not exist", str(parent))
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OSError(13, "folder is not writable", str(parent))
+    if path.exists() and not os.access(path, os.W_OK):
+        raise OSError(13, "file is not writable", str(path))
+
+
+def write_output(path: Path, text: str) -> None:
+    """Atomically: a reader sees the old file or the whole new one."""
+    atomic_write_bytes(path, text.encode("utf-8"))

@@ -1,0 +1,258 @@
+"""`replay`: a real backtest's trades through the ladder, checked against the rules by hand."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import tempfile
+from datetime import datetime, timezone
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from backtesting import Backtest, Strategy
+from backtesting.lib import crossover
+from backtesting.test import GOOG, SMA
+
+from conftest import Desk
+from trading_bot.clock import FixedClock
+from trading_bot.phase.cli import main
+
+NOW = datetime(2026, 12, 1, 11, 0, tzinfo=timezone.utc)
+
+
+class SmaCross(Strategy):
+    """backtesting.py's own example: a 10/20-day moving-average cross, always in the market."""
+
+    def init(self) -> None:
+        self.fast = self.I(SMA, self.data.Close, 10)
+        self.slow = self.I(SMA, self.data.Close, 20)
+
+    def next(self) -> None:
+        if crossover(self.fast, self.slow):
+            self.position.close()
+            self.buy()
+        elif crossover(self.slow, self.fast):
+            self.position.close()
+            self.sell()
+
+
+@pytest.fixture(scope="module")
+def goog_trades(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The trade list a real backtesting.py run writes, on the GOOG data it ships."""
+    stats = Backtest(GOOG, SmaCross, cash=10_000, commission=0.002, finalize_trades=True).run()
+    path = tmp_path_factory.mktemp("backtest") / "goog-sma-cross.csv"
+    stats["_trades"].to_csv(path)
+    return path
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = main(["replay", *args], stdout=out, stderr=err, stdin=io.StringIO(""), environ={}, clock=FixedClock(NOW))
+    return code, out.getvalue(), err.getvalue()
+
+
+def run_json(*args: str) -> list[dict]:
+    code, out, err = run(*args, "--json")
+    assert code == 0, err
+    return json.loads(out)
+
+
+def csv_trades(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def ladder_pnl(row: dict[str, str]) -> Decimal:
+    """The rule the README states: the trade's return, at the $100 of experience and proof."""
+    return Decimal(100) * Decimal(row["PnL"]) / (Decimal(row["EntryPrice"]) * abs(Decimal(row["Size"])))
+
+
+def outcome(pnl: Decimal) -> str:
+    cents = pnl.quantize(Decimal("0.01"))
+    return "win" if cents > 0 else "loss" if cents < 0 else "breakeven"
+
+
+def test_the_backtest_file_is_what_backtesting_py_writes(goog_trades: Path) -> None:
+    header = goog_trades.read_text(encoding="utf-8").splitlines()[0].split(",")
+    assert header[0] == ""  # the unnamed index column
+    assert {"EntryTime", "ExitTime", "PnL", "EntryPrice", "Size"} <= set(header)
+    assert len(csv_trades(goog_trades)) > 50
+
+
+def test_from_proof_the_first_downgrade_is_the_third_loss_in_a_row_of_the_backtest(goog_trades: Path) -> None:
+    rows = sorted(csv_trades(goog_trades), key=lambda row: (row["ExitTime"], row["EntryTime"]))
+    run_of_losses, expected = 0, None
+    for row in rows:
+        run_of_losses = run_of_losses + 1 if outcome(ladder_pnl(row)) == "loss" else 0
+        if run_of_losses == 3:
+            expected = row["ExitTime"]
+            break
+    assert expected is not None
+    events = run_json("--trades", str(goog_trades), "--from-phase", "proof")
+    assert events[0]["kind"] == "override" and events[0]["to_phase"] == "proof"
+    downgrade = next(event for event in events if event["kind"] == "downgrade")
+    assert downgrade["at"].startswith(expected)  # 16:00 New York is still that date in UTC
+    assert "3 consecutive losses" in downgrade["text"]
+    assert downgrade["to_phase"] == "experience" and downgrade["position_size"] == "100.00"
+
+
+def test_from_experience_the_gate_passes_at_the_close_the_rules_say(goog_trades: Path) -> None:
+    """Re-derive the experience gate (§5) from the CSV alone: 20 profitable sessions, and over
+    the last 20 sessions with trades a win rate ≥ 0.60 and an average R:R ≥ 1.5."""
+    rows = sorted(csv_trades(goog_trades), key=lambda row: (row["ExitTime"], row["EntryTime"]))
+    sessions: dict[str, dict[str, Decimal]] = {}
+    expected = None
+    for row in rows:
+        pnl = ladder_pnl(row)
+        book = sessions.setdefault(row["ExitTime"], {"pnl": Decimal(0), "n": Decimal(0), "w": Decimal(0), "l": Decimal(0), "ws": Decimal(0), "ls": Decimal(0)})
+        book["pnl"] += pnl
+        book["n"] += 1
+        if outcome(pnl) == "win":
+            book["w"] += 1
+            book["ws"] += pnl
+        elif outcome(pnl) == "loss":
+            book["l"] += 1
+            book["ls"] += -pnl
+        profitable = sum(1 for b in sessions.values() if b["pnl"] > 0)
+        last = list(sessions.values())[-20:]
+        n, w, l = (sum(b[k] for b in last) for k in ("n", "w", "l"))
+        ws, ls = (sum(b[k] for b in last) for k in ("ws", "ls"))
+        rr_ok = (w > 0 and l == 0) or (w > 0 and l > 0 and (ws * l) / (ls * w) >= Decimal("1.5"))
+        if profitable >= 20 and w / n >= Decimal("0.6") and rr_ok:
+            expected = row["ExitTime"]
+            break
+    assert expected is not None
+    events = run_json("--trades", str(goog_trades))
+    passed = next(event for event in events if event["kind"] == "gate_passed")
+    assert passed["to_phase"] == "proof" and passed["at"].startswith(expected)
+    kinds = [event["kind"] for event in events]
+    assert kinds.index("advance") == kinds.index("gate_passed") + 1
+    advance = events[kinds.index("advance")]
+    later = sorted({row["EntryTime"] for row in rows} | {row["ExitTime"] for row in rows})
+    assert advance["at"][:10] == min(day for day in later if day > expected[:10]) or advance["at"][:10] == expected[:10]
+    assert events[-1]["kind"] == "final"
+    assert events[-1]["placed"] + events[-1]["refused"] == len(rows)
+
+
+def test_text_output_names_the_timeline_the_final_phase_and_the_next_gate(goog_trades: Path) -> None:
+    code, out, err = run("--trades", str(goog_trades))
+    assert code == 0, err
+    assert out.startswith(f"replayed {len(csv_trades(goog_trades))} trades from {goog_trades}")
+    assert "advance experience → proof" in out
+    assert "final: " in out and "next gate (" in out
+    assert "✓" in out or "✗" in out
+
+
+def test_proof_allows_one_entry_a_session_so_a_second_backtest_trade_that_day_is_refused(tmp_path: Path) -> None:
+    trades = tmp_path / "plain.csv"
+    trades.write_text(
+        "entry_time,exit_time,pnl\n2026-03-02,2026-03-02,5\n2026-03-02T10:00:00,2026-03-02T11:00:00,4\n2026-03-03,2026-03-03,-2\n",
+        encoding="utf-8",
+    )
+    events = run_json("--trades", str(trades), "--from-phase", "proof")
+    refusals = [event for event in events if event["kind"] == "entry_refused"]
+    assert len(refusals) == 1 and "1/1 trades this session (proof)" in refusals[0]["text"]
+    assert events[-1]["placed"] == 2 and events[-1]["refused"] == 1
+
+
+def test_date_only_entries_open_a_minute_after_the_open_and_exits_at_the_end_of_hours(tmp_path: Path) -> None:
+    trades = tmp_path / "plain.csv"
+    trades.write_text("entry_time,exit_time,pnl\n" + "".join(f"2026-03-{d:02d},2026-03-{d:02d},-1\n" for d in (2, 3, 4)), encoding="utf-8")
+    events = run_json("--trades", str(trades), "--from-phase", "trial")
+    downgrade = next(event for event in events if event["kind"] == "downgrade")
+    assert downgrade["at"] == "2026-03-04T21:00:00Z"  # 16:00 EST, the end of trading hours
+    assert downgrade["position_size"] == "100.00"  # half of trial's $200, capped at proof's $100
+
+
+def test_a_plain_csv_pnl_is_scaled_from_100_dollars_to_the_size_in_force(tmp_path: Path) -> None:
+    trades = tmp_path / "plain.csv"
+    trades.write_text("entry_time,exit_time,pnl\n2026-03-02T10:00:00-05:00,2026-03-02T11:00:00-05:00,-3\n" * 1, encoding="utf-8")
+    events = run_json("--trades", str(trades), "--from-phase", "trial", "--config", str(_config_with(tmp_path, {"trial": {"downgrade_triggers": {"consecutive_losses": 1}}})))
+    downgrade = next(event for event in events if event["kind"] == "downgrade")
+    assert downgrade["at"] == "2026-03-02T16:00:00Z"
+
+
+def _config_with(folder: Path, phase_progression: dict) -> Path:
+    path = folder / "config.json"
+    path.write_text(json.dumps({"trading": {"mode": "paper"}, "phase_progression": {"current_phase": "experience", **phase_progression}}), encoding="utf-8")
+    return path
+
+
+def test_config_settings_change_the_outcome(goog_trades: Path, tmp_path: Path) -> None:
+    loose = _config_with(tmp_path, {"experience": {"advancement_criteria": {"min_sessions": 5, "min_avg_rr": 1.0, "min_win_rate": 0.5}}})
+    default_events = run_json("--trades", str(goog_trades))
+    loose_events = run_json("--trades", str(goog_trades), "--config", str(loose))
+    first_pass = lambda events: next(e["at"] for e in events if e["kind"] == "gate_passed")  # noqa: E731
+    assert first_pass(loose_events) < first_pass(default_events)
+
+
+def test_a_journal_folder_replays_and_is_left_untouched(desk: Desk) -> None:
+    desk.trades(5, -2, 7)
+    desk.next_session()
+    desk.trades(4)
+    before = desk.snapshot_files()
+    events = run_json("--trades", str(desk.logs_dir))
+    assert events[-1]["placed"] == 4
+    assert desk.snapshot_files() == before
+
+
+def test_nothing_is_left_in_the_scratch_folder_or_beside_the_trades(
+    goog_trades: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A temporary folder of this test's own: other processes on the machine replay too.
+    scratch_root = tmp_path / "tmp"
+    scratch_root.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch_root))
+    beside_before = set(goog_trades.parent.iterdir())
+    assert run("--trades", str(goog_trades))[0] == 0
+    assert list(scratch_root.iterdir()) == []
+    assert set(goog_trades.parent.iterdir()) == beside_before
+
+
+@pytest.mark.parametrize(
+    ("content", "where"),
+    [
+        ("entry_time,exit_time,pnl\n2026-03-02,2026-03-02,abc\n", ":2: pnl: not a number"),
+        ("entry_time,exit_time,pnl\n2026-03-02,2026-03-02,1\n2026-03-32,2026-04-01,1\n", ":3: entry_time: not an ISO 8601"),
+        ("entry_time,exit_time,pnl\n2026-03-03,2026-03-02,1\n", ":2: exit_time: is before the entry time"),
+        ("entry_time,exit_time,pnl\n2026-03-02,,1\n", ":2: exit_time: is empty"),
+        ("entry_time,exit_time,pnl\n2030-03-02,2030-03-02,1\n", ":2: entry_time: is in the future"),
+        ("entry_time,exit_time,pnl\n1969-03-02,1969-03-03,1\n", ":2: entry_time: is before 1970"),
+        ("entry_time,exit_time,pnl\n2026-03-02,2026-03-02,1e999999\n", ":2: pnl: out of bounds"),
+        ("entry_time,exit_time,pnl\n2026-03-02,2026-03-02,-100\n", ":2: pnl: loses more than the whole position"),
+        (",EntryTime,ExitTime,PnL,EntryPrice,Size\n0,2026-03-02,2026-03-03,5,0,10\n", ":2: EntryPrice: must be above zero"),
+        ("when,profit\n2026-03-02,1\n", ":1: (header): needs EntryTime"),
+        ("entry_time,exit_time,pnl\n", ":2: (rows): no trades"),
+        ("", ":1: (header): empty file"),
+    ],
+)
+def test_bad_rows_are_exit_2_naming_file_row_and_column(tmp_path: Path, content: str, where: str) -> None:
+    trades = tmp_path / "trades.csv"
+    trades.write_text(content, encoding="utf-8")
+    code, out, err = run("--trades", str(trades))
+    assert code == 2 and out == ""
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert err.startswith(f"{trades}{where}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["trades.csv"]
+
+
+def test_a_missing_trade_file_or_bad_config_is_exit_2(tmp_path: Path) -> None:
+    code, _, err = run("--trades", str(tmp_path / "none.csv"))
+    assert code == 2 and "none.csv" in err and len(err.strip().splitlines()) == 1
+    bad = tmp_path / "config.json"
+    bad.write_text('{"phase_progression": {"current_phase": "experience", "typo": 1}}', encoding="utf-8")
+    trades = tmp_path / "t.csv"
+    trades.write_text("entry_time,exit_time,pnl\n2026-03-02,2026-03-02,1\n", encoding="utf-8")
+    code, _, err = run("--trades", str(trades), "--config", str(bad))
+    assert code == 2 and err.startswith(str(bad)) and len(err.strip().splitlines()) == 1
+
+
+def test_a_weekend_entry_is_refused_by_the_trading_hours_check_as_a_live_bot_would_be(tmp_path: Path) -> None:
+    trades = tmp_path / "weekend.csv"
+    trades.write_text("entry_time,exit_time,pnl\n2026-03-07,2026-03-09,2\n2026-03-09,2026-03-09,3\n", encoding="utf-8")  # Saturday; Monday
+    events = run_json("--trades", str(trades))
+    refusals = [event for event in events if event["kind"] == "entry_refused"]
+    assert [event["text"] for event in refusals] == ["outside trading hours (07:00–16:00 EST on trading days)"]
+    assert (events[-1]["placed"], events[-1]["refused"]) == (1, 1)
