@@ -166,7 +166,7 @@ def render_report(manager: PhaseManager, state: PhaseState) -> str:
     end = max(state.now, start)
     export = export_from_state(manager, state, manager.calendar.session_of(start), manager.calendar.session_of(end))
     points = equity_points(trades, state.settings.account.starting_equity, PhaseLookup(state))
-    decision = manager.entry_decision()
+    decision = manager.gate.entry_decision()
     gate = state.gate()
     tally = state.progress.tally
     rate, rr = tally.win_rate(), tally.avg_rr()

@@ -57,7 +57,7 @@ class VirtualDesk:
         return self.manager.state().phase
 
     def size(self) -> Decimal:
-        return self.manager.size_in_force().size
+        return self.manager.gate.size_in_force().size
 
     def enter(self, symbol: str, price: Decimal) -> TradeResult:
         return self.desk.enter(symbol, "BUY", price)
