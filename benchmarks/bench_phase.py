@@ -293,7 +293,7 @@ def child_rebuild(config_path: str, what: str, profile: bool) -> dict[str, Any]:
     from trading_bot.durable_files import LogsLock
     from trading_bot.logging.query_helper import TradeJournal
     from trading_bot.phase.engine import PhaseEngine
-    from trading_bot.phase.history_logger import ChainedLog
+    from trading_bot.phase.chained_log import ChainedLog
     from trading_bot.phase.manager import HISTORY_FILE, OVERRIDES_FILE, PhaseManager, PhasePaths
 
     path = Path(config_path)

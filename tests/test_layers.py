@@ -16,25 +16,25 @@ PACKAGE = Path(__file__).resolve().parent.parent / "src" / "trading_bot"
 LAYERS: dict[str, list[str]] = {
     # The shared words: imported by everyone, importing nothing above.
     "vocabulary": [
-        "clock", "money", "errors", "input_bounds", "phase.models", "phase.record_types", "error_handling.circuit_breaker",
-        "logging.trade_record", "mode_switcher",
+        "clock", "money", "errors", "phase.models", "error_handling.circuit_breaker",
+        "logging.trade_record", "mode_switcher", "input_bounds", "phase.record_types",
     ],
     # Settings and the records on disk: reading, appending, the lock.
     "records": [
         "durable_files", "env_file", "config", "broker", "logging.query_helper",
-        "logging.structured_logger", "phase.history_logger",
+        "logging.structured_logger", "phase.log_format", "phase.chained_log", "phase.log_repair",
     ],
     # Pure rules: values in, values out.
     "rules": [
         "market_calendar", "risk_management.calculator", "dashboard.metrics_calculator",
         "performance.models", "performance.tracker", "phase.criteria_edits", "phase.password",
         "phase.stint", "phase.position_sizing", "phase.trade_limiter", "phase.rules",
-        "phase.ledger", "entry_checks",
+        "phase.ledger", "entry_checks", "phase.timeline",
     ],
     # Decide and record: the phase system and the trading loop.
-    "shell": ["phase.engine", "phase.mirror", "phase.integrity", "phase.commands", "phase.entry_gate", "phase.manager", "bot"],
+    "shell": ["phase.engine", "phase.mirror", "phase.integrity", "phase.commands", "phase.entry_gate", "phase.manager", "bot", "phase.export", "phase.report"],
     # The one assembly and the commands: the only modules that know every part.
-    "assembly": ["app", "phase.cli", "phase.__main__"],
+    "assembly": ["app", "phase.cli", "phase.__main__", "phase.virtual_desk", "phase.simulation", "phase.replay"],
 }
 RANK = {module: rank for rank, modules in enumerate(LAYERS.values()) for module in modules}
 TOP = len(LAYERS) - 1

@@ -25,7 +25,7 @@ from trading_bot.logging.structured_logger import StructuredTradeLogger
 from trading_bot.logging.trade_record import TradeRecord
 from trading_bot.market_calendar import MarketCalendar
 from trading_bot.mode_switcher import ModeSwitcher
-from trading_bot.phase.history_logger import LogDamaged
+from trading_bot.phase.log_format import LogDamaged
 from trading_bot.phase.manager import PhaseManager
 from trading_bot.entry_checks import (
     CODE_BROKER,

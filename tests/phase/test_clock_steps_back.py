@@ -17,7 +17,7 @@ from trading_bot.durable_files import LogsLock
 from trading_bot.logging.query_helper import TradeJournal
 from trading_bot.logging.structured_logger import StructuredTradeLogger
 from trading_bot.logging.trade_record import TradeRecord, parse_trade
-from trading_bot.phase.history_logger import ChainedLog
+from trading_bot.phase.chained_log import ChainedLog
 from trading_bot.phase.password import PasswordAttempt, lockout_state
 
 UTC = timezone.utc

@@ -26,7 +26,7 @@ import pytest
 from trading_bot.clock import FixedClock
 from trading_bot.market_calendar import MarketCalendar
 from trading_bot.phase.cli import main
-from trading_bot.phase.history_logger import canonical_line
+from trading_bot.phase.log_format import canonical_line
 
 SHIPPED_CONFIG = Path(__file__).resolve().parents[2] / "config.json"
 CHILD = Path(__file__).resolve().with_name("writer_child.py")

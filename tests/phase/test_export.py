@@ -151,8 +151,9 @@ def test_no_password_or_password_hash_ever_appears_in_an_export(desk: Desk, tmp_
     ("args", "fragment"),
     [
         (("--start", "2026-03-31", "--end", "2026-03-01"), "--end 2026-03-01 is before --start 2026-03-31"),
-        (("--start", "2026-02-30", "--end", "2026-03-01"), "--start '2026-02-30': not an ISO 8601 date"),
-        (("--start", "yesterday", "--end", "2026-03-01"), "--start 'yesterday'"),
+        (("--start", "2026-02-30", "--end", "2026-03-01"), "argument --start: not an ISO 8601 date"),
+        (("--start", "2026-03-01", "--end", "yesterday"), "argument --end: not an ISO 8601 date"),
+        (("--start", "9" * 60, "--end", "2026-03-01"), "argument --start: not an ISO 8601 date"),
         (("--start", "2026-03-01T10:00", "--end", "2026-03-02"), "without a time of day"),
         (("--start", "1969-12-31", "--end", "2026-03-02"), "before 1970-01-01"),
     ],
@@ -166,6 +167,7 @@ def test_bad_range_is_exit_2_one_line_and_nothing_written(desk: Desk, args: tupl
     assert out == ""
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert fragment in err
+    assert "yesterday" not in err and "2026-02-30" not in err  # what was typed is not repeated
     assert desk.snapshot_files() == before
 
 

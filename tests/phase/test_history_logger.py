@@ -18,10 +18,10 @@ from freezegun import freeze_time
 
 from trading_bot.clock import FixedClock, SystemClock
 from trading_bot.durable_files import LogsLock
-from trading_bot.phase import history_logger
-from trading_bot.phase.history_logger import (
+from trading_bot.phase import log_format
+from trading_bot.phase.chained_log import ChainedLog
+from trading_bot.phase.log_format import (
     GENESIS_HASH,
-    ChainedLog,
     LogDamaged,
     LogProblem,
     canonical_line,
@@ -107,7 +107,7 @@ def test_hash_is_reproduced_with_plain_hashlib_and_json(tmp_path: Path) -> None:
 
 
 def documented_script(tmp_path: Path) -> Path:
-    doc = history_logger.__doc__ or ""
+    doc = log_format.__doc__ or ""
     block = doc.split("An operator can check a whole file with::", 1)[1]
     code_lines = []
     for text in block.splitlines()[1:]:

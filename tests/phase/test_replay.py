@@ -11,9 +11,6 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from backtesting import Backtest, Strategy
-from backtesting.lib import crossover
-from backtesting.test import GOOG, SMA
 
 from conftest import Desk
 from trading_bot.clock import FixedClock
@@ -22,25 +19,32 @@ from trading_bot.phase.cli import main
 NOW = datetime(2026, 12, 1, 11, 0, tzinfo=timezone.utc)
 
 
-class SmaCross(Strategy):
-    """backtesting.py's own example: a 10/20-day moving-average cross, always in the market."""
-
-    def init(self) -> None:
-        self.fast = self.I(SMA, self.data.Close, 10)
-        self.slow = self.I(SMA, self.data.Close, 20)
-
-    def next(self) -> None:
-        if crossover(self.fast, self.slow):
-            self.position.close()
-            self.buy()
-        elif crossover(self.slow, self.fast):
-            self.position.close()
-            self.sell()
-
-
 @pytest.fixture(scope="module")
 def goog_trades(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The trade list a real backtesting.py run writes, on the GOOG data it ships."""
+    """The trade list a real backtesting.py run writes, on the GOOG data it ships.
+
+    Imported here, not at collection: pandas in the pytest process would make every
+    forked writer of the durability tests heavier to start.
+    """
+    from backtesting import Backtest, Strategy
+    from backtesting.lib import crossover
+    from backtesting.test import GOOG, SMA
+
+    class SmaCross(Strategy):
+        """backtesting.py's own example: a 10/20-day moving-average cross, always in the market."""
+
+        def init(self) -> None:
+            self.fast = self.I(SMA, self.data.Close, 10)
+            self.slow = self.I(SMA, self.data.Close, 20)
+
+        def next(self) -> None:
+            if crossover(self.fast, self.slow):
+                self.position.close()
+                self.buy()
+            elif crossover(self.slow, self.fast):
+                self.position.close()
+                self.sell()
+
     stats = Backtest(GOOG, SmaCross, cash=10_000, commission=0.002, finalize_trades=True).run()
     path = tmp_path_factory.mktemp("backtest") / "goog-sma-cross.csv"
     stats["_trades"].to_csv(path)
@@ -198,15 +202,23 @@ def test_a_journal_folder_replays_and_is_left_untouched(desk: Desk) -> None:
     assert desk.snapshot_files() == before
 
 
-def test_nothing_is_left_in_the_scratch_folder_or_beside_the_trades(
-    goog_trades: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # A temporary folder of this test's own: other processes on the machine replay too.
+def test_nothing_is_left_in_the_scratch_folder_or_beside_the_trades(goog_trades: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     scratch_root = tmp_path / "tmp"
     scratch_root.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(scratch_root))
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch_root))  # this test's own temp folder
+    used: list[Path] = []
+    original = tempfile.TemporaryDirectory
+
+    class Recorded(original):  # type: ignore[misc, valid-type]
+        def __enter__(self) -> str:
+            name = super().__enter__()
+            used.append(Path(name))
+            return name
+
+    monkeypatch.setattr(tempfile, "TemporaryDirectory", Recorded)
     beside_before = set(goog_trades.parent.iterdir())
     assert run("--trades", str(goog_trades))[0] == 0
+    assert len(used) == 1 and used[0].parent == scratch_root and used[0].name.startswith("trading-bot-replay-")
     assert list(scratch_root.iterdir()) == []
     assert set(goog_trades.parent.iterdir()) == beside_before
 
@@ -220,8 +232,10 @@ def test_nothing_is_left_in_the_scratch_folder_or_beside_the_trades(
         ("entry_time,exit_time,pnl\n2026-03-02,,1\n", ":2: exit_time: is empty"),
         ("entry_time,exit_time,pnl\n2030-03-02,2030-03-02,1\n", ":2: entry_time: is in the future"),
         ("entry_time,exit_time,pnl\n1969-03-02,1969-03-03,1\n", ":2: entry_time: is before 1970"),
-        ("entry_time,exit_time,pnl\n2026-03-02,2026-03-02,1e999999\n", ":2: pnl: out of bounds"),
-        ("entry_time,exit_time,pnl\n2026-03-02,2026-03-02,-100\n", ":2: pnl: loses more than the whole position"),
+        ("entry_time,exit_time,pnl\n2026-03-02,2026-03-02,1e999999\n", ":2: pnl: exponent out of range"),
+        ("entry_time,exit_time,pnl\n2026-03-02,2026-03-02,1000000000000000\n", ":2: pnl: must be below 10^15"),
+        ("entry_time,exit_time,pnl\n" + "2" * 50 + ",2026-03-02,1\n", ":2: entry_time: not an ISO 8601 date or timestamp (too long)"),
+        ("entry_time,exit_time,pnl\n2026-03-02,2026-03-02,-100\n", ":2: pnl: loses the whole position or more"),
         (",EntryTime,ExitTime,PnL,EntryPrice,Size\n0,2026-03-02,2026-03-03,5,0,10\n", ":2: EntryPrice: must be above zero"),
         ("when,profit\n2026-03-02,1\n", ":1: (header): needs EntryTime"),
         ("entry_time,exit_time,pnl\n", ":2: (rows): no trades"),
@@ -256,3 +270,20 @@ def test_a_weekend_entry_is_refused_by_the_trading_hours_check_as_a_live_bot_wou
     refusals = [event for event in events if event["kind"] == "entry_refused"]
     assert [event["text"] for event in refusals] == ["outside trading hours (07:00–16:00 EST on trading days)"]
     assert (events[-1]["placed"], events[-1]["refused"]) == (1, 1)
+
+
+def test_a_time_without_a_zone_is_market_time(tmp_path: Path) -> None:
+    trades = tmp_path / "naive.csv"
+    trades.write_text(
+        "entry_time,exit_time,pnl\n" + "".join(f"2026-07-0{d}T09:30:00,2026-07-0{d}T15:30:00,-1\n" for d in (1, 2, 6)), encoding="utf-8"
+    )
+    events = run_json("--trades", str(trades), "--from-phase", "proof")
+    downgrade = next(event for event in events if event["kind"] == "downgrade")
+    assert downgrade["at"] == "2026-07-06T19:30:00Z"  # 15:30 EDT
+
+
+def test_a_loss_just_short_of_the_whole_position_replays(tmp_path: Path) -> None:
+    trades = tmp_path / "plain.csv"
+    trades.write_text("entry_time,exit_time,pnl\n2026-03-02,2026-03-02,-99.99\n", encoding="utf-8")
+    events = run_json("--trades", str(trades))
+    assert (events[-1]["placed"], events[-1]["refused"]) == (1, 0)

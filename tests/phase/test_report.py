@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ElementTree
+from datetime import date, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
 from conftest import PASSWORD, Desk, advance_to
-from trading_bot.phase.report import LATEST_SESSIONS
+from trading_bot.dashboard.metrics_calculator import Ratio
+from trading_bot.performance.models import SessionMetrics
+from trading_bot.phase.export import SessionRow
+from trading_bot.phase.models import Phase
+from trading_bot.phase.report import LATEST_SESSIONS, sessions_table
 
 
 def _report(desk: Desk, *args: str) -> str:
@@ -161,3 +167,15 @@ def test_an_empty_desk_still_renders(tmp_path: Path, desk: Desk) -> None:
     page = _report(desk)
     assert "0 closed trades" in page
     _svg(page)
+
+
+@pytest.mark.parametrize(("count", "shown", "note"), [(LATEST_SESSIONS - 1, LATEST_SESSIONS - 1, False), (LATEST_SESSIONS, LATEST_SESSIONS, False), (LATEST_SESSIONS + 1, LATEST_SESSIONS, True)])
+def test_the_session_table_keeps_at_most_the_latest_sessions(count: int, shown: int, note: bool) -> None:
+    none = Ratio(None, "no closed trades")
+    rows = [
+        SessionRow(SessionMetrics(date(2020, 1, 1) + timedelta(days=n), Phase.EXPERIENCE, 0, 0, 0, 0, none, none, Decimal(0), (), 0), Decimal(100), ())
+        for n in range(count)
+    ]
+    table = sessions_table(rows)
+    assert table.count("<tr><td") == shown
+    assert ("the latest" in table) is note

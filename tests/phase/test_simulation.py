@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from trading_bot.clock import FixedClock
-from trading_bot.logging.trade_record import parse_timestamp
+from trading_bot.clock import parse_timestamp
 from trading_bot.market_calendar import MarketCalendar
 from trading_bot.phase.cli import main
 from trading_bot.phase.simulation import SeededStrategy, sessions_before
@@ -159,3 +159,12 @@ def test_the_strategy_is_a_function_of_its_seed() -> None:
     plan = [first.session() for _ in range(30)]
     assert plan == [second.session() for _ in range(30)]
     assert plan != [other.session() for _ in range(30)]
+
+
+def test_phase_history_dir_in_the_environment_does_not_send_records_elsewhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    elsewhere = tmp_path / "real-desk-phase-logs"
+    monkeypatch.setenv("PHASE_HISTORY_DIR", str(elsewhere))
+    code, _, err = run("--workdir", str(tmp_path / "desk"), "--sessions", "3")
+    assert code == 0, err
+    assert not elsewhere.exists()
+    assert (tmp_path / "desk" / "logs" / "phase" / "phase-history.jsonl").exists()

@@ -176,3 +176,30 @@ def test_deleting_the_whole_override_log_and_its_head_is_noticed_through_the_his
     assert code == 1 and any("overrides_head" in problem["reason"] for problem in verdict["problems"])
     code, _, err = good_override(desk)
     assert code == 1 and "overrides_head" in err
+
+
+def test_a_rewritten_history_line_with_recomputed_hashes_but_an_unreadable_size_is_damage(desk: Desk) -> None:
+    """The known limit is a consistent rewrite; even then an unreadable payload is one
+    line of damage, never a traceback or a hang."""
+    from trading_bot.phase.log_format import canonical_line, line_hash
+
+    advance_to(desk, "proof")
+    history = phase_dir(desk) / HISTORY
+    previous, rewritten = "0" * 64, b""
+    for raw in history.read_bytes().splitlines():
+        line = json.loads(raw)
+        del line["hash"]
+        if line["type"] == "transition":
+            line["position_size"] = "1e100000000"
+        line["prev_hash"] = previous
+        line["hash"] = previous = line_hash(line)
+        rewritten += canonical_line(line)
+    history.write_bytes(rewritten)
+    set_head(desk, "history_head", {"seq": rewritten.count(b"\n"), "hash": previous})
+
+    for command in (["status"], ["check-trade"], ["verify"]):
+        code, out, err = desk.cli(*command)
+        assert code == 1, (command, out, err)
+        assert "Traceback" not in err and "phase-history.jsonl:" in out + err
+    refused = desk.enter()
+    assert not refused.accepted

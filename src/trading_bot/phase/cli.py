@@ -19,13 +19,12 @@ from typing import Any, TextIO
 
 from trading_bot.app import Desk
 from trading_bot.bot import default_operator
-from trading_bot.clock import CLOCK_TOLERANCE, SYSTEM_CLOCK, Clock
-from trading_bot.errors import Busy, InputError
-from trading_bot.logging.trade_record import parse_timestamp
+from trading_bot.clock import CLOCK_TOLERANCE, SYSTEM_CLOCK, Clock, format_timestamp, parse_timestamp
+from trading_bot.errors import Busy, InputError, escape_controls
 from trading_bot.market_calendar import format_countdown, format_local
 from trading_bot.money import money_str
 from trading_bot.phase.export import ExportRangeError, build_export, check_output_path, check_range, parse_day, write_output
-from trading_bot.phase.history_logger import format_timestamp
+from trading_bot.phase.log_format import LogDamaged
 from trading_bot.phase.manager import PhaseManager, PhaseRefused, PhaseUsageError
 from trading_bot.phase.models import GateResult, Phase
 from trading_bot.phase.password import make_password_hash
@@ -123,7 +122,7 @@ def _day(option: str) -> Callable[[str], date]:
         try:
             return parse_day(option, value)
         except ExportRangeError as error:
-            raise argparse.ArgumentTypeError(str(error)) from None
+            raise argparse.ArgumentTypeError(str(error).removeprefix(f"{option}: ")) from None
 
     return parse
 
@@ -260,6 +259,11 @@ def main(
     except PhaseRefused as error:
         _json_refusal(args, io, str(error))
         io.err(f"refused: {error}")
+        return EXIT_REFUSED
+    except LogDamaged as error:
+        message = f"phase log damaged: {error.problem.one_line()}"
+        _json_refusal(args, io, message)
+        io.err(escape_controls(message))
         return EXIT_REFUSED
     except OSError as error:
         where = error.filename or args.config

@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING, Any
 
 from trading_bot.market_calendar import format_local
 from trading_bot.money import money_str
-from trading_bot.phase.engine import OVERRIDE_ATTEMPT, PhaseState, metrics_snapshot
-from trading_bot.phase.history_logger import LogDamaged, LogLine
-from trading_bot.phase.ledger import ADVANCE, BREAKER_ACK, OVERRIDE, RESET, TRANSITION, entry_size
+from trading_bot.phase.engine import PhaseState, metrics_snapshot
+from trading_bot.phase.log_format import LogDamaged, LogLine
+from trading_bot.phase.ledger import entry_size
+from trading_bot.phase.record_types import ADVANCE, ADVANCE_REFUSED, BREAKER_ACK, OVERRIDE, OVERRIDE_ATTEMPT, RESET, TRANSITION
 from trading_bot.phase.models import GateResult, Phase
 from trading_bot.phase.password import (
     BadPasswordHash,

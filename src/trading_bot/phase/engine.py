@@ -20,17 +20,10 @@ from trading_bot.config import ScalingSettings, Settings
 from trading_bot.logging.trade_record import TradeRecord
 from trading_bot.market_calendar import MarketCalendar
 from trading_bot.money import money_str
-from trading_bot.phase.history_logger import GENESIS_HASH, LogLine, format_timestamp, line_hash
-from trading_bot.phase.ledger import (
-    DOWNGRADE,
-    SESSION_SUMMARY,
-    SIZE_CHANGE,
-    SUGGESTION,
-    TRANSITION,
-    Ledger,
-    downgrade_size,
-    read_ledger,
-)
+from trading_bot.clock import format_timestamp
+from trading_bot.phase.log_format import GENESIS_HASH, LogLine, line_hash
+from trading_bot.phase.ledger import Ledger, downgrade_size, read_ledger
+from trading_bot.phase.record_types import DOWNGRADE, SESSION_SUMMARY, SIZE_CHANGE, SUGGESTION, TRANSITION
 from trading_bot.error_handling.circuit_breaker import BreakerState
 from trading_bot.phase.models import GateResult, Phase, TriggerHit
 from trading_bot.phase.position_sizing import SizeStep, streak_step, win_rate_step
@@ -44,10 +37,7 @@ from trading_bot.phase.rules import (
     trigger_window_size,
     triggers_for,
 )
-from trading_bot.phase.record_types import (  # noqa: F401 - also imported from this module
-    OVERRIDE_ATTEMPT,
-    CRITERIA_EDIT,
-)
+from trading_bot.phase.record_types import CRITERIA_EDIT, OVERRIDE_ATTEMPT
 
 
 class LineSink(Protocol):

@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 from trading_bot.error_handling.circuit_breaker import BreakerState
 from trading_bot.money import money_str
 from trading_bot.phase.engine import PhaseState, scaling_settings
-from trading_bot.phase.history_logger import LogDamaged
+from trading_bot.phase.log_format import LogDamaged
+from trading_bot.phase.record_types import ENTRY_REFUSED
 from trading_bot.phase.position_sizing import EffectiveSize, effective_size
 from trading_bot.entry_checks import CODE_STATE, EntryChain, EntryDecision, OrderIntent, TradingState, refused_without_state
 from trading_bot.phase.record_types import ENTRY_REFUSED

@@ -22,14 +22,16 @@ from dateutil.parser import isoparse
 
 from trading_bot.dashboard.metrics_calculator import Ratio
 from trading_bot.durable_files import atomic_write_bytes
+from trading_bot.input_bounds import MAX_TIMESTAMP_CHARS
 from trading_bot.logging.trade_record import TradeRecord
 from trading_bot.market_calendar import MarketCalendar
 from trading_bot.money import money_str, ratio_str
 from trading_bot.performance.models import PerformanceSummary, SessionMetrics
 from trading_bot.performance.tracker import PerformanceTracker
 from trading_bot.phase.engine import PhaseState
-from trading_bot.phase.history_logger import LogLine
-from trading_bot.phase.ledger import SIZE_CHANGE, TRANSITION, Ledger, effective_time
+from trading_bot.phase.log_format import LogLine
+from trading_bot.phase.ledger import Ledger, effective_time
+from trading_bot.phase.record_types import SIZE_CHANGE, TRANSITION
 from trading_bot.phase.manager import PhaseManager
 from trading_bot.phase.models import Phase
 
@@ -48,16 +50,20 @@ class ExportRangeError(ValueError):
 
 
 def parse_day(option: str, text: str) -> date:
-    """An operator-typed calendar date (ISO 8601: 2026-03-02 or 20260302), bounded."""
+    """An operator-typed calendar date (ISO 8601: 2026-03-02 or 20260302), bounded.
+
+    Errors never repeat what was typed (it might be a password typed in the wrong place)."""
+    if len(text) > MAX_TIMESTAMP_CHARS:
+        raise ExportRangeError(f"{option}: not an ISO 8601 date (YYYY-MM-DD)")
     try:
         parsed = isoparse(text.strip())
     except (ValueError, OverflowError):
-        raise ExportRangeError(f"{option} {text!r}: not an ISO 8601 date (YYYY-MM-DD)") from None
+        raise ExportRangeError(f"{option}: not an ISO 8601 date (YYYY-MM-DD)") from None
     if (parsed.hour, parsed.minute, parsed.second, parsed.microsecond) != (0, 0, 0, 0) or parsed.tzinfo is not None:
-        raise ExportRangeError(f"{option} {text!r}: give a date without a time of day")
+        raise ExportRangeError(f"{option}: give a date without a time of day")
     day = parsed.date()
     if day < EARLIEST:
-        raise ExportRangeError(f"{option} {text!r}: before 1970-01-01")
+        raise ExportRangeError(f"{option}: before 1970-01-01")
     return day
 
 

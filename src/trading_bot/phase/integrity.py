@@ -11,15 +11,13 @@ from typing import TYPE_CHECKING, Any
 
 from trading_bot.config import EMPTY_LOG_HASH
 from trading_bot.money import money_str
-from trading_bot.phase.history_logger import LogProblem
-from trading_bot.phase.ledger import RECOVERED, SESSION_SUMMARY
+from trading_bot.phase.log_format import LogDamaged, LogProblem
+from trading_bot.phase.record_types import HISTORY_FILE, OVERRIDES_FILE, RECOVERED, SESSION_SUMMARY
 from trading_bot.phase.models import Phase
 
 if TYPE_CHECKING:
     from trading_bot.phase.manager import PhaseManager
 
-HISTORY_FILE = "phase-history.jsonl"
-OVERRIDES_FILE = "phase-overrides.jsonl"
 
 
 class Integrity:
@@ -34,6 +32,11 @@ class Integrity:
         problems.extend(self.manager.history.verify())
         problems.extend(self.manager.overrides.verify())
         damaged = {problem.file for problem in problems}
+        if not damaged:
+            try:
+                self.manager.ledger()
+            except LogDamaged as error:
+                problems.append(error.problem)
         for name, message in self.manager.mirror.problems().items():
             if name not in damaged:
                 problems.append(LogProblem(self.manager.config_path.name, None, message))

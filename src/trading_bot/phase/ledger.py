@@ -14,22 +14,11 @@ from decimal import Decimal
 
 from trading_bot.config import ScalingSettings, Settings
 from trading_bot.money import to_decimal
-from trading_bot.logging.trade_record import parse_timestamp
-from trading_bot.phase.history_logger import LogLine
+from trading_bot.clock import parse_timestamp
+from trading_bot.phase.log_format import LogDamaged, LogLine, LogProblem
 from trading_bot.error_handling.circuit_breaker import BreakerState
 from trading_bot.phase.models import Phase, Stint
-from trading_bot.phase.record_types import (  # noqa: F401 - also imported from this module
-    TRANSITION,
-    SUGGESTION,
-    SIZE_CHANGE,
-    BREAKER_ACK,
-    SESSION_SUMMARY,
-    RECOVERED,
-    ADVANCE,
-    DOWNGRADE,
-    OVERRIDE,
-    RESET,
-)
+from trading_bot.phase.record_types import BREAKER_ACK, HISTORY_FILE, RECOVERED, RESET, SESSION_SUMMARY, SIZE_CHANGE, SUGGESTION, TRANSITION
 
 
 def entry_size(settings: Settings, phase: Phase) -> Decimal:
@@ -86,7 +75,19 @@ class Ledger:
         )
 
     def fold(self, line: LogLine) -> None:
-        """Take one more history line. Unknown line types are kept in the file but ignored."""
+        """Take one more history line. Unknown line types are kept in the file but ignored.
+
+        A line whose chain checks out but whose payload cannot be read (a hand rewrite
+        with recomputed hashes, say) is damage, reported with its line, never a traceback.
+        """
+        try:
+            self._fold(line)
+        except (KeyError, ValueError, TypeError, ArithmeticError) as error:
+            raise LogDamaged(
+                LogProblem(HISTORY_FILE, line.line_no, f"{line.type} line cannot be read ({type(error).__name__}: {error})")
+            ) from None
+
+    def _fold(self, line: LogLine) -> None:
         data = line.data
         kind = line.type
         if kind == TRANSITION:

@@ -24,37 +24,30 @@ from trading_bot.logging.structured_logger import StructuredTradeLogger
 from trading_bot.logging.trade_record import TradeRecord
 from trading_bot.market_calendar import MarketCalendar
 from trading_bot.money import money_str
-from trading_bot.phase.engine import (
-    OVERRIDE_ATTEMPT,
-    MemoryLog,
-    PhaseEngine,
-    PhaseState,
-    Replay,
-)
-from trading_bot.phase.history_logger import ChainedLog, LogDamaged, LogLine, LogProblem
+from trading_bot.phase.engine import MemoryLog, PhaseEngine, PhaseState, Replay
+from trading_bot.phase.chained_log import ChainedLog
+from trading_bot.phase.log_format import LogDamaged, LogLine, LogProblem
 # PhaseRefused and PhaseUsageError are imported from here by the CLI and scripts.
 from trading_bot.phase.commands import OperatorCommands, PhaseRefused, PhaseUsageError, action_name  # noqa: F401
 from trading_bot.phase.entry_gate import EntryGate
-from trading_bot.phase.integrity import HISTORY_FILE, OVERRIDES_FILE, Integrity
+from trading_bot.phase.integrity import Integrity
 from trading_bot.phase.mirror import ConfigMirror
-from trading_bot.phase.ledger import (
+from trading_bot.phase.ledger import Ledger, read_ledger
+from trading_bot.phase.models import GateResult, Phase
+from trading_bot.phase.record_types import (
+    EMERGENCY_EXIT,
+    HISTORY_FILE,
+    JOURNAL_TORN_TAIL,
     OVERRIDE,
+    OVERRIDE_ATTEMPT,
+    OVERRIDES_FILE,
     RESET,
     SESSION_SUMMARY,
     TRANSITION,
-    Ledger,
-    read_ledger,
 )
-from trading_bot.phase.models import GateResult, Phase
 from trading_bot.phase.trade_limiter import SessionEntries
-from trading_bot.phase.record_types import (  # noqa: F401 - also imported from this module
-    EMERGENCY_EXIT,
-    JOURNAL_TORN_TAIL,
-)
 
 HISTORY_DIR_VAR = "PHASE_HISTORY_DIR"
-
-# Override-log line types.
 
 @dataclass(frozen=True)
 class PhasePaths:

@@ -17,20 +17,15 @@ from trading_bot.config import EMPTY_LOG_HASH, Config, HistoryHead, UnreadableHe
 from trading_bot.errors import InputError
 from trading_bot.phase.criteria_edits import criteria_snapshot
 from trading_bot.phase.rules import loosened_criteria
-from trading_bot.phase.engine import CRITERIA_EDIT
-from trading_bot.phase.history_logger import ChainedLog, LogLine
+from trading_bot.phase.chained_log import ChainedLog
+from trading_bot.phase.log_format import LogLine
 from trading_bot.phase.ledger import read_ledger
 from trading_bot.phase.models import Phase
-from trading_bot.phase.record_types import (  # noqa: F401 - also imported from this module
-    CONFIG_REQUEST,
-    CONFIG_REQUEST_CANCELLED,
-    CRITERIA_BASELINE,
-)
 
 if TYPE_CHECKING:
     from trading_bot.phase.manager import PhaseManager
 
-# Override-log line types written here.
+from trading_bot.phase.record_types import CONFIG_REQUEST, CONFIG_REQUEST_CANCELLED, CRITERIA_BASELINE, CRITERIA_EDIT
 
 
 def reaches(lines: Sequence[LogLine], seq: int, digest: str) -> bool:

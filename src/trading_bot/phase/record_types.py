@@ -1,34 +1,40 @@
-"""Every record type the phase logs hold, named once (SPEC §10; README "Records").
+"""Every record type of the two phase logs, named once (the `type` field of a line).
 
-The history (`phase-history.jsonl`) says what the phase is; the override log
-(`phase-overrides.jsonl`) says who tried what. A reader that meets a type not listed
-here still verifies its hash chain, but no rule reads it.
+`phase-history.jsonl` holds the phase ladder itself; `phase-overrides.jsonl` holds
+attempts, refusals and edits around it. A reader or writer of either log takes the
+names from here, so a type is never spelled two ways.
 """
 
 from __future__ import annotations
 
-# ---- phase-history.jsonl -----------------------------------------------------------------
-TRANSITION = "transition"  # kind: one of the transition kinds below
-SUGGESTION = "suggestion"
-SIZE_CHANGE = "size_change"
-BREAKER_ACK = "breaker_ack"
-SESSION_SUMMARY = "session_summary"
-RECOVERED = "recovered"
-TORN_TAIL_MOVED = "torn_tail_moved"  # also in the override log, for its own torn tail
+from typing import Final
 
-# Transition kinds.
-ADVANCE = "advance"
-DOWNGRADE = "downgrade"
-OVERRIDE = "override"
-RESET = "reset"
+HISTORY_FILE: Final = "phase-history.jsonl"
+OVERRIDES_FILE: Final = "phase-overrides.jsonl"
 
-# ---- phase-overrides.jsonl ---------------------------------------------------------------
-OVERRIDE_ATTEMPT = "override_attempt"  # outcome: success, wrong_password, locked_out, not_configured, refused
-ADVANCE_REFUSED = "advance_refused"
-ENTRY_REFUSED = "entry_refused"
-EMERGENCY_EXIT = "emergency_exit"
-CONFIG_REQUEST = "config_phase_request"
-CONFIG_REQUEST_CANCELLED = "config_phase_request_cancelled"
-CRITERIA_BASELINE = "criteria_baseline"
-CRITERIA_EDIT = "criteria_edit"
-JOURNAL_TORN_TAIL = "journal_torn_tail_moved"
+# ---- phase-history.jsonl
+TRANSITION: Final = "transition"
+SUGGESTION: Final = "suggestion"
+SIZE_CHANGE: Final = "size_change"
+BREAKER_ACK: Final = "breaker_ack"
+SESSION_SUMMARY: Final = "session_summary"
+RECOVERED: Final = "recovered"
+# Written to whichever log had the torn tail.
+TORN_TAIL_MOVED: Final = "torn_tail_moved"
+
+# The `kind` of a transition.
+ADVANCE: Final = "advance"
+DOWNGRADE: Final = "downgrade"
+OVERRIDE: Final = "override"
+RESET: Final = "reset"
+
+# ---- phase-overrides.jsonl
+OVERRIDE_ATTEMPT: Final = "override_attempt"
+ADVANCE_REFUSED: Final = "advance_refused"
+ENTRY_REFUSED: Final = "entry_refused"
+EMERGENCY_EXIT: Final = "emergency_exit"
+CONFIG_REQUEST: Final = "config_phase_request"
+CONFIG_REQUEST_CANCELLED: Final = "config_phase_request_cancelled"
+CRITERIA_BASELINE: Final = "criteria_baseline"
+CRITERIA_EDIT: Final = "criteria_edit"
+JOURNAL_TORN_TAIL: Final = "journal_torn_tail_moved"

@@ -20,7 +20,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone, tzinfo
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -28,14 +28,13 @@ from dateutil.parser import isoparse
 
 from trading_bot.config import Config, dump_json_exact
 from trading_bot.errors import InputError
+from trading_bot.input_bounds import EARLIEST, MAX_TIMESTAMP_CHARS, bounded_money, number_from_text
 from trading_bot.logging.query_helper import TradeJournal
 from trading_bot.market_calendar import MarketCalendar
 from trading_bot.phase.models import GateResult, Phase
 from trading_bot.phase.timeline import TimelineEvent, timeline_events
 from trading_bot.phase.virtual_desk import VirtualDesk
 
-MONEY_LIMIT = Decimal(10) ** 15
-EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)
 REPLAY_PRICE = Decimal("1")  # whole shares of a $1 instrument: exactly the dollars in force
 BACKTESTING_PY = ("EntryTime", "ExitTime", "PnL", "EntryPrice", "Size")
 PLAIN = ("entry_time", "exit_time", "pnl")
@@ -103,6 +102,8 @@ class MomentReader:
     def read(self, text: str, *, is_exit: bool, where: tuple[str, int, str]) -> datetime:
         file, row, column = where
         value = text.strip()
+        if len(value) > MAX_TIMESTAMP_CHARS:
+            raise ReplayInputError(file, row, column, "not an ISO 8601 date or timestamp (too long)")
         try:
             parsed = isoparse(value)
         except (ValueError, OverflowError):
@@ -123,17 +124,12 @@ class MomentReader:
 
 
 def _number(text: str, where: tuple[str, int, str]) -> Decimal:
+    """A bounded amount (the bounds every number read from a file gets)."""
     file, row, column = where
-    value = text.strip()
-    if len(value) > 40:
-        raise ReplayInputError(file, row, column, "too many digits")
     try:
-        number = Decimal(value)
-    except InvalidOperation:
-        raise ReplayInputError(file, row, column, f"not a number: {value!r}") from None
-    if not number.is_finite() or abs(number) >= MONEY_LIMIT or (number != 0 and abs(number.adjusted()) > 20):
-        raise ReplayInputError(file, row, column, f"out of bounds: {value!r}")
-    return number
+        return bounded_money(number_from_text(text))
+    except ValueError as error:
+        raise ReplayInputError(file, row, column, str(error)) from None
 
 
 def read_trade_csv(path: Path, reader: MomentReader, base_size: Decimal) -> list[ReplayTrade]:
@@ -198,7 +194,7 @@ def _rows(
         else:
             ret = pnl / base_size
         if ret <= -1:
-            raise ReplayInputError(file, row_no, names[2], "loses more than the whole position")
+            raise ReplayInputError(file, row_no, names[2], "loses the whole position or more")
         yield ReplayTrade(entry_at, exit_at, ret, row_no)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import html
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, tzinfo
 from decimal import Decimal
 from pathlib import Path
 
@@ -75,7 +75,7 @@ def _thin(points: list[EquityPoint], limit: int = 1500) -> list[EquityPoint]:
     return chosen
 
 
-def equity_svg(state: PhaseState, points: list[EquityPoint], start: datetime, end: datetime, tz: object) -> str:
+def equity_svg(state: PhaseState, points: list[EquityPoint], start: datetime, end: datetime, tz: tzinfo) -> str:
     """The equity curve over the whole history, phases as labelled bands, transitions marked."""
     span = max((end - start).total_seconds(), 1.0)
     values = [p.equity for p in points] + [p.with_paper for p in points] + [state.settings.account.starting_equity]
@@ -120,8 +120,8 @@ def equity_svg(state: PhaseState, points: list[EquityPoint], start: datetime, en
         value = low + (high - low) * tick / 4
         parts.append(f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y(value):.1f}" y2="{y(value):.1f}" stroke="#ccc" stroke-dasharray="2,3"/>')
         parts.append(f'<text x="{LEFT - 6}" y="{y(value) + 4:.1f}" text-anchor="end">${esc(money_str(value))}</text>')
-    parts.append(f'<text x="{LEFT}" y="{HEIGHT - 12}">{esc(format_local(start, tz))}</text>')  # type: ignore[arg-type]
-    parts.append(f'<text x="{WIDTH - RIGHT}" y="{HEIGHT - 12}" text-anchor="end">{esc(format_local(end, tz))}</text>')  # type: ignore[arg-type]
+    parts.append(f'<text x="{LEFT}" y="{HEIGHT - 12}">{esc(format_local(start, tz))}</text>')
+    parts.append(f'<text x="{WIDTH - RIGHT}" y="{HEIGHT - 12}" text-anchor="end">{esc(format_local(end, tz))}</text>')
     thin = _thin(points)
     if thin:
         starting = state.settings.account.starting_equity
@@ -134,7 +134,7 @@ def equity_svg(state: PhaseState, points: list[EquityPoint], start: datetime, en
         kind = str(line.data.get("kind"))
         mx = x(at)
         parts.append(
-            f'<g class="mark"><title>{esc(format_local(at, tz))}: {esc(describe_transition(line))}</title>'  # type: ignore[arg-type]
+            f'<g class="mark"><title>{esc(format_local(at, tz))}: {esc(describe_transition(line))}</title>'
             f'<line x1="{mx:.1f}" x2="{mx:.1f}" y1="{TOP}" y2="{TOP + plot_h}" stroke="#000" stroke-width="1" stroke-dasharray="1,2"/>'
             f'<text x="{mx:.1f}" y="{TOP + plot_h + 14}" text-anchor="middle" font-size="13">{esc(MARKS.get(kind, "■"))}</text></g>'
         )
@@ -212,24 +212,25 @@ def render_report(manager: PhaseManager, state: PhaseState) -> str:
     out.append("<h2>Equity and phases</h2>")
     out.append(equity_svg(state, points, start, end, tz))
     out.append(_transitions_table(export, tz))
-    out.append(_sessions_table(export.sessions))
+    out.append(sessions_table(export.sessions))
     out.append(_months_table(manager, export, trades))
     out.append("</body></html>")
     return "\n".join(out) + "\n"
 
 
-def _transitions_table(export: Export, tz: object) -> str:
+def _transitions_table(export: Export, tz: tzinfo) -> str:
     rows = ['<h2>Transitions</h2><table><tr><th class="text">when</th><th class="text">what</th><th class="text">by</th></tr>']
     for line in export.transitions:
         rows.append(
-            f'<tr><td class="text">{esc(format_local(effective_time(line), tz))}</td>'  # type: ignore[arg-type]
+            f'<tr><td class="text">{esc(format_local(effective_time(line), tz))}</td>'
             f'<td class="text">{esc(describe_transition(line))}</td><td class="text">{esc(line.data.get("operator_id"))}</td></tr>'
         )
     rows.append("</table>")
     return "\n".join(rows)
 
 
-def _sessions_table(sessions: list[SessionRow]) -> str:
+def sessions_table(sessions: list[SessionRow]) -> str:
+    """Newest first, and only the latest ones: the months table covers the rest."""
     latest = list(reversed(sessions))[:LATEST_SESSIONS]
     title = "Sessions, newest first" + (f" (the latest {LATEST_SESSIONS} of {len(sessions)})" if len(sessions) > LATEST_SESSIONS else "")
     rows = [

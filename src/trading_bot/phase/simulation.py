@@ -55,6 +55,7 @@ class SeededStrategy:
         self.slump_left = 0
 
     def session(self) -> list[Attempt]:
+        """The next session's trade ideas; the price drifts a little between sessions."""
         rng = self.rng
         if self.slump_left == 0 and rng.random() < 0.04:
             self.slump_left = rng.randint(3, 6)

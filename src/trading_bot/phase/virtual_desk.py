@@ -18,8 +18,8 @@ from trading_bot.bot import TradeResult
 from trading_bot.broker import PaperBroker
 from trading_bot.clock import FixedClock
 from trading_bot.logging.trade_record import TradeRecord
-from trading_bot.phase.history_logger import LogLine
-from trading_bot.phase.manager import PhaseRefused
+from trading_bot.phase.commands import PhaseRefused
+from trading_bot.phase.log_format import LogLine
 from trading_bot.phase.models import Phase
 
 OPERATOR = "demo-operator"
@@ -70,7 +70,7 @@ class VirtualDesk:
 
     def acknowledge_if_tripped(self, note: str) -> LogLine | None:
         """The operator's review after a downgrade: clear the breaker (nothing if not tripped)."""
-        return self.manager.acknowledge(self.operator, note)
+        return self.manager.commands.acknowledge(self.operator, note)
 
     def advance_if_ready(self) -> LogLine | None:
         """Advance one rung when the next gate passes, as `advance --yes` would."""
@@ -79,13 +79,13 @@ class VirtualDesk:
         if gate is None or not gate.ready or state.ledger.stint.breaker.tripped or self.manager.damage() is not None:
             return None
         try:
-            return self.manager.advance(gate.to_phase, self.operator, lambda _gate: True)
+            return self.manager.commands.advance(gate.to_phase, self.operator, lambda _gate: True)
         except PhaseRefused:
             return None
 
     def override_to(self, target: Phase, password: str, reason: str) -> LogLine:
         """Start the desk in another phase with the override password (the CLI's `override`)."""
-        return self.manager.override(
+        return self.manager.commands.override(
             target=target, reset_progress=False, operator_id=self.operator, reason=reason, read_password=lambda: password
         )
 

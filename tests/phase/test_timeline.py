@@ -1,0 +1,34 @@
+"""The printed timeline: one line per event, a run of the same refusal folded into one."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from trading_bot.phase.timeline import ENTRY_REFUSED, TimelineEvent, render_timeline
+
+AT = datetime(2026, 3, 2, 15, 0, tzinfo=timezone.utc)  # 10:00 EST
+
+
+def refusal(minutes: int, check: str = "phase_entry_limit") -> TimelineEvent:
+    return TimelineEvent(AT + timedelta(minutes=minutes), ENTRY_REFUSED, "1/1 trades this session (proof)", check=check)
+
+
+def test_a_run_of_the_same_refusal_is_one_line_with_its_count_and_last_time() -> None:
+    lines = render_timeline([refusal(0), refusal(1), refusal(2)], "America/New_York")
+    assert lines == ["2026-03-02 10:00 EST  entry refused (×3, last 2026-03-02 10:02 EST): 1/1 trades this session (proof)"]
+
+
+def test_a_single_refusal_has_no_count_and_another_reason_starts_a_new_line() -> None:
+    lines = render_timeline([refusal(0), refusal(1, "phase_breaker")], "America/New_York")
+    assert len(lines) == 2
+    assert lines[0] == "2026-03-02 10:00 EST  entry refused: 1/1 trades this session (proof)"
+
+
+def test_another_event_between_refusals_splits_the_run() -> None:
+    advance = TimelineEvent(AT + timedelta(minutes=1), "advance", "advance experience → proof, size $100.00")
+    lines = render_timeline([refusal(0), advance, refusal(2)], "America/New_York")
+    assert [line.split("  ", 1)[1] for line in lines] == [
+        "entry refused: 1/1 trades this session (proof)",
+        "advance experience → proof, size $100.00",
+        "entry refused: 1/1 trades this session (proof)",
+    ]
