@@ -181,7 +181,7 @@ def metrics_snapshot(progress: StintProgress) -> dict[str, Any]:
         "consecutive_losses": tally.consecutive_losses,
         "stint_net_pnl": money_str(tally.net_pnl),
         "equity": money_str(progress.equity),
-        "max_drawdown_pct": str(progress.max_drawdown_pct.quantize(Decimal("0.0001"))),
+        "max_drawdown_pct": None if (drawdown := progress.drawdown_pct()) is None else str(drawdown.quantize(Decimal("0.0001"))),
     }
 
 
