@@ -310,7 +310,7 @@ class PhaseEngine:
             assert trade.exit_timestamp is not None
             if trade.exit_timestamp > now:
                 break
-            session = self.calendar.session_of(trade.exit_timestamp)
+            session = self.calendar.exit_session(trade)
             close_sessions_before(session)
             replay.index += 1
             replay.pend(session)
@@ -376,7 +376,7 @@ class PhaseEngine:
             return None
         settings = self.settings.phase_progression.scaling
         assert trade.exit_timestamp is not None
-        size_at_open = self._size_at_open(ledger, self.calendar.session_of(trade.exit_timestamp))
+        size_at_open = self._size_at_open(ledger, self.calendar.exit_session(trade))
         step = streak_step(settings, progress, ledger.stint.size, size_at_open, f"stint{ledger.stint.transition_seq}")
         if step is None or step.key in ledger.size_keys:
             return None

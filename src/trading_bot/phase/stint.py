@@ -117,7 +117,7 @@ class StintProgress:
     def fold(self, trade: TradeRecord) -> bool:
         """Add one closed trade (in close order). Returns whether it is a stint trade."""
         assert trade.exit_timestamp is not None and trade.net_pnl is not None
-        session = self.calendar.session_of(trade.exit_timestamp)
+        session = self.calendar.exit_session(trade)
         if session not in self.equity_at_open:
             self.equity_at_open[session] = self.equity
         self.all_sessions_pnl[session] = self.all_sessions_pnl.get(session, ZERO) + trade.net_pnl
