@@ -264,7 +264,7 @@ def _months_table(manager: PhaseManager, export: Export, trades: Sequence[TradeR
     by_month: dict[str, list[TradeRecord]] = {}
     for trade in trades:
         assert trade.exit_timestamp is not None
-        by_month.setdefault(calendar.session_of(trade.exit_timestamp).strftime("%Y-%m"), []).append(trade)
+        by_month.setdefault(calendar.exit_session(trade).strftime("%Y-%m"), []).append(trade)
     sessions_by_month: dict[str, int] = {}
     for row in export.sessions:
         key = row.metrics.date.strftime("%Y-%m")
