@@ -26,7 +26,6 @@ from trading_bot.phase.password import (
     password_matches,
     secret_from_environment,
 )
-from trading_bot.phase.record_types import ADVANCE_REFUSED
 
 if TYPE_CHECKING:
     from trading_bot.phase.manager import PhaseManager

@@ -18,7 +18,6 @@ from trading_bot.phase.log_format import LogDamaged
 from trading_bot.phase.record_types import ENTRY_REFUSED
 from trading_bot.phase.position_sizing import EffectiveSize, effective_size
 from trading_bot.entry_checks import CODE_STATE, EntryChain, EntryDecision, OrderIntent, TradingState, refused_without_state
-from trading_bot.phase.record_types import ENTRY_REFUSED
 
 if TYPE_CHECKING:
     from trading_bot.phase.manager import PhaseManager
