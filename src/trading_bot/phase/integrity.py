@@ -49,7 +49,7 @@ class Integrity:
         counts: dict[Any, tuple[int, Decimal]] = {}
         for trade in self.manager.journal.closed_trades:
             assert trade.exit_timestamp is not None and trade.net_pnl is not None
-            session = self.manager.calendar.session_of(trade.exit_timestamp)
+            session = self.manager.calendar.exit_session(trade)
             count, pnl = counts.get(session, (0, Decimal(0)))
             counts[session] = (count + 1, pnl + trade.net_pnl)
         lines = self.manager.log_lines(self.manager.history)
