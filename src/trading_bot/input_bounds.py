@@ -161,17 +161,31 @@ def _enter(objects: list[tuple[set[str], list[str]] | None], path: list[str]) ->
         path.append(objects[-1][1][0])
 
 
-_BLANK_AFTER_QUOTE: Final = re.compile(rb'"[ \t\r]')
+# Every string token of a JSON text, with the colon that makes it a key when one follows.
+# Matches start only at real string openings: between tokens JSON has no quote.
+_STRING_TOKEN: Final = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"([ \t\r\n]*:)?')
+
+
+def _decoded_key_count(data: Any) -> int:
+    count, stack = 0, [data]
+    while stack:
+        node = stack.pop()
+        children = node.values() if isinstance(node, dict) else node
+        if isinstance(node, dict):
+            count += len(node)
+        stack.extend(child for child in children if isinstance(child, (dict, list)))
+    return count
 
 
 def may_hold_duplicate_keys(raw: bytes, data: Any) -> bool:
-    """A cheap test on one decoded line: False only if no key can have been written twice.
+    """A cheap exact test on one decoded line: whether some key was written twice.
 
-    Every key is a string followed by a colon, so with no blank between a closing quote
-    and what follows, each key accounts for one `":` in the raw bytes; more of them than
-    the decoded object has keys means a duplicate, or a nested object, or a `":` inside a
-    value, and the full check decides. Keys are compared decoded, so escapes cannot hide one.
+    Two equal keys collapse into one when decoded (escapes decoded too), so the keys
+    written in the raw bytes outnumber the decoded ones exactly when an object repeats a
+    key; the slower `first_duplicate_key` then names it. Any spacing takes this path.
     """
-    if not isinstance(data, dict) or _BLANK_AFTER_QUOTE.search(raw):
-        return True
-    return raw.count(b'":') != len(data)
+    if not isinstance(data, (dict, list)):
+        return False
+    tokens = _STRING_TOKEN.findall(raw)
+    written = len(tokens) - tokens.count(b"")
+    return written != _decoded_key_count(data)

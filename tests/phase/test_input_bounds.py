@@ -259,12 +259,17 @@ def test_a_scrypt_hash_with_a_5000_digit_cost_is_refused_in_one_line(desk: Desk)
 @pytest.mark.parametrize(
     ("raw", "expected"),
     [
-        (b'{"a":1,"b":"x"}', False),  # compact, one `":` per key: the fast path
-        (b'{"a":1,"a":2}', True),  # one `":` more than the decoded keys
-        (b'{"a":1,"a" :2}', True),  # a blank before the colon hides a key from the count
+        (b'{"a":1,"b":"x"}', False),
+        (b'{"a": 1, "b": "x"}', False),  # json.dumps' default spacing (the original bot's lines)
+        (b'{"a":1,"a":2}', True),
+        (b'{"a":1,"a" :2}', True),  # a blank before the colon
         (b'{"a":1,"a"\t:2}', True),
-        (b'{"a":"x\\":"}', True),  # a `":` inside a value: the full check decides
-        (b'{"a":{"b":1}}', True),  # nested keys
+        (b'{"a":1,"\\u0061":2}', True),  # an escape spells the same key
+        (b'{"a":"x\\":","b":"\\"c\\":1"}', False),  # key-like text inside values
+        (b'{"a":{"b":1}}', False),  # nested keys, all different
+        (b'{"a":{"b":1},"c":{"b":2}}', False),  # one key in two objects
+        (b'{"a":{"b":1,"b":2}}', True),  # a nested duplicate
+        (b'[{"a":1},{"a":2}]', False),
     ],
 )
 def test_may_hold_duplicate_keys_is_false_only_when_none_can_hide(raw: bytes, expected: bool) -> None:
