@@ -237,6 +237,8 @@ def main(
     try:
         desk = Desk.open(args.config, logs_dir=args.logs_dir, clock=clock, environ=environ, as_of=as_of)
         manager = desk.phase
+        if args.command in WRITES_OUTPUT:
+            _check_output(manager, args)
         if args.command != "verify":
             manager.sync_journal()
             problem = manager.journal_problem()
@@ -523,8 +525,6 @@ def _export(manager: PhaseManager, args: argparse.Namespace, io: Io) -> int:
         check_range(args.start, args.end)
     except ExportRangeError as error:
         raise UsageError(str(error)) from None
-    if args.output is not None:
-        check_output_path(args.output)
     export = build_export(manager, args.start, args.end)
     text = export.render(args.format)
     if args.output is None:
@@ -536,11 +536,26 @@ def _export(manager: PhaseManager, args: argparse.Namespace, io: Io) -> int:
 
 
 def _report(manager: PhaseManager, args: argparse.Namespace, io: Io) -> int:
-    target = args.output if args.output is not None else default_report_path(manager)
-    check_output_path(target)
+    target = _output_target(manager, args)
+    assert target is not None
     write_output(target, build_report(manager))
     io.out(f"report: {target}")
     return EXIT_OK
+
+
+def _output_target(manager: PhaseManager, args: argparse.Namespace) -> Path | None:
+    """Where export or report writes: its --output, the report's default, or stdout (None)."""
+    if args.output is not None:
+        return args.output
+    return default_report_path(manager) if args.command == "report" else None
+
+
+def _check_output(manager: PhaseManager, args: argparse.Namespace) -> None:
+    """Checked before the journal sync, so a refused --output records nothing."""
+    target = _output_target(manager, args)
+    if target is not None:
+        paths = manager.paths
+        check_output_path(target, config_path=manager.config_path, record_folders=(paths.logs_dir, paths.trades_dir, paths.phase_dir))
 
 
 def _simulate(args: argparse.Namespace, io: Io, clock: Clock) -> int:
@@ -631,6 +646,8 @@ COMMANDS: dict[str, Callable[[PhaseManager, argparse.Namespace, Io], int]] = {
     "export": _export,
     "report": _report,
 }
+
+WRITES_OUTPUT = ("export", "report")
 
 DESKLESS: dict[str, Callable[[argparse.Namespace, Io, Clock], int]] = {
     "simulate": _simulate,

@@ -22,6 +22,7 @@ from dateutil.parser import isoparse
 
 from trading_bot.dashboard.metrics_calculator import Ratio
 from trading_bot.durable_files import atomic_write_bytes
+from trading_bot.errors import InputError
 from trading_bot.input_bounds import MAX_TIMESTAMP_CHARS
 from trading_bot.logging.trade_record import TradeRecord
 from trading_bot.market_calendar import MarketCalendar
@@ -294,8 +295,11 @@ def _entries_only_row(session: date, context: SessionContext) -> SessionMetrics:
     )
 
 
-def check_output_path(path: Path) -> None:
-    """Refuse an --output that cannot be written before anything is computed or recorded."""
+def check_output_path(path: Path, *, config_path: Path, record_folders: Iterable[Path]) -> None:
+    """Refuse an --output that cannot be written, or that would replace one of the desk's
+    records (a typo must not turn the append-only history into a CSV), before anything
+    is computed or recorded. Symlinks are followed: the file written is what counts."""
+    _refuse_records(path, config_path, record_folders)
     if path.is_dir():
         raise OSError(21, "is a folder, not a file", str(path))
     parent = path.parent if str(path.parent) else Path(".")
@@ -305,6 +309,22 @@ def check_output_path(path: Path) -> None:
         raise OSError(13, "folder is not writable", str(parent))
     if path.exists() and not os.access(path, os.W_OK):
         raise OSError(13, "file is not writable", str(path))
+
+
+def _refuse_records(path: Path, config_path: Path, record_folders: Iterable[Path]) -> None:
+    try:
+        target = path.resolve()
+        config = config_path.resolve()
+        folders = [folder.resolve() for folder in record_folders]
+    except (OSError, RuntimeError):  # a symlink loop: nothing can be written there either
+        raise InputError(str(path), None, "--output", "cannot be resolved (a symlink loop?); choose another file") from None
+    if target == config:
+        raise InputError(str(path), None, "--output", "is the desk's config file; choose another file")
+    for folder in folders:
+        if target == folder or folder in target.parents:
+            raise InputError(str(path), None, "--output", f"is inside the desk's records folder {folder}; choose a file outside it")
+    if target.suffix.lower() == ".jsonl" and target.exists():
+        raise InputError(str(path), None, "--output", "is an existing .jsonl file (a journal or a log); choose another file")
 
 
 def write_output(path: Path, text: str) -> None:
