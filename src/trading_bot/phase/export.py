@@ -11,6 +11,7 @@ import csv
 import io
 import json
 import os
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -18,12 +19,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from dateutil.parser import isoparse
-
 from trading_bot.dashboard.metrics_calculator import Ratio
 from trading_bot.durable_files import atomic_write_bytes
 from trading_bot.errors import InputError
-from trading_bot.input_bounds import MAX_TIMESTAMP_CHARS
 from trading_bot.logging.trade_record import TradeRecord
 from trading_bot.market_calendar import MarketCalendar
 from trading_bot.money import money_str, ratio_str
@@ -50,22 +48,27 @@ class ExportRangeError(ValueError):
     """A bad --start/--end: the message names the option."""
 
 
+_DAY_FORMS = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})|([0-9]{4})([0-9]{2})([0-9]{2})")
+_NOT_A_DAY = "not an ISO 8601 date (YYYY-MM-DD or YYYYMMDD)"
+
+
 def parse_day(option: str, text: str) -> date:
-    """An operator-typed calendar date (ISO 8601: 2026-03-02 or 20260302), bounded.
+    """An operator-typed calendar date, exactly as the error names it: `2026-03-02` or
+    `20260302`. A week date, an ordinal date or a time of day is refused rather than
+    silently moved to a day the operator did not type.
 
     Errors never repeat what was typed (it might be a password typed in the wrong place)."""
-    if len(text) > MAX_TIMESTAMP_CHARS:
-        raise ExportRangeError(f"{option}: not an ISO 8601 date (YYYY-MM-DD)")
+    match = _DAY_FORMS.fullmatch(text)
+    if match is None:
+        raise ExportRangeError(f"{option}: {_NOT_A_DAY}")
+    year, month, day = (int(part) for part in match.groups() if part is not None)
     try:
-        parsed = isoparse(text.strip())
-    except (ValueError, OverflowError):
-        raise ExportRangeError(f"{option}: not an ISO 8601 date (YYYY-MM-DD)") from None
-    if (parsed.hour, parsed.minute, parsed.second, parsed.microsecond) != (0, 0, 0, 0) or parsed.tzinfo is not None:
-        raise ExportRangeError(f"{option}: give a date without a time of day")
-    day = parsed.date()
-    if day < EARLIEST:
+        parsed = date(year, month, day)
+    except ValueError:
+        raise ExportRangeError(f"{option}: {_NOT_A_DAY}") from None
+    if parsed < EARLIEST:
         raise ExportRangeError(f"{option}: before 1970-01-01")
-    return day
+    return parsed
 
 
 def check_range(start: date, end: date) -> None:
