@@ -1,7 +1,8 @@
 """`python -m trading_bot.phase`: the operator's commands. Parses, calls the manager, formats.
 
 Exit codes: 0 success / ready / allowed; 1 refused / not ready / damage / busy; 2 bad
-usage or bad input (one line on stderr, nothing on stdout, nothing written).
+usage or bad input (one line on stderr, nothing on stdout, nothing written); 141 the
+reader of stdout went away (`status | true`): nothing said, as for a SIGPIPE.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from trading_bot.entry_checks import CODE_LIMIT, EntryDecision
 EXIT_OK = 0
 EXIT_REFUSED = 1
 EXIT_USAGE = 2
+EXIT_OUTPUT_CLOSED = 128 + 13  # what a shell reports for a writer ended by SIGPIPE
 _NOT_UTF8 = "standard input is not UTF-8 text; nothing recorded"
 
 
@@ -213,6 +215,15 @@ def main(
     """Run one command in-process and return its exit code (never raises SystemExit)."""
     io = Io(stdin or sys.stdin, stdout or sys.stdout, stderr or sys.stderr)
     try:
+        return _run(argv, io, environ, clock)
+    except BrokenPipeError:
+        # The reader is gone: not the operator's mistake and no file's fault. What was
+        # recorded stays recorded; there is no one left to tell.
+        return EXIT_OUTPUT_CLOSED
+
+
+def _run(argv: Sequence[str] | None, io: Io, environ: Mapping[str, str] | None, clock: Clock) -> int:
+    try:
         with contextlib.redirect_stdout(io.stdout):
             args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
     except UsageError as error:
@@ -268,6 +279,8 @@ def main(
         _json_refusal(args, io, message)
         io.err(escape_controls(message))
         return EXIT_REFUSED
+    except BrokenPipeError:
+        raise
     except OSError as error:
         where = error.filename or args.config
         io.err(f"{where}: (file): {error.strerror or error}")
@@ -613,6 +626,8 @@ def _run_deskless(args: argparse.Namespace, io: Io, clock: Clock) -> int:
     except (UsageError, SimulationError) as error:
         io.err(f"usage: {error}")
         return EXIT_USAGE
+    except BrokenPipeError:
+        raise
     except OSError as error:
         io.err(f"{error.filename or '?'}: (file): {error.strerror or error}")
         return EXIT_USAGE
