@@ -33,6 +33,7 @@ from trading_bot.entry_checks import (
     MaxDailyLoss,
     MaxPositionPct,
     OrderIntent,
+    Refusal,
     TradingHours,
     TradingState,
     TradingStatus,
@@ -280,3 +281,12 @@ def test_banners_differ_between_paper_and_live() -> None:
 def test_unknown_mode_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown mode"):
         ModeSwitcher("demo")  # type: ignore[arg-type]
+
+
+def test_a_decision_overturned_after_the_chain_carries_the_refusal_in_its_state_too() -> None:
+    allowed = CHAIN.decide(entry(), STATE)
+    refused = allowed.refused(Refusal("broker", "broker error: rejected"))
+    assert (refused.code, refused.shares, refused.state.refusal, refused.status) == (
+        "broker", None, Refusal("broker", "broker error: rejected"), TradingStatus.REDUCING,
+    )
+    assert (allowed.code, allowed.shares) == (None, 10)

@@ -194,7 +194,7 @@ class TradingBot:
                     self._journal(record, now)
                 except OSError as error:
                     reason = f"the journal cannot be written ({error.strerror or error}); no order placed, entries halted"
-                    return self._refuse(order, replace(decision, refusal=Refusal(CODE_LOGS, reason)))
+                    return self._refuse(order, decision.refused(Refusal(CODE_LOGS, reason)))
         except Busy as error:
             return TradeResult(refused_without_state(order, CODE_BUSY, str(error)))
         # The lock is released: a slow broker never blocks the other writers, and the
@@ -204,7 +204,7 @@ class TradingBot:
         except BrokerError as error:
             self.broker_breaker.record_failure(str(error))
             self._record_rejection(record, str(error))
-            return TradeResult(replace(decision, refusal=Refusal(CODE_BROKER, f"broker error: {error}")))
+            return TradeResult(decision.refused(Refusal(CODE_BROKER, f"broker error: {error}")))
         self.broker_breaker.record_success()
         return TradeResult(decision, record=record, fill=fill)
 

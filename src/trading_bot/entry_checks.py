@@ -120,6 +120,10 @@ class EntryDecision:
     def allowed(self) -> bool:
         return self.refusal is None
 
+    def refused(self, refusal: Refusal) -> EntryDecision:
+        """This decision overturned after the chain (the journal or the broker said no)."""
+        return replace(self, refusal=refusal, shares=None, state=replace(self.state, refusal=refusal))
+
     @property
     def code(self) -> str | None:
         return None if self.refusal is None else self.refusal.code

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from trading_bot.clock import FixedClock
-from trading_bot.logging.trade_record import parse_timestamp
+from trading_bot.clock import parse_timestamp
 from trading_bot.market_calendar import MarketCalendar
 from trading_bot.phase.cli import main
 from trading_bot.phase.simulation import SeededStrategy, sessions_before

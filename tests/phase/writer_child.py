@@ -14,7 +14,7 @@ real files, so the parent can kill it, race it against another process, or wait 
                                   PaperBroker (one FixedClock from START): acknowledge,
                                   override --to proof, then losing round trips (one per
                                   session) until the bot's own close downgrades -- repeat
-  bot CONFIG OPS START            after "go" on stdin: a TradingBot with PhaseGuard on a
+  bot CONFIG OPS START            after "go" on stdin: the desk's TradingBot on a
                                   PaperBroker enters, closes and gets refused, OPS operations
   cli CONFIG OPS START            after "go" on stdin: status, check-trade, acknowledge and a
                                   wrong-password override, OPS operations in turn

@@ -12,7 +12,8 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 from trading_bot.errors import JournalError
-from trading_bot.input_bounds import MAX_TIMESTAMP_CHARS, MONEY_LIMIT, bounded_moment, bounded_money
+from trading_bot.clock import parse_timestamp
+from trading_bot.input_bounds import MONEY_LIMIT, bounded_money
 from trading_bot.money import CENT, to_decimal
 from trading_bot.phase.models import Phase
 
@@ -182,31 +183,6 @@ class TradeRecord:
 
 def _iso(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
-
-
-def parse_timestamp(value: Any) -> datetime:
-    """ISO 8601; a value with no offset is UTC (the original journal wrote naive UTC).
-
-    Bounded to 1970 through 9999, so no later arithmetic on it can leave the calendar.
-    """
-    if not isinstance(value, str):
-        raise ValueError("must be an ISO 8601 timestamp string")
-    text = value.strip()
-    if len(text) > MAX_TIMESTAMP_CHARS:
-        raise ValueError(f"not an ISO 8601 timestamp (longer than {MAX_TIMESTAMP_CHARS} characters)")
-    if text.endswith("Z") or text.endswith("z"):
-        text = text[:-1] + "+00:00"
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise ValueError(f"not an ISO 8601 timestamp: {value!r}") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    try:
-        moment = moment.astimezone(timezone.utc)
-    except OverflowError:
-        raise ValueError("must be between 1970 and 9999") from None
-    return bounded_moment(moment)
 
 
 def _number(value: Any) -> Decimal:

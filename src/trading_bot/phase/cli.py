@@ -20,13 +20,12 @@ from typing import Any, TextIO
 
 from trading_bot.app import Desk
 from trading_bot.bot import default_operator
-from trading_bot.clock import CLOCK_TOLERANCE, SYSTEM_CLOCK, Clock
+from trading_bot.clock import CLOCK_TOLERANCE, SYSTEM_CLOCK, Clock, format_timestamp, parse_timestamp
 from trading_bot.errors import Busy, InputError, escape_controls
-from trading_bot.logging.trade_record import parse_timestamp
 from trading_bot.market_calendar import format_countdown, format_local
 from trading_bot.money import money_str
 from trading_bot.phase.export import ExportRangeError, build_export, check_output_path, check_range, parse_day, write_output
-from trading_bot.phase.log_format import LogDamaged, format_timestamp
+from trading_bot.phase.log_format import LogDamaged
 from trading_bot.phase.manager import PhaseManager, PhaseRefused, PhaseUsageError
 from trading_bot.phase.models import GateResult, Phase
 from trading_bot.phase.password import make_password_hash

@@ -20,7 +20,8 @@ from trading_bot.config import ScalingSettings, Settings
 from trading_bot.logging.trade_record import TradeRecord
 from trading_bot.market_calendar import MarketCalendar
 from trading_bot.money import money_str
-from trading_bot.phase.log_format import GENESIS_HASH, LogLine, format_timestamp, line_hash
+from trading_bot.clock import format_timestamp
+from trading_bot.phase.log_format import GENESIS_HASH, LogLine, line_hash
 from trading_bot.phase.ledger import Ledger, downgrade_size, read_ledger
 from trading_bot.phase.record_types import DOWNGRADE, SESSION_SUMMARY, SIZE_CHANGE, SUGGESTION, TRANSITION
 from trading_bot.error_handling.circuit_breaker import BreakerState

@@ -13,7 +13,6 @@ from trading_bot.config import EMPTY_LOG_HASH
 from trading_bot.money import money_str
 from trading_bot.phase.log_format import LogDamaged, LogProblem
 from trading_bot.phase.record_types import HISTORY_FILE, OVERRIDES_FILE, RECOVERED, SESSION_SUMMARY
-from trading_bot.phase.models import Phase
 
 if TYPE_CHECKING:
     from trading_bot.phase.manager import PhaseManager

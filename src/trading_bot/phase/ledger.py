@@ -14,7 +14,7 @@ from decimal import Decimal
 
 from trading_bot.config import ScalingSettings, Settings
 from trading_bot.money import to_decimal
-from trading_bot.logging.trade_record import parse_timestamp
+from trading_bot.clock import parse_timestamp
 from trading_bot.phase.log_format import LogDamaged, LogLine, LogProblem
 from trading_bot.error_handling.circuit_breaker import BreakerState
 from trading_bot.phase.models import Phase, Stint

@@ -56,23 +56,15 @@ import json
 import math
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, Final
 
 import orjson
 
-from trading_bot.clock import ensure_utc
-from trading_bot.input_bounds import (
-    EARLIEST,
-    LATEST,
-    MAX_JSON_DEPTH,
-    MAX_TIMESTAMP_CHARS,
-    json_depth_exceeds,
-    raw_json_may_nest_too_deep,
-)
+from trading_bot.clock import ensure_utc, format_timestamp, parse_timestamp
+from trading_bot.input_bounds import MAX_JSON_DEPTH, json_depth_exceeds, raw_json_may_nest_too_deep
 
 GENESIS_HASH: Final = "0" * 64
-TIMESTAMP_FORMAT: Final = "%Y-%m-%dT%H:%M:%S.%fZ"
 RESERVED_KEYS: Final = frozenset({"seq", "timestamp", "type", "prev_hash", "hash"})
 TORN_REASON: Final = "torn last line (unterminated)"
 STAMP_RAISED_FROM: Final = "stamp_raised_from"
@@ -137,11 +129,6 @@ def line_hash(obj_without_hash: dict[str, Any]) -> str:
     return hashlib.sha256(canonical_bytes(obj_without_hash)).hexdigest()
 
 
-def format_timestamp(moment: datetime) -> str:
-    """The one timestamp format of both logs (UTC, microseconds, ``Z``)."""
-    return ensure_utc(moment).strftime(TIMESTAMP_FORMAT)
-
-
 def stamp_no_earlier_than(
     moment: datetime, last: datetime | None, payload: dict[str, Any]
 ) -> tuple[datetime, dict[str, Any]]:
@@ -198,19 +185,13 @@ def _is_hex64(value: object) -> bool:
 
 
 def parse_log_timestamp(value: object) -> datetime | None:
-    if not isinstance(value, str) or len(value) > MAX_TIMESTAMP_CHARS:
+    """A log line's instant: the product's one parse, and written in UTC (`Z` or +00:00)."""
+    if not isinstance(value, str) or not value.endswith(("Z", "+00:00")):
         return None
     try:
-        moment = datetime.fromisoformat(value)
+        return parse_timestamp(value)
     except ValueError:
         return None
-    offset = moment.utcoffset()
-    if offset is None or offset.total_seconds() != 0:
-        return None
-    moment = moment.astimezone(timezone.utc)
-    if not EARLIEST <= moment <= LATEST:
-        return None
-    return moment
 
 
 def _content_hash(raw: bytes, obj: dict[str, Any], claimed: str) -> tuple[bool, str]:

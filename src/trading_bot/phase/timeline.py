@@ -13,7 +13,8 @@ from datetime import datetime, tzinfo
 from typing import Any
 
 from trading_bot.market_calendar import format_local
-from trading_bot.phase.log_format import LogLine, format_timestamp
+from trading_bot.clock import format_timestamp
+from trading_bot.phase.log_format import LogLine
 from trading_bot.phase.ledger import effective_time
 from trading_bot.phase.record_types import BREAKER_ACK, ENTRY_REFUSED, SIZE_CHANGE, SUGGESTION, TRANSITION
 
