@@ -400,3 +400,50 @@ def test_save_fsyncs_the_temp_file_before_the_rename(config_path: Path, monkeypa
     temp_syncs = [(size, seen) for path, size, seen in synced if path.parent == config_path.parent and path.name != config_path.name and path != config_path.parent]
     assert temp_syncs, synced
     assert (len(after), before) in temp_syncs
+
+
+# --- duplicate keys and a byte-order mark -----------------------------------------------------
+
+
+DUPLICATED = """{
+  "trading": {"mode": "paper"},
+  "phase_progression": {
+    "current_phase": "experience",
+    "experience": {"advancement_criteria": {"min_sessions": 20}},
+    "experience": {"advancement_criteria": {"min_sessions": 1}}
+  }
+}
+"""
+
+
+def test_a_duplicate_key_is_refused_naming_file_line_and_key(tmp_path: Path) -> None:
+    path = write(tmp_path, DUPLICATED)
+    error = load_error(path)
+    assert str(error).startswith(f"{path}:6: phase_progression.experience: duplicate key")
+
+
+def test_a_duplicate_key_deep_inside_a_block_is_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, '{"trading": {"mode": "paper"},\n"phase_progression": {"current_phase": "experience",\n"experience": {"advancement_criteria": {"min_sessions": 20,\n"min_sessions": 1}}}}\n')
+    error = load_error(path)
+    assert (error.line, error.field) == (4, "phase_progression.experience.advancement_criteria.min_sessions")
+
+
+def test_the_same_key_in_two_different_blocks_is_not_a_duplicate(tmp_path: Path) -> None:
+    path = write(tmp_path, '{"trading": {"mode": "paper"}, "phase_progression": {"current_phase": "experience", "experience": {"advancement_criteria": {"min_sessions": 20}}, "proof": {"advancement_criteria": {"min_sessions": 20}}}}\n')
+    assert load(path).settings.phase_progression.experience.advancement_criteria.min_sessions == 20
+
+
+def test_a_duplicate_key_through_the_cli_exits_2_in_one_line(tmp_path: Path) -> None:
+    path = write(tmp_path, DUPLICATED)
+    result = subprocess.run(
+        [sys.executable, "-m", "trading_bot.phase", "--config", str(path), "validate-transition", "--to", "proof"],
+        capture_output=True, text=True, env={**os.environ, "PHASE_OVERRIDE_PASSWORD": ""}, check=False,
+    )
+    assert result.returncode == 2
+    assert result.stderr == f"{path}:6: phase_progression.experience: duplicate key (a reader sees the first, the parser would take the last)\n"
+
+
+def test_a_utf8_byte_order_mark_is_accepted(tmp_path: Path) -> None:
+    path = tmp_path / "config.json"
+    path.write_bytes(b"\xef\xbb\xbf" + MINIMAL.encode("utf-8"))
+    assert load(path).current_phase is Phase.EXPERIENCE

@@ -290,3 +290,25 @@ def test_a_decision_overturned_after_the_chain_carries_the_refusal_in_its_state_
         "broker", None, Refusal("broker", "broker error: rejected"), TradingStatus.REDUCING,
     )
     assert (allowed.code, allowed.shares) == (None, 10)
+
+
+# --- an account at or below zero -------------------------------------------------------------
+
+NO_CAPS = EntryChain.standard(CALENDAR, max_daily_loss_pct=None, max_position_pct=None)
+
+
+@pytest.mark.parametrize(("equity", "refused"), [("0", True), ("-0.01", True), ("0.01", False)])
+def test_no_entry_on_equity_at_or_below_zero_even_without_caps(equity: str, refused: bool) -> None:
+    decision = NO_CAPS.decide(entry(), state(equity=D(equity), equity_at_session_open=D(equity)))
+    assert decision.allowed is not refused
+    if refused:
+        assert decision.code == CODE_SIZE
+        assert decision.reason == f"equity ${equity if equity != '0' else '0.00'} is not above zero; no new entries until the account is funded"
+
+
+@pytest.mark.parametrize(("session_pnl", "refused"), [("-0.01", True), ("0", False), ("0.01", False)])
+def test_any_daily_loss_refuses_entries_when_equity_at_the_open_is_not_above_zero(session_pnl: str, refused: bool) -> None:
+    refusal = MaxDailyLoss(D("3")).check(entry(), state(equity_at_session_open=D("0"), session_pnl=D(session_pnl)), D("100"))
+    assert (refusal is not None) is refused
+    if refusal is not None:
+        assert refusal.reason == "daily loss $0.01 with equity at the session's open $0.00 (not above zero); no new entries this session"

@@ -637,3 +637,45 @@ def test_two_torn_tails_recovered_at_the_same_clock_reading_are_both_kept(tmp_pa
         writer.log_trade(open_record(), ENTRY)
     kept = sorted(p.read_bytes() for p in path.parent.glob(f"{path.name}.torn-*"))
     assert kept == [b'{"first": ', b'{"second": ']
+
+
+# --- duplicate keys -----------------------------------------------------------------------
+
+
+def journal_problem_of(trades_dir: Path, text: str) -> JournalError | None:
+    path = trades_dir / "a.jsonl"
+    path.write_text(journal_line_text() + text + "\n", encoding="utf-8")
+    journal = TradeJournal(trades_dir)
+    journal.refresh()
+    return journal.problem()
+
+
+def journal_line_text(**fields: Any) -> str:
+    record = {"timestamp": "2026-03-10T14:00:00Z", "symbol": "AAPL", "action": "BUY", "quantity": 1, "price": "10.00", "order_id": "o-0", "outcome": "open"}
+    record.update(fields)
+    return json.dumps(record) + "\n"
+
+
+def test_a_journal_line_with_a_duplicate_key_is_refused_naming_the_key(trades_dir: Path) -> None:
+    line = journal_line_text(order_id="o-1").rstrip("\n").replace('{"timestamp"', '{"price": "99.00", "timestamp"', 1)
+    problem = journal_problem_of(trades_dir, line)
+    assert problem is not None
+    assert (problem.file, problem.line, problem.field) == (str(trades_dir / "a.jsonl"), 2, "price")
+    assert "duplicate" in problem.message
+
+
+def test_a_duplicate_key_spelled_with_an_escape_is_refused(trades_dir: Path) -> None:
+    line = journal_line_text(order_id="o-1").rstrip("\n").replace('{"timestamp"', '{"pric\\u0065": "99.00", "timestamp"', 1)
+    problem = journal_problem_of(trades_dir, line)
+    assert problem is not None
+    assert (problem.line, problem.field) == (2, "price")
+
+
+def test_quotes_and_colons_inside_values_are_not_taken_for_duplicate_keys(trades_dir: Path) -> None:
+    line = journal_line_text(order_id='o-1 "price": "1"', symbol='A\\"":"B').rstrip("\n")
+    assert journal_problem_of(trades_dir, line) is None
+
+
+def test_a_line_without_duplicates_in_compact_form_is_accepted(trades_dir: Path) -> None:
+    record = json.loads(journal_line_text(order_id="o-1"))
+    assert journal_problem_of(trades_dir, json.dumps(record, separators=(",", ":"))) is None

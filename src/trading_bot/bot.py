@@ -189,6 +189,7 @@ class TradingBot:
                     execution_mode=self.mode.mode,
                     phase=decision.state.phase,
                     operator_id=self.operator_id,
+                    session=decision.state.session,
                 )
                 try:
                     self._journal(record, now)
@@ -250,6 +251,8 @@ class TradingBot:
         closed = entry.closed(
             exit_timestamp=now, net_pnl=net_pnl, emergency_exit=emergency_exit, extra={"exit_price": str(price)}
         )
+        assert closed.exit_timestamp is not None
+        closed = replace(closed, exit_session=self.calendar.session_of(closed.exit_timestamp))
         who = operator_id or self.operator_id
         if closed.emergency_exit:
             closed = replace(closed, operator_id=who)

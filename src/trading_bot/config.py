@@ -27,6 +27,7 @@ from trading_bot.input_bounds import (
     MAX_NUMBER_CHARS,
     bounded_count,
     bounded_money,
+    first_duplicate_key,
     json_depth_exceeds,
     number_from_text,
 )
@@ -369,6 +370,8 @@ class Config:
 
     @classmethod
     def from_text(cls, path: Path, text: str, env: dict[str, str] | None = None) -> Config:
+        # Windows editors may start the file with a byte-order mark; it carries no setting.
+        text = text.removeprefix("\ufeff")
         raw = parse_json_exact(text, str(path))
         if not isinstance(raw, dict):
             raise ConfigError(str(path), 1, "(root)", "must be a JSON object")
@@ -441,6 +444,10 @@ def parse_json_exact(text: str, file: str) -> Any:
         raise ConfigError(file, 1, "(json)", f"nested deeper than {MAX_JSON_DEPTH} levels") from None
     if json_depth_exceeds(value):
         raise ConfigError(file, 1, "(json)", f"nested deeper than {MAX_JSON_DEPTH} levels")
+    duplicate = first_duplicate_key(text)
+    if duplicate is not None:
+        field, line = duplicate
+        raise ConfigError(file, line, field, "duplicate key (a reader sees the first, the parser would take the last)")
     return value
 
 

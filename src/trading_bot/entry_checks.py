@@ -200,6 +200,9 @@ class SizeInForce:
     code = CODE_SIZE
 
     def check(self, order: OrderIntent, state: TradingState, dollars: Decimal) -> Refusal | None:
+        if state.equity <= 0:
+            # With nothing left in the account no size is valid, whatever caps are configured.
+            return Refusal(self.code, f"equity ${money_str(state.equity)} is not above zero; no new entries until the account is funded")
         if state.size_refusal is not None:
             return Refusal(self.code, state.size_refusal)
         if dollars > state.size:
@@ -249,8 +252,17 @@ class MaxDailyLoss:
         self.max_pct = max_pct
 
     def check(self, order: OrderIntent, state: TradingState, dollars: Decimal) -> Refusal | None:
-        if self.max_pct is None or state.equity_at_session_open <= 0:
+        if self.max_pct is None:
             return None
+        if state.equity_at_session_open <= 0:
+            # No percentage exists of nothing: any loss in the session stops new entries.
+            if state.session_pnl >= 0:
+                return None
+            return Refusal(
+                self.code,
+                f"daily loss ${money_str(-state.session_pnl)} with equity at the session's open "
+                f"${money_str(state.equity_at_session_open)} (not above zero); no new entries this session",
+            )
         loss_pct = -state.session_pnl / state.equity_at_session_open * 100
         if loss_pct <= self.max_pct:
             return None

@@ -9,6 +9,8 @@ traceback. The limits are far beyond any real trading value.
 
 from __future__ import annotations
 
+import json
+import re
 from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final
@@ -107,3 +109,69 @@ def json_depth_exceeds(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
 def raw_json_may_nest_too_deep(raw: bytes) -> bool:
     """A cheap pre-check on a line: fewer opening brackets than the limit cannot nest too deep."""
     return raw.count(b"[") + raw.count(b"{") > MAX_JSON_DEPTH
+
+
+def first_duplicate_key(text: str) -> tuple[str, int] | None:
+    """The first key written twice in one JSON object, as a dotted path, and its line.
+
+    JSON readers keep the last of two equal keys while a person reads the first, so a
+    second copy could quietly change a value. `text` must already be valid JSON; keys are
+    compared decoded, so an escape cannot disguise a duplicate.
+    """
+    objects: list[tuple[set[str], list[str]] | None] = []  # per open container; None for arrays
+    path: list[str] = []
+    expect_key = False
+    index, size = 0, len(text)
+    while index < size:
+        char = text[index]
+        if char == '"':
+            end = index + 1
+            while text[end] != '"':
+                end += 2 if text[end] == "\\" else 1
+            top = objects[-1] if objects else None
+            if expect_key and top is not None:
+                key = json.loads(text[index : end + 1])
+                if key in top[0]:
+                    return ".".join([*path, key]), text.count("\n", 0, index) + 1
+                top[0].add(key)
+                top[1][:] = [key]
+                expect_key = False
+            index = end + 1
+            continue
+        if char == "{":
+            _enter(objects, path)
+            objects.append((set(), []))
+            expect_key = True
+        elif char == "[":
+            _enter(objects, path)
+            objects.append(None)
+        elif char in "}]":
+            objects.pop()
+            if objects and objects[-1] is not None:
+                path.pop()
+        elif char == ",":
+            expect_key = bool(objects) and objects[-1] is not None
+        index += 1
+    return None
+
+
+def _enter(objects: list[tuple[set[str], list[str]] | None], path: list[str]) -> None:
+    """Before a nested container opens: inside an object, its key joins the path."""
+    if objects and objects[-1] is not None:
+        path.append(objects[-1][1][0])
+
+
+_BLANK_AFTER_QUOTE: Final = re.compile(rb'"[ \t\r]')
+
+
+def may_hold_duplicate_keys(raw: bytes, data: Any) -> bool:
+    """A cheap test on one decoded line: False only if no key can have been written twice.
+
+    Every key is a string followed by a colon, so with no blank between a closing quote
+    and what follows, each key accounts for one `":` in the raw bytes; more of them than
+    the decoded object has keys means a duplicate, or a nested object, or a `":` inside a
+    value, and the full check decides. Keys are compared decoded, so escapes cannot hide one.
+    """
+    if not isinstance(data, dict) or _BLANK_AFTER_QUOTE.search(raw):
+        return True
+    return raw.count(b'":') != len(data)

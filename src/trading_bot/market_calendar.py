@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import holidays
 
 from trading_bot.clock import ensure_utc
+from trading_bot.logging.trade_record import TradeRecord
 
 _ONE_DAY = timedelta(days=1)
 
@@ -99,6 +100,18 @@ class MarketCalendar:
             self._session_info[local_day] = info
         opens, previous = info
         return local_day if opens is not None and utc >= opens else previous
+
+    def entry_session(self, record: TradeRecord) -> date:
+        """The session an entry was counted in: as recorded when written, so an hours edit
+        never moves a used entry; a line of the original bot falls back to this calendar."""
+        return record.session if record.session is not None else self.session_of(record.timestamp)
+
+    def exit_session(self, trade: TradeRecord) -> date:
+        """The session a close's P&L counts in: as recorded when written, else its exit's session."""
+        if trade.exit_session is not None:
+            return trade.exit_session
+        assert trade.exit_timestamp is not None
+        return self.session_of(trade.exit_timestamp)
 
     def session_closes_at(self, session: date) -> datetime:
         """A session closes when the next one opens, not at `end_time`."""

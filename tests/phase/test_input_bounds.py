@@ -16,7 +16,7 @@ import pytest
 
 from tests.phase.conftest import PASSWORD, SHIPPED_CONFIG, Desk
 from trading_bot.errors import JournalError
-from trading_bot.input_bounds import COUNT_LIMIT, MAX_JSON_DEPTH, MONEY_LIMIT
+from trading_bot.input_bounds import COUNT_LIMIT, MAX_JSON_DEPTH, MONEY_LIMIT, first_duplicate_key, may_hold_duplicate_keys
 from trading_bot.logging.trade_record import parse_trade
 
 # Generous: a fixed build answers in well under a second; the defect hung for minutes.
@@ -251,3 +251,37 @@ def test_a_scrypt_hash_with_a_5000_digit_cost_is_refused_in_one_line(desk: Desk)
     code, out, err = desk.cli("override", "--to", "proof", "--operator", "o", "--reason", "r", "--password-stdin", stdin="x\n")
     assert code in (1, 2) and "Traceback" not in err and err.count("\n") == 1
     assert "N" in err
+
+
+# ---- duplicate keys ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (b'{"a":1,"b":"x"}', False),  # compact, one `":` per key: the fast path
+        (b'{"a":1,"a":2}', True),  # one `":` more than the decoded keys
+        (b'{"a":1,"a" :2}', True),  # a blank before the colon hides a key from the count
+        (b'{"a":1,"a"\t:2}', True),
+        (b'{"a":"x\\":"}', True),  # a `":` inside a value: the full check decides
+        (b'{"a":{"b":1}}', True),  # nested keys
+    ],
+)
+def test_may_hold_duplicate_keys_is_false_only_when_none_can_hide(raw: bytes, expected: bool) -> None:
+    assert may_hold_duplicate_keys(raw, json.loads(raw)) is expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('{"a":1,"b":2}', None),
+        ('{"a":1,\n"a":2}', ("a", 2)),
+        ('{"a":{"b":1,"c":[{"b":2},{"b":3}],\n"b":4}}', ("a.b", 2)),
+        ('{"a":{"c":[{"b":2,"b":3}]}}', ("a.c.b", 1)),
+        ('{"k":"\\"a\\":1","a":1}', None),  # a key-like text inside a string
+        ('{"a":1,"\\u0061":2}', ("a", 1)),  # an escape spells the same key
+        ('[{"a":1},{"a":2}]', None),  # one key in two objects
+    ],
+)
+def test_first_duplicate_key_finds_the_second_copy_and_its_line(text: str, expected: tuple[str, int] | None) -> None:
+    assert first_duplicate_key(text) == expected

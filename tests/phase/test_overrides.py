@@ -470,3 +470,84 @@ def test_with_a_running_clock_the_override_that_began_the_stint_is_not_an_incide
         advance_to(desk, "proof")
         advance_to(desk, "experience")
         assert override_incidents(desk) == 0
+
+
+# ---- a recovery of the override log never lifts a lockout ---------------------------------
+
+
+OVERRIDES_LOG = "phase-overrides.jsonl"
+
+
+def overrides_path(desk: Desk) -> Path:
+    return desk.logs_dir / "phase" / OVERRIDES_LOG
+
+
+def damage_first_wrong_password_line(desk: Desk) -> None:
+    """Change one byte of the first wrong-password line, so `recover` drops it and all after."""
+    path = overrides_path(desk)
+    lines = path.read_bytes().splitlines(keepends=True)
+    first = next(i for i, raw in enumerate(lines) if b'"wrong_password"' in raw)
+    lines[first] = lines[first].replace(b'"reason":"operator decision"', b'"reason":"operator decisioN"', 1)
+    path.write_bytes(b"".join(lines))
+
+
+def cut_wrong_password_lines_and_head(desk: Desk) -> None:
+    """Cut every line from the first wrong password on and delete the head that would notice."""
+    path = overrides_path(desk)
+    lines = path.read_bytes().splitlines(keepends=True)
+    first = next(i for i, raw in enumerate(lines) if b'"wrong_password"' in raw)
+    path.write_bytes(b"".join(lines[:first]))
+    config = config_json(desk)
+    del config["phase_progression"]["overrides_head"]
+    desk.config_path.write_text(json.dumps(config, indent=2), encoding="utf-8")
+
+
+@pytest.mark.parametrize("erase", [damage_first_wrong_password_line, cut_wrong_password_lines_and_head])
+def test_erasing_the_wrong_passwords_and_recovering_keeps_overrides_locked(desk: Desk, erase: Any) -> None:
+    five_wrong(desk)
+    desk.tick()
+    erase(desk)
+    code, out, err = desk.cli("recover")
+    assert code == 0, err
+    assert "wrong_password" not in [line.get("outcome") for line in desk.overrides()]
+    desk.tick()
+    code, _, err = override(desk, "--to", "scaling")
+    assert code == 1
+    assert "locked" in err
+    assert status(desk)["phase"] == "experience"
+
+
+@pytest.mark.parametrize("erase", [damage_first_wrong_password_line, cut_wrong_password_lines_and_head])
+def test_a_recovery_of_the_override_log_locks_for_a_full_fifteen_minutes(desk: Desk, erase: Any) -> None:
+    five_wrong(desk)
+    erase(desk)
+    desk.tick(20)  # the original lockout would have ended by now
+    recovered_at = desk.now()
+    assert desk.cli("recover")[0] == 0
+    desk.at(recovered_at + timedelta(minutes=14, seconds=59))
+    assert override(desk, "--to", "proof")[0] == 1
+    assert outcomes(desk)[-1] == "locked_out"
+    desk.at(recovered_at + timedelta(minutes=15))
+    code, _, err = override(desk, "--to", "proof")
+    assert code == 0, err
+    assert outcomes(desk)[-1] == "success"
+
+
+def test_a_clock_set_back_after_a_recovery_does_not_lift_its_lockout(desk: Desk) -> None:
+    five_wrong(desk)
+    damage_first_wrong_password_line(desk)
+    desk.tick(20)
+    recovered_at = desk.now()
+    assert desk.cli("recover")[0] == 0
+    desk.at(recovered_at - timedelta(hours=1))
+    assert override(desk, "--to", "proof")[0] == 1
+    assert outcomes(desk)[-1] == "locked_out"
+
+
+def test_the_recovered_line_counts_the_wrong_passwords_it_dropped(desk: Desk) -> None:
+    five_wrong(desk)
+    damage_first_wrong_password_line(desk)
+    desk.tick()
+    assert desk.cli("recover")[0] == 0
+    recovered = [line for line in desk.overrides() if line["type"] == "recovered"]
+    assert [line["dropped_wrong_passwords"] for line in recovered] == [5]

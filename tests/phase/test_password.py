@@ -358,3 +358,31 @@ def test_lockout_rejects_nonsense_settings() -> None:
         lockout_state([], T0, max_failures=0)
     with pytest.raises(ValueError):
         lockout_state([], T0, window=timedelta(0))
+
+
+def test_a_recovery_locks_for_fifteen_minutes_from_its_place_in_the_log() -> None:
+    attempts = [PasswordAttempt(T0, "recovered")]
+    assert lockout_state(attempts, T0 + 14 * MIN + 59 * SEC) == LockoutState(T0 + 15 * MIN, 0, after_recovery=True)
+    assert lockout_state(attempts, T0 + 15 * MIN) == LockoutState(None, 0)
+    assert lockout_state(attempts, T0 + 15 * MIN + SEC) == LockoutState(None, 0)
+
+
+def test_a_recovery_during_a_lockout_extends_it_and_clears_the_failures() -> None:
+    fifth = T0 + 4 * MIN
+    attempts = [*five_wrong_ending_at(fifth), PasswordAttempt(fifth + 10 * MIN, "recovered")]
+    assert lockout_state(attempts, fifth + 24 * MIN + 59 * SEC).locked_until == fifth + 25 * MIN
+    assert lockout_state(attempts, fifth + 25 * MIN) == LockoutState(None, 0)
+
+
+def test_failures_before_a_recovery_do_not_carry_past_its_lockout() -> None:
+    attempts = [
+        *[PasswordAttempt(T0 + i * MIN, "wrong_password") for i in range(4)],
+        PasswordAttempt(T0 + 4 * MIN, "recovered"),
+        PasswordAttempt(T0 + 19 * MIN, "wrong_password"),
+    ]
+    assert lockout_state(attempts, T0 + 19 * MIN) == LockoutState(None, 1)
+
+
+def test_a_recovery_stamped_in_the_past_still_locks_from_the_latest_instant_before_it() -> None:
+    attempts = [PasswordAttempt(T0 + 10 * MIN, "success"), PasswordAttempt(T0, "recovered")]
+    assert lockout_state(attempts, T0 + 24 * MIN + 59 * SEC).locked_until == T0 + 25 * MIN

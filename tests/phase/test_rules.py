@@ -94,6 +94,12 @@ TRIGGER_CASES: list[tuple[str, Any, StintProgress, bool]] = [
     ("daily loss just above 5%", DailyLoss(D("5")), progress("-500.01", phase=Phase.TRIAL), True),
     ("daily loss just below 5%", DailyLoss(D("5")), progress("-499.99", phase=Phase.TRIAL), False),
     ("an up day", DailyLoss(D("5")), progress("800", phase=Phase.TRIAL), False),
+    ("any loss with equity at the open of 0", DailyLoss(D("5")), progress("-0.01", phase=Phase.TRIAL, equity="0"), True),
+    ("any loss with equity at the open below 0", DailyLoss(D("5")), progress("-0.01", phase=Phase.TRIAL, equity="-0.01"), True),
+    ("a breakeven day with equity at the open of 0", DailyLoss(D("5")), progress("0", phase=Phase.TRIAL, equity="0"), False),
+    ("an up day with equity at the open below 0", DailyLoss(D("5")), progress("5", phase=Phase.TRIAL, equity="-100"), False),
+    ("a loss of 5% of 0.01 equity at the open", DailyLoss(D("5")), progress("-0.0005", phase=Phase.TRIAL, equity="0.01"), False),
+    ("a loss above 5% of 0.01 equity at the open", DailyLoss(D("5")), progress("-0.0006", phase=Phase.TRIAL, equity="0.01"), True),
 ]
 
 
@@ -136,6 +142,11 @@ GATE_CASES: list[tuple[str, Any, GateView, bool]] = [
     ("drawdown 4.99% < 5%", MaxDrawdown(D("5")), view(progress("-499", phase=Phase.TRIAL)), True),
     ("drawdown 5% is not below 5%", MaxDrawdown(D("5")), view(progress("-500", phase=Phase.TRIAL)), False),
     ("a disabled criterion is met", TradeCount(None), view(progress()), True),
+    ("drawdown from a peak of 0 is not measurable", MaxDrawdown(D("5")), view(progress("-1", phase=Phase.TRIAL, equity="0")), False),
+    ("drawdown from a peak below 0 is not measurable", MaxDrawdown(D("5")), view(progress("-1", phase=Phase.TRIAL, equity="-0.01")), False),
+    ("a gain from equity below 0 leaves the drawdown unmeasured", MaxDrawdown(D("5")), view(progress("5", phase=Phase.TRIAL, equity="-100")), False),
+    ("no closes yet on equity below 0", MaxDrawdown(D("5")), view(progress(phase=Phase.TRIAL, equity="-100")), False),
+    ("drawdown 4.99% from a peak of 0.01", MaxDrawdown(D("5")), view(progress("-0.000499", phase=Phase.TRIAL, equity="0.01")), True),
 ]
 
 
@@ -143,6 +154,26 @@ GATE_CASES: list[tuple[str, Any, GateView, bool]] = [
 def test_gate_criterion_is_met_exactly_at_its_threshold(rule: Any, seen: GateView, met: bool) -> None:
     result = rule.evaluate(seen)
     assert (result.name, result.met) == (rule.name, met)
+
+
+def test_daily_loss_on_equity_at_or_below_zero_says_why_it_fired() -> None:
+    hit = DailyLoss(D("5")).check(progress("-0.01", phase=Phase.TRIAL, equity="0"))
+    assert hit is not None
+    assert (hit.name, hit.threshold) == ("max_daily_loss_pct", "5.0000")
+    assert hit.detail == "daily loss $0.01 with equity at the session's open $0.00 (not above zero): any loss fires"
+
+
+def test_drawdown_from_a_peak_at_or_below_zero_is_unmet_with_a_clear_detail() -> None:
+    folded = progress("-1", phase=Phase.TRIAL, equity="-0.01")
+    assert folded.drawdown_pct() is None
+    result = MaxDrawdown(D("5")).evaluate(view(folded))
+    assert (result.actual, result.required, result.met) == (None, "5.0000", False)
+    assert result.detail == "max drawdown in the stint not measurable (equity peak $-0.01 is not above zero); limit 5.0000%"
+
+
+def test_drawdown_stays_unmeasurable_after_equity_climbs_back_above_zero() -> None:
+    folded = progress("-1", "50", phase=Phase.TRIAL, equity="0")
+    assert folded.drawdown_pct() is None
 
 
 # ---- the registries ------------------------------------------------------------------------

@@ -22,7 +22,13 @@ import orjson
 
 from trading_bot.clock import CLOCK_TOLERANCE
 from trading_bot.errors import JournalError
-from trading_bot.input_bounds import MAX_JSON_DEPTH, json_depth_exceeds, raw_json_may_nest_too_deep
+from trading_bot.input_bounds import (
+    MAX_JSON_DEPTH,
+    first_duplicate_key,
+    json_depth_exceeds,
+    may_hold_duplicate_keys,
+    raw_json_may_nest_too_deep,
+)
 from trading_bot.logging.trade_record import OPEN, TradeRecord, parse_trade
 
 JOURNAL_SUFFIX = ".jsonl"
@@ -251,6 +257,11 @@ class TradeJournal:
         if raw_json_may_nest_too_deep(raw) and json_depth_exceeds(data):
             self._note_problem(JournalError(file, line, "(line)", f"nested deeper than {MAX_JSON_DEPTH} levels"))
             return
+        if may_hold_duplicate_keys(raw, data):
+            duplicate = first_duplicate_key(raw.decode("utf-8"))
+            if duplicate is not None:
+                self._note_problem(JournalError(file, line, duplicate[0], "duplicate key (a reader sees the first, the parser would take the last)"))
+                return
         try:
             record = parse_trade(data, file, line)
         except JournalError as error:

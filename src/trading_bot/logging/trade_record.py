@@ -7,7 +7,7 @@ a million lines and must stay much faster than a plain `json.loads` loop.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
@@ -31,7 +31,7 @@ _KNOWN_FIELDS = frozenset(
     {
         "timestamp", "exit_timestamp", "symbol", "action", "quantity", "price", "order_id",
         "outcome", "net_profit_loss", "profit_loss", "stop_loss", "target", "execution_mode",
-        "phase", "emergency_exit", "manual_override", "operator_id",
+        "phase", "emergency_exit", "manual_override", "operator_id", "session", "exit_session",
     }
 )
 
@@ -68,6 +68,10 @@ class TradeRecord:
     emergency_exit: bool = False
     manual_override: bool = False
     operator_id: str | None = None
+    # The sessions the bot counted the entry and the close in, as recorded when written
+    # (None on lines of the original bot: the calendar in force decides then).
+    session: date | None = None
+    exit_session: date | None = None
     extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
     file: str = field(default="", compare=False)
     line: int = field(default=0, compare=False)
@@ -144,7 +148,7 @@ class TradeRecord:
 
     def reopened(self) -> TradeRecord:
         """This trade as it looked before its exit (for views as of an earlier time)."""
-        return replace(self, outcome=OPEN, exit_timestamp=None, net_pnl=None)
+        return replace(self, outcome=OPEN, exit_timestamp=None, net_pnl=None, exit_session=None)
 
     def to_json_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = dict(self.extra)
@@ -174,6 +178,10 @@ class TradeRecord:
         if self.net_pnl is not None:
             data["net_profit_loss"] = str(self.net_pnl)
             data.setdefault("profit_loss", str(self.net_pnl))
+        if self.session is not None:
+            data["session"] = self.session.isoformat()
+        if self.exit_session is not None:
+            data["exit_session"] = self.exit_session.isoformat()
         return data
 
     def same_content(self, other: TradeRecord) -> bool:
@@ -183,6 +191,26 @@ class TradeRecord:
 
 def _iso(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def _recorded_session(value: Any, moment: datetime | None) -> date | None:
+    """A session date written beside a record; it must lie near the record's instant, so an
+    edit cannot move an entry into a far session (a week covers a long weekend of holidays,
+    a day after covers a time zone east of UTC)."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) != 10:
+        raise ValueError("must be a date (YYYY-MM-DD)")
+    try:
+        session = date.fromisoformat(value)
+    except ValueError:
+        raise ValueError("must be a date (YYYY-MM-DD)") from None
+    if moment is None:
+        raise ValueError("is recorded without the instant it belongs to")
+    days_before = (moment.date() - session).days
+    if not -1 <= days_before <= 7:
+        raise ValueError("must lie between a week before and a day after the record's instant")
+    return session
 
 
 def _number(value: Any) -> Decimal:
@@ -294,6 +322,10 @@ def parse_trade(data: Any, file: str, line: int) -> TradeRecord:
         operator_id = data.get("operator_id")
         if operator_id is not None and not isinstance(operator_id, str):
             raise ValueError("must be a string")
+        current = "session"
+        session = _recorded_session(data.get("session"), timestamp)
+        current = "exit_session"
+        exit_session = _recorded_session(data.get("exit_session"), exit_timestamp)
     except (ValueError, ArithmeticError) as error:
         raise JournalError(file, line, current, str(error) or type(error).__name__) from None
     extra = {key: value for key, value in data.items() if key not in _KNOWN_FIELDS}
@@ -314,6 +346,8 @@ def parse_trade(data: Any, file: str, line: int) -> TradeRecord:
         emergency_exit=emergency_exit,
         manual_override=manual_override,
         operator_id=operator_id,
+        session=session,
+        exit_session=exit_session,
         extra=extra,
         file=file,
         line=line,

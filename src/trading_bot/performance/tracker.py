@@ -58,10 +58,11 @@ class PerformanceTracker:
         return self.journal.closed_trades
 
     def session_of_close(self, trade: TradeRecord) -> date:
-        """The session a closed trade's P&L counts in: the session of its exit time."""
+        """The session a closed trade's P&L counts in: as recorded at its close, else its exit's."""
         if not trade.is_closed:
             raise ValueError(f"trade {trade.order_id} is still open")
-        return self.calendar.session_of(_exit_of(trade))
+        _exit_of(trade)  # a close without an exit instant is refused, naming the order
+        return self.calendar.exit_session(trade)
 
     def get_summary(
         self,
@@ -119,13 +120,13 @@ class PerformanceTracker:
         a row's phase is the phase of its latest close (ties: the later in `trades`);
         without the others, sizes are () and trips 0.
         """
-        session_of = self.calendar.session_of
+        session_of = self.calendar.exit_session
         sessions: dict[date, _SessionAccumulator] = {}
         for trade in trades:
             if not trade.is_closed:
                 continue
             exit_at = _exit_of(trade)
-            session = session_of(exit_at)
+            session = session_of(trade)
             acc = sessions.get(session)
             if acc is None:
                 acc = sessions[session] = _SessionAccumulator(exit_at, trade.phase)

@@ -16,7 +16,7 @@ from trading_bot.money import money_str
 from trading_bot.phase.engine import PhaseState, metrics_snapshot
 from trading_bot.phase.log_format import LogDamaged, LogLine
 from trading_bot.phase.ledger import entry_size
-from trading_bot.phase.record_types import ADVANCE, ADVANCE_REFUSED, BREAKER_ACK, OVERRIDE, OVERRIDE_ATTEMPT, RESET, TRANSITION
+from trading_bot.phase.record_types import ADVANCE, ADVANCE_REFUSED, BREAKER_ACK, OVERRIDE, OVERRIDE_ATTEMPT, RECOVERED, RESET, TRANSITION
 from trading_bot.phase.models import GateResult, Phase
 from trading_bot.phase.password import (
     BadPasswordHash,
@@ -190,14 +190,16 @@ class OperatorCommands:
         """5 wrong passwords in 15 minutes lock overrides for 15 minutes (from the override log)."""
         with self.manager.lock.held():
             attempts = [
-                PasswordAttempt(line.timestamp, line.data["outcome"])
+                PasswordAttempt(line.timestamp, "recovered" if line.type == RECOVERED else line.data["outcome"])
                 for line in self.manager.overrides.lines()
-                if line.type == OVERRIDE_ATTEMPT and line.data.get("outcome") in ("success", "wrong_password", "locked_out")
+                if line.type == RECOVERED
+                or (line.type == OVERRIDE_ATTEMPT and line.data.get("outcome") in ("success", "wrong_password", "locked_out"))
             ]
             locked = lockout_state(attempts, self.manager.now())
             if locked.locked_until is None:
                 return
-            message = f"overrides locked until {format_local(locked.locked_until, self.manager.calendar.tz)} after 5 wrong passwords"
+            cause = "a recovery of the override log" if locked.after_recovery else "5 wrong passwords"
+            message = f"overrides locked until {format_local(locked.locked_until, self.manager.calendar.tz)} after {cause}"
             self._record_attempt(operator_id, action, reason, "locked_out", message)
         raise PhaseRefused(message)
 

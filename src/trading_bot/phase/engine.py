@@ -182,7 +182,7 @@ def metrics_snapshot(progress: StintProgress) -> dict[str, Any]:
         "consecutive_losses": tally.consecutive_losses,
         "stint_net_pnl": money_str(tally.net_pnl),
         "equity": money_str(progress.equity),
-        "max_drawdown_pct": str(progress.max_drawdown_pct.quantize(Decimal("0.0001"))),
+        "max_drawdown_pct": None if (drawdown := progress.drawdown_pct()) is None else str(drawdown.quantize(Decimal("0.0001"))),
     }
 
 
@@ -311,7 +311,7 @@ class PhaseEngine:
             assert trade.exit_timestamp is not None
             if trade.exit_timestamp > now:
                 break
-            session = self.calendar.session_of(trade.exit_timestamp)
+            session = self.calendar.exit_session(trade)
             close_sessions_before(session)
             replay.index += 1
             replay.pend(session)
@@ -377,7 +377,7 @@ class PhaseEngine:
             return None
         settings = self.settings.phase_progression.scaling
         assert trade.exit_timestamp is not None
-        size_at_open = self._size_at_open(ledger, self.calendar.session_of(trade.exit_timestamp))
+        size_at_open = self._size_at_open(ledger, self.calendar.exit_session(trade))
         step = streak_step(settings, progress, ledger.stint.size, size_at_open, f"stint{ledger.stint.transition_seq}")
         if step is None or step.key in ledger.size_keys:
             return None

@@ -49,7 +49,7 @@ class Integrity:
         counts: dict[Any, tuple[int, Decimal]] = {}
         for trade in self.manager.journal.closed_trades:
             assert trade.exit_timestamp is not None and trade.net_pnl is not None
-            session = self.manager.calendar.session_of(trade.exit_timestamp)
+            session = self.manager.calendar.exit_session(trade)
             count, pnl = counts.get(session, (0, Decimal(0)))
             counts[session] = (count + 1, pnl + trade.net_pnl)
         lines = self.manager.log_lines(self.manager.history)
@@ -95,6 +95,14 @@ class Integrity:
             for problem in mirror_problems.values():
                 done.append(f"{problem}: the log as found is accepted and recorded")
             if results or mirror_problems:
+                if OVERRIDES_FILE in mirror_problems and not any(log is self.manager.overrides for log, _ in results):
+                    # The override log is accepted shorter than its head said: the lines
+                    # it lost may have held wrong passwords, so the lockout restarts here.
+                    self.manager.overrides.append(
+                        RECOVERED,
+                        {"restored_from": "log as found", "detail": mirror_problems[OVERRIDES_FILE]},
+                        self.manager.now(),
+                    )
                 if not any(log is self.manager.history for log, _ in results):
                     self.manager.history.append(
                         RECOVERED,

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
+import orjson
+
 from trading_bot.clock import ensure_utc
 from trading_bot.durable_files import atomic_write_bytes
 from trading_bot.phase.log_format import (
@@ -23,7 +25,7 @@ from trading_bot.phase.log_format import (
     scan_all,
     stamp_no_earlier_than,
 )
-from trading_bot.phase.record_types import RECOVERED, TORN_TAIL_MOVED
+from trading_bot.phase.record_types import OVERRIDE_ATTEMPT, OVERRIDES_FILE, RECOVERED, TORN_TAIL_MOVED
 
 if TYPE_CHECKING:
     from trading_bot.phase.chained_log import ChainedLog
@@ -117,6 +119,8 @@ def recover(log: ChainedLog) -> RecoveryResult | None:
             "damaged_file": damaged_file.name,
             "torn_tail_bytes": len(damaged.torn),
         }
+        if log.path.name == OVERRIDES_FILE:
+            payload["dropped_wrong_passwords"] = _wrong_passwords_in(data.split(b"\n")[len(kept):])
         moment, payload = stamp_no_earlier_than(log._clock.now(), kept[-1].timestamp if kept else None, payload)
         obj, raw = build_line(RECOVERED, payload, last_seq + 1, last_hash, moment)
         atomic_write_bytes(log.path, content + raw)
@@ -132,6 +136,20 @@ def recover(log: ChainedLog) -> RecoveryResult | None:
         )
 
 # ----------------------------------------------------------------- internals
+def _wrong_passwords_in(raw_lines: list[bytes]) -> int:
+    """Wrong-password attempts readable in dropped lines, damaged or not: the evidence a
+    recovery loses, named in its `recovered` line."""
+    count = 0
+    for raw in raw_lines:
+        try:
+            obj = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            continue
+        if isinstance(obj, dict) and obj.get("type") == OVERRIDE_ATTEMPT and obj.get("outcome") == "wrong_password":
+            count += 1
+    return count
+
+
 def move_torn_tail_locked(log: ChainedLog) -> Path:
     """Set a torn tail aside; the caller holds the lock and has refreshed the log for writing."""
     cut = log._offset

@@ -148,7 +148,7 @@ class PhaseManager:
         self._entries_seen = len(log)
         if new_entries:
             self.entries.fold(new_entries)
-            self._new_entry_sessions.update(self.calendar.session_of(r.timestamp) for r in new_entries)
+            self._new_entry_sessions.update(self.calendar.entry_session(r) for r in new_entries)
         closes = len(journal.closed_trades)
         changed = bool(new_entries) or closes != self._closes_seen
         self._closes_seen = closes

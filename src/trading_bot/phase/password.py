@@ -36,7 +36,9 @@ _MAXMEM_MARGIN = 1 << 20
 _INT_MAX = 2**31 - 1  # hashlib.scrypt refuses a larger maxmem
 _DIGITS = re.compile(r"[0-9]{1,12}\Z")  # a cost beyond 12 digits is a typo, never a parse
 
-Outcome = Literal["success", "wrong_password", "locked_out"]
+# "recovered" is not an attempt: it is a recovery of the override log, which may have
+# dropped wrong passwords, so it counts as the start of a full lockout.
+Outcome = Literal["success", "wrong_password", "locked_out", "recovered"]
 
 
 class PasswordNotConfigured(Exception):
@@ -148,6 +150,7 @@ class LockoutState:
 
     locked_until: datetime | None
     recent_failures: int
+    after_recovery: bool = False
 
 
 def lockout_state(
@@ -169,6 +172,9 @@ def lockout_state(
     Anything recorded during a lockout is not counted, whatever its outcome. A success
     clears the count. The count is also cleared when a lockout starts, so once it ends
     the operator starts fresh: failures from before the lockout never carry over.
+    A "recovered" entry (the override log was restored or accepted short) starts a full
+    lockout at its place in the log, whatever came before: the lines it dropped may
+    have held wrong passwords, and damaging the log must never be a way to lift a lockout.
     `recent_failures` is the number of counted failures within `window` of `now`
     (0 while locked). Callers pass only the attempts recorded by `now` (an `--as-of`
     view filters the log first).
@@ -186,7 +192,13 @@ def lockout_state(
     now = ensure_utc(now) if latest is None else max(ensure_utc(now), latest)
     failures: list[datetime] = []
     lock_end: datetime | None = None
+    by_recovery = False
     for at, outcome in timeline:
+        if outcome == "recovered":
+            if lock_end is None or at + lockout >= lock_end:
+                lock_end, by_recovery = at + lockout, True
+            failures.clear()
+            continue
         if lock_end is not None:
             if at < lock_end:
                 continue
@@ -197,12 +209,12 @@ def lockout_state(
             failures = [f for f in failures if f >= at - window]
             failures.append(at)
             if len(failures) >= max_failures:
-                lock_end = at + lockout
+                lock_end, by_recovery = at + lockout, False
                 failures.clear()
         # "locked_out" outside a lockout (a process with other settings wrote it) is
         # neither a failure nor a success, so it changes nothing.
     if lock_end is not None and now < lock_end:
-        return LockoutState(locked_until=lock_end, recent_failures=0)
+        return LockoutState(locked_until=lock_end, recent_failures=0, after_recovery=by_recovery)
     return LockoutState(
         locked_until=None,
         recent_failures=sum(1 for f in failures if f >= now - window),

@@ -23,6 +23,7 @@ from trading_bot.phase.export import Export, SessionRow, closed_trades_of, descr
 from trading_bot.phase.ledger import effective_time
 from trading_bot.phase.manager import PhaseManager
 from trading_bot.phase.models import Phase
+from trading_bot.phase.stint import StintProgress
 
 LATEST_SESSIONS = 60
 WIDTH, HEIGHT = 960, 340
@@ -156,6 +157,14 @@ dl{display:grid;grid-template-columns:12em auto;gap:2px 1em} dt{font-weight:bold
 """
 
 
+def drawdown_text(progress: StintProgress) -> str:
+    """The stint's max drawdown, or why it cannot be measured (a peak at or below zero)."""
+    drawdown = progress.drawdown_pct()
+    if drawdown is None:
+        return f"not measurable (equity peak ${esc(money_str(progress.unmeasured_peak() or Decimal(0)))} is not above zero)"
+    return f"{esc(ratio_str(drawdown))}%"
+
+
 def render_report(manager: PhaseManager, state: PhaseState) -> str:
     """The page for the desk's records as the manager sees them now (or at --as-of)."""
     tz = manager.calendar.tz
@@ -193,7 +202,7 @@ def render_report(manager: PhaseManager, state: PhaseState) -> str:
         f"<dt>Closed trades</dt><dd>{tally.counted} ({tally.wins} wins, {tally.losses} losses, {tally.breakevens} breakeven)</dd>",
         f"<dt>Win rate</dt><dd>{esc(ratio_str(rate.value)) if rate.value is not None else esc(rate.detail)}</dd>",
         f"<dt>Average R:R</dt><dd>{esc(ratio_str(rr.value)) if rr.value is not None else esc(rr.detail)}</dd>",
-        f"<dt>Max drawdown</dt><dd>{esc(ratio_str(state.progress.max_drawdown_pct))}%</dd>",
+        f"<dt>Max drawdown</dt><dd>{drawdown_text(state.progress)}</dd>",
         "</dl>",
         "<h2>Next gate</h2>",
     ]
@@ -255,7 +264,7 @@ def _months_table(manager: PhaseManager, export: Export, trades: Sequence[TradeR
     by_month: dict[str, list[TradeRecord]] = {}
     for trade in trades:
         assert trade.exit_timestamp is not None
-        by_month.setdefault(calendar.session_of(trade.exit_timestamp).strftime("%Y-%m"), []).append(trade)
+        by_month.setdefault(calendar.exit_session(trade).strftime("%Y-%m"), []).append(trade)
     sessions_by_month: dict[str, int] = {}
     for row in export.sessions:
         key = row.metrics.date.strftime("%Y-%m")

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from trading_bot.config import DowngradeTriggers, Settings
 from trading_bot.dashboard.metrics_calculator import Ratio, daily_loss_pct, rr_met_from_counts
-from trading_bot.money import distinct_pair, ratio_str
+from trading_bot.money import distinct_pair, money_str, ratio_str
 from trading_bot.phase.models import CriterionResult, GateResult, Phase, TriggerHit
 from trading_bot.phase.stint import StintProgress
 
@@ -232,6 +232,15 @@ class MaxDrawdown:
         if self.limit is None:
             return _disabled(self.name, label)
         actual = view.progress.drawdown_pct()
+        if actual is None:
+            peak = view.progress.unmeasured_peak()
+            return CriterionResult(
+                self.name,
+                None,
+                ratio_str(self.limit),
+                False,
+                f"{label} not measurable (equity peak ${money_str(peak or Decimal(0))} is not above zero); limit {ratio_str(self.limit)}%",
+            )
         met = actual < self.limit
         shown, limit = distinct_pair(actual, self.limit)
         sign = "<" if met else "≥"
@@ -417,9 +426,18 @@ class DailyLoss:
         if session is None:
             return None
         equity_open = progress.equity_at_session_open(session)
+        session_pnl = progress.stint_session_pnl(session)
         if equity_open <= 0:
-            return None
-        loss_pct = daily_loss_pct(progress.stint_session_pnl(session), equity_open)
+            # No percentage exists of nothing: any loss on an account at or below zero fires.
+            if session_pnl >= 0:
+                return None
+            return TriggerHit(
+                self.name,
+                money_str(session_pnl),
+                ratio_str(self.limit_pct),
+                f"daily loss ${money_str(-session_pnl)} with equity at the session's open ${money_str(equity_open)} (not above zero): any loss fires",
+            )
+        loss_pct = daily_loss_pct(session_pnl, equity_open)
         if loss_pct > self.limit_pct:
             shown, limit = distinct_pair(loss_pct, self.limit_pct)
             return TriggerHit(

@@ -88,6 +88,7 @@ class StintProgress:
     equity_at_stint_start: Decimal | None = None
     peak: Decimal | None = None
     max_drawdown_pct: Decimal = ZERO
+    peak_not_above_zero: Decimal | None = None
     last_stint_trade: TradeRecord | None = None
     last_session: date | None = None
     manual_override_trades: int = 0
@@ -116,7 +117,7 @@ class StintProgress:
     def fold(self, trade: TradeRecord) -> bool:
         """Add one closed trade (in close order). Returns whether it is a stint trade."""
         assert trade.exit_timestamp is not None and trade.net_pnl is not None
-        session = self.calendar.session_of(trade.exit_timestamp)
+        session = self.calendar.exit_session(trade)
         if session not in self.equity_at_open:
             self.equity_at_open[session] = self.equity
         self.all_sessions_pnl[session] = self.all_sessions_pnl.get(session, ZERO) + trade.net_pnl
@@ -154,7 +155,11 @@ class StintProgress:
         assert self.peak is not None
         if self.equity > self.peak:
             self.peak = self.equity
-        elif self.peak > 0:
+        if self.peak <= 0:
+            # A fall from nothing has no percentage; the drawdown stays unmeasured for the stint.
+            if self.peak_not_above_zero is None:
+                self.peak_not_above_zero = self.peak
+        elif self.equity < self.peak:
             drawdown = (self.peak - self.equity) / self.peak * 100
             if drawdown > self.max_drawdown_pct:
                 self.max_drawdown_pct = drawdown
@@ -193,5 +198,16 @@ class StintProgress:
             loss_sum=sum((book.loss_sum for book in chosen), ZERO),
         )
 
-    def drawdown_pct(self) -> Decimal:
+    def drawdown_pct(self) -> Decimal | None:
+        """The stint's max drawdown; None when a peak at or below zero makes it unmeasurable."""
+        if self.unmeasured_peak() is not None:
+            return None
         return self.max_drawdown_pct
+
+    def unmeasured_peak(self) -> Decimal | None:
+        """The equity peak at or below zero that left the drawdown unmeasurable, if any."""
+        if self.peak_not_above_zero is not None:
+            return self.peak_not_above_zero
+        if self.peak is None and self.equity <= 0:
+            return self.equity
+        return None

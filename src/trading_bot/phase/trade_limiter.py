@@ -38,7 +38,7 @@ class SessionEntries:
 
     def fold(self, entries: Iterable[TradeRecord]) -> None:
         for record in entries:
-            session = self.calendar.session_of(record.timestamp)
+            session = self.calendar.entry_session(record)
             self.by_session.setdefault(session, set()).add(record.order_id)
 
     def count(self, session: date) -> int:
@@ -47,7 +47,7 @@ class SessionEntries:
     def sessions_with_entries_since(self, since: datetime | None, entries: dict[str, TradeRecord]) -> set[date]:
         """Sessions with an entry at or after `since` (for the missed-days rule)."""
         return {
-            self.calendar.session_of(record.timestamp)
+            self.calendar.entry_session(record)
             for record in entries.values()
             if since is None or record.timestamp >= since
         }
