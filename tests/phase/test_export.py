@@ -154,7 +154,9 @@ def test_no_password_or_password_hash_ever_appears_in_an_export(desk: Desk, tmp_
         (("--start", "2026-02-30", "--end", "2026-03-01"), "argument --start: not an ISO 8601 date"),
         (("--start", "2026-03-01", "--end", "yesterday"), "argument --end: not an ISO 8601 date"),
         (("--start", "9" * 60, "--end", "2026-03-01"), "argument --start: not an ISO 8601 date"),
-        (("--start", "2026-03-01T10:00", "--end", "2026-03-02"), "without a time of day"),
+        (("--start", "2026-03-01T10:00", "--end", "2026-03-02"), "argument --start: not an ISO 8601 date (YYYY-MM-DD or YYYYMMDD)"),
+        (("--start", "2026-W10", "--end", "2026-03-31"), "argument --start: not an ISO 8601 date (YYYY-MM-DD or YYYYMMDD)"),
+        (("--start", "2026-03-01", "--end", "2026-03-31T00:00:00"), "argument --end: not an ISO 8601 date (YYYY-MM-DD or YYYYMMDD)"),
         (("--start", "1969-12-31", "--end", "2026-03-02"), "before 1970-01-01"),
     ],
 )
@@ -216,3 +218,43 @@ def test_dates_are_read_with_iso_8601_basic_and_extended_forms() -> None:
     assert parse_day("--start", "1970-01-01") == date(1970, 1, 1)
     with pytest.raises(ExportRangeError):
         parse_day("--start", "2026-03-02T00:00:00+00:00")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2026-W10",
+        "2026-W10-1",
+        "2026W101",
+        "2026-061",
+        "2026061",
+        "2026-03",
+        "2026",
+        "202603",
+        "2026-03-02T00:00:00",
+        "2026-03-02T00:00:00Z",
+        "2026-03-02 00:00",
+        " 2026-03-02",
+        "2026-03-02 ",
+        "2026-3-2",
+        "2026-03-020",
+        "202603021",
+        "2026/03/02",
+        "\uff12\uff10\uff12\uff16-03-02",
+        "2026-13-01",
+        "0000-01-01",
+    ],
+)
+def test_only_the_two_forms_the_error_names_are_accepted(text: str) -> None:
+    with pytest.raises(ExportRangeError, match=r"^--start: not an ISO 8601 date \(YYYY-MM-DD or YYYYMMDD\)$"):
+        parse_day("--start", text)
+
+
+def test_a_week_date_is_refused_by_the_command_and_nothing_is_written(desk: Desk) -> None:
+    desk.trade(3)
+    desk.next_session()
+    before = desk.snapshot_files()
+    code, out, err = desk.cli("export", "--start", "2026-W10", "--end", "2026-03-31")
+    assert (code, out) == (2, "")
+    assert err.strip() == "usage: argument --start: not an ISO 8601 date (YYYY-MM-DD or YYYYMMDD)"
+    assert desk.snapshot_files() == before

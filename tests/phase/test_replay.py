@@ -233,6 +233,16 @@ def test_nothing_is_left_in_the_scratch_folder_or_beside_the_trades(goog_trades:
         ("entry_time,exit_time,pnl\n2030-03-02,2030-03-02,1\n", ":2: entry_time: is in the future"),
         ("entry_time,exit_time,pnl\n1969-03-02,1969-03-03,1\n", ":2: entry_time: is before 1970"),
         ("entry_time,exit_time,pnl\n2026-03-02,2026-03-02,1e999999\n", ":2: pnl: exponent out of range"),
+        ("entry_time,exit_time,pnl\n2026-03-02,2026-03-02,1e999999999\n", ":2: pnl: exponent out of range"),
+        ("entry_time,exit_time,pnl\n2026-03-02,2026-03-02,-1e999999999\n", ":2: pnl: exponent out of range"),
+        ("entry_time,exit_time,pnl\n2026-03-02,2026-03-02,1e-999999999\n", ":2: pnl: exponent out of range"),
+        (",EntryTime,ExitTime,PnL,EntryPrice,Size\n0,2026-03-02,2026-03-03,5,10,1e999999999\n", ":2: Size: exponent out of range"),
+        (",EntryTime,ExitTime,PnL,EntryPrice,Size\n0,2026-03-02,2026-03-03,5,1e999999999,10\n", ":2: EntryPrice: exponent out of range"),
+        ("entry_time,exit_time,pnl\n2026-03-02,2026-03-02,1,9\n", ":2: column 4: is beyond the header's 3 columns"),
+        ("entry_time,exit_time,pnl\n2026-03-02,2026-03-02,1\n2026-03-03,2026-03-03,1,\n", ":3: column 4: is beyond the header's 3 columns"),
+        ("entry_time,exit_time,pnl\n2026-03-02,2026-03-02\n", ":2: pnl: is missing (the row has 2 cells, the header 3)"),
+        (",EntryTime,ExitTime,PnL,EntryPrice,Size\n0,2026-03-02,2026-03-03,5,10\n", ":2: Size: is missing (the row has 5 cells, the header 6)"),
+        ("entry_time,exit_time,pnl,pnl\n2026-03-02,2026-03-02,1,2\n", ":1: pnl: appears twice in the header"),
         ("entry_time,exit_time,pnl\n2026-03-02,2026-03-02,1000000000000000\n", ":2: pnl: must be below 10^15"),
         ("entry_time,exit_time,pnl\n" + "2" * 50 + ",2026-03-02,1\n", ":2: entry_time: not an ISO 8601 date or timestamp (too long)"),
         ("entry_time,exit_time,pnl\n2026-03-02,2026-03-02,-100\n", ":2: pnl: loses the whole position or more"),
@@ -287,3 +297,22 @@ def test_a_loss_just_short_of_the_whole_position_replays(tmp_path: Path) -> None
     trades.write_text("entry_time,exit_time,pnl\n2026-03-02,2026-03-02,-99.99\n", encoding="utf-8")
     events = run_json("--trades", str(trades))
     assert (events[-1]["placed"], events[-1]["refused"]) == (1, 0)
+
+
+def test_a_repeated_identical_row_is_two_trades(tmp_path: Path) -> None:
+    """Two positions opened and closed together are two identical rows in a trade list."""
+    row = "2026-03-02T10:00:00-05:00,2026-03-02T11:00:00-05:00,2\n"
+    once, twice = tmp_path / "once.csv", tmp_path / "twice.csv"
+    once.write_text("entry_time,exit_time,pnl\n" + row, encoding="utf-8")
+    twice.write_text("entry_time,exit_time,pnl\n" + row + row, encoding="utf-8")
+    assert run_json("--trades", str(once))[-1]["placed"] == 1
+    final = run_json("--trades", str(twice))[-1]
+    assert final["placed"] == 2 and final["refused"] == 0
+    code, out, _ = run("--trades", str(twice))
+    assert code == 0 and "replayed 2 trades" in out
+
+
+def test_a_header_with_an_unnamed_extra_column_takes_rows_of_its_width(tmp_path: Path) -> None:
+    trades = tmp_path / "plain.csv"
+    trades.write_text("entry_time,exit_time,pnl,\n2026-03-02,2026-03-02,1,\n", encoding="utf-8")
+    assert run_json("--trades", str(trades))[-1]["placed"] == 1

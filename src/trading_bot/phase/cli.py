@@ -1,7 +1,8 @@
 """`python -m trading_bot.phase`: the operator's commands. Parses, calls the manager, formats.
 
 Exit codes: 0 success / ready / allowed; 1 refused / not ready / damage / busy; 2 bad
-usage or bad input (one line on stderr, nothing on stdout, nothing written).
+usage or bad input (one line on stderr, nothing on stdout, nothing written); 141 the
+reader of stdout went away (`status | true`): nothing said, as for a SIGPIPE.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from trading_bot.entry_checks import CODE_LIMIT, EntryDecision
 EXIT_OK = 0
 EXIT_REFUSED = 1
 EXIT_USAGE = 2
+EXIT_OUTPUT_CLOSED = 128 + 13  # what a shell reports for a writer ended by SIGPIPE
 _NOT_UTF8 = "standard input is not UTF-8 text; nothing recorded"
 
 
@@ -212,6 +214,15 @@ def main(
     """Run one command in-process and return its exit code (never raises SystemExit)."""
     io = Io(stdin or sys.stdin, stdout or sys.stdout, stderr or sys.stderr)
     try:
+        return _run(argv, io, environ, clock)
+    except BrokenPipeError:
+        # The reader is gone: not the operator's mistake and no file's fault. What was
+        # recorded stays recorded; there is no one left to tell.
+        return EXIT_OUTPUT_CLOSED
+
+
+def _run(argv: Sequence[str] | None, io: Io, environ: Mapping[str, str] | None, clock: Clock) -> int:
+    try:
         with contextlib.redirect_stdout(io.stdout):
             args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
     except UsageError as error:
@@ -236,6 +247,8 @@ def main(
     try:
         desk = Desk.open(args.config, logs_dir=args.logs_dir, clock=clock, environ=environ, as_of=as_of)
         manager = desk.phase
+        if args.command in WRITES_OUTPUT:
+            _check_output(manager, args)
         if args.command != "verify":
             manager.sync_journal()
             problem = manager.journal_problem()
@@ -265,6 +278,8 @@ def main(
         _json_refusal(args, io, message)
         io.err(escape_controls(message))
         return EXIT_REFUSED
+    except BrokenPipeError:
+        raise
     except OSError as error:
         where = error.filename or args.config
         io.err(f"{where}: (file): {error.strerror or error}")
@@ -522,8 +537,6 @@ def _export(manager: PhaseManager, args: argparse.Namespace, io: Io) -> int:
         check_range(args.start, args.end)
     except ExportRangeError as error:
         raise UsageError(str(error)) from None
-    if args.output is not None:
-        check_output_path(args.output)
     export = build_export(manager, args.start, args.end)
     text = export.render(args.format)
     if args.output is None:
@@ -535,11 +548,26 @@ def _export(manager: PhaseManager, args: argparse.Namespace, io: Io) -> int:
 
 
 def _report(manager: PhaseManager, args: argparse.Namespace, io: Io) -> int:
-    target = args.output if args.output is not None else default_report_path(manager)
-    check_output_path(target)
+    target = _output_target(manager, args)
+    assert target is not None
     write_output(target, build_report(manager))
     io.out(f"report: {target}")
     return EXIT_OK
+
+
+def _output_target(manager: PhaseManager, args: argparse.Namespace) -> Path | None:
+    """Where export or report writes: its --output, the report's default, or stdout (None)."""
+    if args.output is not None:
+        return args.output
+    return default_report_path(manager) if args.command == "report" else None
+
+
+def _check_output(manager: PhaseManager, args: argparse.Namespace) -> None:
+    """Checked before the journal sync, so a refused --output records nothing."""
+    target = _output_target(manager, args)
+    if target is not None:
+        paths = manager.paths
+        check_output_path(target, config_path=manager.config_path, record_folders=(paths.logs_dir, paths.trades_dir, paths.phase_dir))
 
 
 def _simulate(args: argparse.Namespace, io: Io, clock: Clock) -> int:
@@ -597,6 +625,8 @@ def _run_deskless(args: argparse.Namespace, io: Io, clock: Clock) -> int:
     except (UsageError, SimulationError) as error:
         io.err(f"usage: {error}")
         return EXIT_USAGE
+    except BrokenPipeError:
+        raise
     except OSError as error:
         io.err(f"{error.filename or '?'}: (file): {error.strerror or error}")
         return EXIT_USAGE
@@ -630,6 +660,8 @@ COMMANDS: dict[str, Callable[[PhaseManager, argparse.Namespace, Io], int]] = {
     "export": _export,
     "report": _report,
 }
+
+WRITES_OUTPUT = ("export", "report")
 
 DESKLESS: dict[str, Callable[[argparse.Namespace, Io, Clock], int]] = {
     "simulate": _simulate,

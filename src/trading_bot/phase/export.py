@@ -11,6 +11,7 @@ import csv
 import io
 import json
 import os
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -18,11 +19,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from dateutil.parser import isoparse
-
 from trading_bot.dashboard.metrics_calculator import Ratio
 from trading_bot.durable_files import atomic_write_bytes
-from trading_bot.input_bounds import MAX_TIMESTAMP_CHARS
+from trading_bot.errors import InputError
 from trading_bot.logging.trade_record import TradeRecord
 from trading_bot.market_calendar import MarketCalendar
 from trading_bot.money import money_str, ratio_str
@@ -49,22 +48,27 @@ class ExportRangeError(ValueError):
     """A bad --start/--end: the message names the option."""
 
 
+_DAY_FORMS = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})|([0-9]{4})([0-9]{2})([0-9]{2})")
+_NOT_A_DAY = "not an ISO 8601 date (YYYY-MM-DD or YYYYMMDD)"
+
+
 def parse_day(option: str, text: str) -> date:
-    """An operator-typed calendar date (ISO 8601: 2026-03-02 or 20260302), bounded.
+    """An operator-typed calendar date, exactly as the error names it: `2026-03-02` or
+    `20260302`. A week date, an ordinal date or a time of day is refused rather than
+    silently moved to a day the operator did not type.
 
     Errors never repeat what was typed (it might be a password typed in the wrong place)."""
-    if len(text) > MAX_TIMESTAMP_CHARS:
-        raise ExportRangeError(f"{option}: not an ISO 8601 date (YYYY-MM-DD)")
+    match = _DAY_FORMS.fullmatch(text)
+    if match is None:
+        raise ExportRangeError(f"{option}: {_NOT_A_DAY}")
+    year, month, day = (int(part) for part in match.groups() if part is not None)
     try:
-        parsed = isoparse(text.strip())
-    except (ValueError, OverflowError):
-        raise ExportRangeError(f"{option}: not an ISO 8601 date (YYYY-MM-DD)") from None
-    if (parsed.hour, parsed.minute, parsed.second, parsed.microsecond) != (0, 0, 0, 0) or parsed.tzinfo is not None:
-        raise ExportRangeError(f"{option}: give a date without a time of day")
-    day = parsed.date()
-    if day < EARLIEST:
+        parsed = date(year, month, day)
+    except ValueError:
+        raise ExportRangeError(f"{option}: {_NOT_A_DAY}") from None
+    if parsed < EARLIEST:
         raise ExportRangeError(f"{option}: before 1970-01-01")
-    return day
+    return parsed
 
 
 def check_range(start: date, end: date) -> None:
@@ -294,8 +298,11 @@ def _entries_only_row(session: date, context: SessionContext) -> SessionMetrics:
     )
 
 
-def check_output_path(path: Path) -> None:
-    """Refuse an --output that cannot be written before anything is computed or recorded."""
+def check_output_path(path: Path, *, config_path: Path, record_folders: Iterable[Path]) -> None:
+    """Refuse an --output that cannot be written, or that would replace one of the desk's
+    records (a typo must not turn the append-only history into a CSV), before anything
+    is computed or recorded. Symlinks are followed: the file written is what counts."""
+    _refuse_records(path, config_path, record_folders)
     if path.is_dir():
         raise OSError(21, "is a folder, not a file", str(path))
     parent = path.parent if str(path.parent) else Path(".")
@@ -305,6 +312,22 @@ def check_output_path(path: Path) -> None:
         raise OSError(13, "folder is not writable", str(parent))
     if path.exists() and not os.access(path, os.W_OK):
         raise OSError(13, "file is not writable", str(path))
+
+
+def _refuse_records(path: Path, config_path: Path, record_folders: Iterable[Path]) -> None:
+    try:
+        target = path.resolve()
+        config = config_path.resolve()
+        folders = [folder.resolve() for folder in record_folders]
+    except (OSError, RuntimeError):  # a symlink loop: nothing can be written there either
+        raise InputError(str(path), None, "--output", "cannot be resolved (a symlink loop?); choose another file") from None
+    if target == config:
+        raise InputError(str(path), None, "--output", "is the desk's config file; choose another file")
+    for folder in folders:
+        if target == folder or folder in target.parents:
+            raise InputError(str(path), None, "--output", f"is inside the desk's records folder {folder}; choose a file outside it")
+    if target.suffix.lower() == ".jsonl" and target.exists():
+        raise InputError(str(path), None, "--output", "is an existing .jsonl file (a journal or a log); choose another file")
 
 
 def write_output(path: Path, text: str) -> None:

@@ -145,7 +145,12 @@ def read_trade_csv(path: Path, reader: MomentReader, base_size: Decimal) -> list
             header = next(rows, None)
             if header is None:
                 raise ReplayInputError(file, 1, "(header)", "empty file")
-            columns = {name.strip(): index for index, name in enumerate(header)}
+            names = [name.strip() for name in header]
+            columns: dict[str, int] = {}
+            for index, name in enumerate(names):
+                if name and name in columns:
+                    raise ReplayInputError(file, 1, name, "appears twice in the header")
+                columns[name] = index
             if all(name in columns for name in BACKTESTING_PY):
                 kind = "backtesting.py"
             elif all(name in columns for name in PLAIN):
@@ -154,7 +159,7 @@ def read_trade_csv(path: Path, reader: MomentReader, base_size: Decimal) -> list
                 raise ReplayInputError(
                     file, 1, "(header)", "needs EntryTime,ExitTime,PnL,EntryPrice,Size (backtesting.py) or entry_time,exit_time,pnl"
                 )
-            trades = list(_rows(rows, columns, kind, file, reader, base_size))
+            trades = list(_rows(rows, names, columns, kind, file, reader, base_size))
         except UnicodeDecodeError:
             raise ReplayInputError(file, None, "(file)", "not UTF-8 text") from None
         except csv.Error as error:
@@ -165,16 +170,29 @@ def read_trade_csv(path: Path, reader: MomentReader, base_size: Decimal) -> list
 
 
 def _rows(
-    rows: Iterator[list[str]], columns: dict[str, int], kind: str, file: str, reader: MomentReader, base_size: Decimal
+    rows: Iterator[list[str]],
+    header: list[str],
+    columns: dict[str, int],
+    kind: str,
+    file: str,
+    reader: MomentReader,
+    base_size: Decimal,
 ) -> Iterator[ReplayTrade]:
     names = ("EntryTime", "ExitTime", "PnL") if kind == "backtesting.py" else PLAIN
+    width = len(header)
     for row_no, row in enumerate(rows, start=2):
         if not any(cell.strip() for cell in row):
             continue
+        if len(row) > width:
+            # A cell the header does not name: the row is not what the file says it holds.
+            raise ReplayInputError(file, row_no, f"column {width + 1}", f"is beyond the header's {width} columns")
+        if len(row) < width:
+            missing = header[len(row)] or f"column {len(row) + 1}"
+            raise ReplayInputError(file, row_no, missing, f"is missing (the row has {len(row)} cells, the header {width})")
 
         def cell(name: str) -> str:
             index = columns[name]
-            if index >= len(row) or not row[index].strip():
+            if not row[index].strip():
                 raise ReplayInputError(file, row_no, name, "is empty")
             return row[index]
 
