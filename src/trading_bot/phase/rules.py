@@ -55,6 +55,14 @@ def _at_least_count(name: str, label: str, actual: int, required: int | None) ->
     return CriterionResult(name, actual, required, met, f"{label} {actual} {sign} required {required}")
 
 
+def _at_most_count(name: str, label: str, actual: int, allowed: int | None, suffix: str = "") -> CriterionResult:
+    if allowed is None:
+        return _disabled(name, label)
+    met = actual <= allowed
+    sign = "≤" if met else ">"
+    return CriterionResult(name, actual, allowed, met, f"{label} {actual} {sign} allowed {allowed}{suffix}")
+
+
 def _ratio_at_least(name: str, label: str, ratio: Ratio, required: Decimal | None, scope: str) -> CriterionResult:
     if required is None:
         return _disabled(name, label)
@@ -168,13 +176,7 @@ class OverrideIncidents:
         self.allowed = allowed
 
     def evaluate(self, view: GateView) -> CriterionResult:
-        label = "override incidents"
-        if self.allowed is None:
-            return _disabled(self.name, label)
-        actual = view.override_incidents
-        met = actual <= self.allowed
-        sign = "≤" if met else ">"
-        return CriterionResult(self.name, actual, self.allowed, met, f"{label} {actual} {sign} allowed {self.allowed} since the stint began")
+        return _at_most_count(self.name, "override incidents", view.override_incidents, self.allowed, " since the stint began")
 
 
 class TradingDays:
@@ -198,13 +200,7 @@ class MissedDaysStreak:
         self.allowed = allowed
 
     def evaluate(self, view: GateView) -> CriterionResult:
-        label = "longest run of trading days without an entry"
-        if self.allowed is None:
-            return _disabled(self.name, label)
-        actual = view.missed_days_streak
-        met = actual <= self.allowed
-        sign = "≤" if met else ">"
-        return CriterionResult(self.name, actual, self.allowed, met, f"{label} {actual} {sign} allowed {self.allowed}")
+        return _at_most_count(self.name, "longest run of trading days without an entry", view.missed_days_streak, self.allowed)
 
 
 class TradeCount:
