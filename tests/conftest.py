@@ -38,8 +38,8 @@ def clock() -> FixedClock:
     return FixedClock(CLOCK_START)
 
 
-def journal_line(**fields: Any) -> str:
-    """One journal line: an open BUY of 1 share at 10 unless fields say otherwise."""
+def journal_fields(**fields: Any) -> dict[str, Any]:
+    """One journal record's fields: an open BUY of 1 share at 10 unless fields say otherwise."""
     record: dict[str, Any] = {
         "timestamp": "2026-03-10T14:00:00Z",
         "symbol": "AAPL",
@@ -50,7 +50,12 @@ def journal_line(**fields: Any) -> str:
         "outcome": "open",
     }
     record.update(fields)
-    return json.dumps(record) + "\n"
+    return record
+
+
+def journal_line(**fields: Any) -> str:
+    """One journal line: an open BUY of 1 share at 10 unless fields say otherwise."""
+    return json.dumps(journal_fields(**fields)) + "\n"
 
 
 def write_journal_lines(path: Path, *records: dict[str, Any], torn_tail: str | None = None) -> Path:

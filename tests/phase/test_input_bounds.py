@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import journal_fields
 from tests.phase.conftest import PASSWORD, SHIPPED_CONFIG, Desk
 from trading_bot.errors import JournalError
 from trading_bot.input_bounds import COUNT_LIMIT, MAX_JSON_DEPTH, MONEY_LIMIT, first_duplicate_key, may_hold_duplicate_keys
@@ -149,20 +150,6 @@ def test_config_nested_to_the_limit_is_read(config_path: Path) -> None:
 
 
 # ---- journal lines -----------------------------------------------------------------------
-
-
-def journal_fields(**fields: Any) -> dict[str, Any]:
-    record: dict[str, Any] = {
-        "timestamp": "2026-03-10T14:00:00Z",
-        "symbol": "AAPL",
-        "action": "BUY",
-        "quantity": 1,
-        "price": "10.00",
-        "order_id": "o-1",
-        "outcome": "open",
-    }
-    record.update(fields)
-    return record
 
 
 def write_journal_text(root: Path, text: str) -> None:
