@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from trading_bot.durable_files import LogsLock
 from trading_bot.errors import JournalError
-from trading_bot.logging.query_helper import TradeJournal, TradeQueryHelper
+from trading_bot.logging.query_helper import TradeJournal
 from trading_bot.logging.structured_logger import StructuredTradeLogger
 from trading_bot.logging.trade_record import TradeRecord, outcome_for, parse_trade
 from trading_bot.phase.models import Phase
@@ -526,18 +526,6 @@ def test_as_of_includes_a_close_exactly_at_the_moment(trades_dir: Path, write_jo
     journal.refresh()
     view = journal.as_of(EXIT)
     assert (order_ids(view.closed_trades), view.open_trades) == (["o-1"], [])
-
-
-def test_query_helper_closed_between_is_inclusive(trades_dir: Path, write_journal: WriteJournal) -> None:
-    write_journal(
-        trades_dir / "a.jsonl",
-        closed_fields("a", exit_timestamp="2026-03-10T15:00:00Z"),
-        closed_fields("b", exit_timestamp="2026-03-10T15:30:00Z"),
-        closed_fields("c", exit_timestamp="2026-03-10T16:00:00Z"),
-    )
-    helper = TradeQueryHelper(trades_dir)
-    found = helper.closed_between(EXIT, datetime(2026, 3, 10, 15, 30, tzinfo=UTC))
-    assert order_ids(found) == ["a", "b"]
 
 
 # --- StructuredTradeLogger ----------------------------------------------------------------

@@ -13,7 +13,6 @@ import bisect
 import gc
 import os
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -419,32 +418,3 @@ class JournalView:
     closed_trades: list[TradeRecord]
     entries: dict[str, TradeRecord]
     open_trades: list[TradeRecord]
-
-
-class TradeQueryHelper:
-    """Convenience queries over the journal for reports and the CLI."""
-
-    def __init__(self, trades_dir: Path) -> None:
-        self.journal = TradeJournal(trades_dir)
-
-    def load(self, now: datetime | None = None) -> TradeJournal:
-        """Read everything new; raise the first invalid line as a JournalError."""
-        self.journal.refresh()
-        self.journal.require_valid(now)
-        return self.journal
-
-    def closed_between(self, start: datetime | None, end: datetime | None) -> list[TradeRecord]:
-        """Closed trades whose exit time is in [start, end]."""
-        self.load()
-        return list(_between(self.journal.closed_trades, start, end))
-
-
-def _between(trades: Iterable[TradeRecord], start: datetime | None, end: datetime | None) -> Iterable[TradeRecord]:
-    for trade in trades:
-        moment = trade.exit_timestamp
-        assert moment is not None
-        if start is not None and moment < start:
-            continue
-        if end is not None and moment > end:
-            continue
-        yield trade
