@@ -295,7 +295,7 @@ class TradingBot:
             try:
                 self.phase.record_journal_repair(fragment, self.operator_id)
             except _AFTER_EXIT_ERRORS:
-                pass
+                pass  # the record is written and the fragment's recovery file is kept; only its note is lost
 
     def _write_unwritten(self, now: datetime) -> str | None:
         """Write the records a full disk held back; the reason entries stay halted, or None."""
