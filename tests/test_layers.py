@@ -26,7 +26,7 @@ LAYERS: dict[str, list[str]] = {
     ],
     # Pure rules: values in, values out.
     "rules": [
-        "market_calendar", "risk_management.calculator", "dashboard.metrics_calculator",
+        "market_calendar", "nyse_closures", "risk_management.calculator", "dashboard.metrics_calculator",
         "performance.models", "performance.tracker", "phase.criteria_edits", "phase.password",
         "phase.stint", "phase.position_sizing", "phase.trade_limiter", "phase.rules",
         "phase.ledger", "entry_checks", "phase.timeline",

@@ -176,6 +176,14 @@ class PhaseManager:
                 return f"phase log damaged: {problem.one_line()}; run `recover`"
         cut = self.mirror.cut_log()
         if cut is not None:
+            # config.json was read when the desk opened, the logs just now: a writer may have
+            # appended and mirrored the head in between. Look again under its lock first.
+            with self.lock.held():
+                self.history.reread()
+                self.overrides.reread()
+                self.mirror.reload_config()
+                cut = self.mirror.cut_log()
+        if cut is not None:
             return f"{cut}; run `recover`"
         journal = self.journal_problem()
         if journal is not None:
