@@ -242,9 +242,11 @@ def _run(argv: Sequence[str] | None, io: Io, environ: Mapping[str, str] | None, 
         # judged against the real clock like a future-dated trade.
         io.err(f"usage: --as-of {format_timestamp(as_of)} is after now ({format_timestamp(clock.now())} by this machine's clock)")
         return EXIT_USAGE
+    desk: Desk | None = None
     try:
         desk = Desk.open(args.config, logs_dir=args.logs_dir, clock=clock, environ=environ, as_of=as_of)
         manager = desk.phase
+        manager.journal.warn = io.err
         if args.command in WRITES_OUTPUT:
             _check_output(manager, args)
         if args.command != "verify":
@@ -282,6 +284,9 @@ def _run(argv: Sequence[str] | None, io: Io, environ: Mapping[str, str] | None, 
         where = error.filename or args.config
         io.err(f"{where}: (file): {error.strerror or error}")
         return EXIT_USAGE
+    finally:
+        if desk is not None:
+            desk.phase.journal.close()  # the index file is let go of now, not whenever collected
 
 
 def _json_refusal(args: argparse.Namespace, io: Io, reason: str) -> None:

@@ -87,7 +87,7 @@ class PhaseManager:
         self.lock = LogsLock(self.paths.logs_dir)
         self.history = ChainedLog(self.paths.phase_dir / HISTORY_FILE, self.lock, clock)
         self.overrides = ChainedLog(self.paths.phase_dir / OVERRIDES_FILE, self.lock, clock)
-        self.journal = TradeJournal(self.paths.trades_dir)
+        self.journal = TradeJournal(self.paths.trades_dir, lock=self.lock, read_only=self.read_only)
         hours = self.config.settings.trading.hours
         self.calendar = MarketCalendar(hours.start_time, hours.end_time, hours.timezone)
         self.engine = PhaseEngine(self.config.settings, self.calendar, self.config.mode)
@@ -136,8 +136,7 @@ class PhaseManager:
         journal.refresh(quick=quick)
         if journal.generation != self._journal_generation:
             self._journal_generation = journal.generation
-            self.entries = SessionEntries(self.calendar)
-            self.entries.fold(journal.entry_log)
+            self.entries = SessionEntries.of(self.calendar, journal.entries)
             self._entries_seen = len(journal.entry_log)
             self._closes_seen = len(journal.closed_trades)
             self._replay = None
@@ -154,13 +153,11 @@ class PhaseManager:
         self._closes_seen = closes
         return changed
 
-    def _journal_view(self) -> tuple[Sequence[TradeRecord], dict[str, TradeRecord], SessionEntries]:
+    def _journal_view(self) -> tuple[Sequence[TradeRecord], Mapping[str, TradeRecord], SessionEntries]:
         if self.as_of is None:
             return self.journal.closed_trades, self.journal.entries, self.entries
         view = self.journal.as_of(self.as_of)
-        entries = SessionEntries(self.calendar)
-        entries.fold(view.entries.values())
-        return view.closed_trades, view.entries, entries
+        return view.closed_trades, view.entries, SessionEntries.of(self.calendar, view.entries)
 
     def log_lines(self, log: ChainedLog) -> Sequence[LogLine]:
         return log.lines() if self.as_of is None else log.read_lines_as_of(self.as_of)
