@@ -86,13 +86,19 @@ class HighWater:
             return None
         return moment if moment < LATEST_HIGH_WATER else None
 
-    def raise_to(self, instant: datetime) -> None:
+    def raise_to(self, instant: datetime, *, exact: bool = False) -> None:
         """Record that the desk is writing a line stamped `instant`. The caller holds the
         logs lock and calls this before the line is appended, so a crash in between
-        leaves the high-water ahead of the records, never behind them."""
+        leaves the high-water ahead of the records, never behind them.
+
+        `exact` (the phase logs, written rarely) records every advance: a session summary
+        then lifts the high-water to its session's close, so no later close is counted in
+        a session already summarised.
+        """
         moment = ensure_utc(instant)
         stored = self.read()
-        if stored is not None and moment - HIGH_WATER_STEP <= stored:
+        step = timedelta(0) if exact else HIGH_WATER_STEP
+        if stored is not None and moment - step <= stored:
             return
         atomic_write_bytes(self.path, (format_timestamp(moment) + "\n").encode("ascii"))
         self._key, self._value = None, None

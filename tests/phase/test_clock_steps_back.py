@@ -474,3 +474,39 @@ def test_a_phase_log_append_raises_the_high_water(tmp_path: Path) -> None:
     log = ChainedLog(tmp_path / "phase" / "h.jsonl", LogsLock(tmp_path), FixedClock(T))
     line = log.append("first", {})
     assert HighWater(tmp_path).read() == line.timestamp == T
+
+
+def test_a_close_after_a_step_back_into_a_summarised_session_counts_in_the_latest_one(desk: Desk) -> None:
+    held = desk.enter()
+    assert held.accepted and held.record is not None
+    monday = desk.day
+    desk.next_session()
+    desk.trade(5)
+    assert any(line["type"] == "session_summary" and line["date"] == monday.isoformat() for line in desk.history())
+    latest = high_water(desk)
+    reading = held.record.timestamp + timedelta(hours=2)  # the clock steps back into Monday
+    desk.at(reading - timedelta(minutes=1))
+    closed = desk.close(held, -3)  # close() ticks one minute first
+    assert closed.exit_timestamp is not None and closed.exit_timestamp >= latest
+    assert closed.exit_session == desk.calendar.session_of(latest) != monday
+    written = [line for line in journal_lines(desk) if line["order_id"] == held.record.order_id and line["outcome"] != "open"]
+    assert [line["clock_reading"] for line in written] == [stamp(reading).replace(".000000", "")]
+    desk.at(latest + timedelta(minutes=10))
+    code, out, err = desk.cli("verify")
+    assert code == 0, out + err
+
+
+def test_a_close_raised_twice_keeps_the_clock_reading_it_was_asked_for() -> None:
+    closed = open_record("o-1", T).closed(exit_timestamp=T - timedelta(hours=1), net_pnl=Decimal("1"))
+    raised = closed.stamped_no_earlier_than(T + timedelta(hours=1))
+    assert raised.exit_timestamp == T + timedelta(hours=1)
+    assert raised.extra["clock_reading"] == closed.extra["clock_reading"] == "2026-03-10T14:00:00Z"
+
+
+def test_a_phase_log_line_raises_the_high_water_exactly_however_small_the_step(tmp_path: Path) -> None:
+    clock = FixedClock(T)
+    log = ChainedLog(tmp_path / "phase" / "h.jsonl", LogsLock(tmp_path), clock)
+    log.append("first", {})
+    clock.set(T + timedelta(microseconds=1))
+    log.append("second", {})
+    assert HighWater(tmp_path).read() == T + timedelta(microseconds=1)

@@ -273,7 +273,7 @@ class ChainedLog:
         last = self._lines[-1].timestamp if self._lines else None
         moment, payload = stamp_no_earlier_than(moment, last, payload)
         obj, raw = build_line(kind, payload, seq + 1, prev_hash, moment)
-        self._high_water.raise_to(moment)
+        self._high_water.raise_to(moment, exact=True)
         append_durably(self.path, raw)
         line = self._expect_last(obj["hash"])
         self._confirmed_key = self._stat_key  # confirmed before, and only our line was added
