@@ -93,7 +93,7 @@ class PhaseManager:
         self._clock_step_noted: datetime | None = None
         self.history = ChainedLog(self.paths.phase_dir / HISTORY_FILE, self.lock, clock)
         self.overrides = ChainedLog(self.paths.phase_dir / OVERRIDES_FILE, self.lock, clock)
-        self.journal = TradeJournal(self.paths.trades_dir)
+        self.journal = TradeJournal(self.paths.trades_dir, lock=self.lock, read_only=self.read_only)
         hours = self.config.settings.trading.hours
         self.calendar = MarketCalendar(hours.start_time, hours.end_time, hours.timezone)
         self.engine = PhaseEngine(self.config.settings, self.calendar, self.config.mode)
@@ -142,8 +142,7 @@ class PhaseManager:
         journal.refresh(quick=quick)
         if journal.generation != self._journal_generation:
             self._journal_generation = journal.generation
-            self.entries = SessionEntries(self.calendar)
-            self.entries.fold(journal.entry_log)
+            self.entries = SessionEntries.of(self.calendar, journal.entries)
             self._entries_seen = len(journal.entry_log)
             self._closes_seen = len(journal.closed_trades)
             self._replay = None
@@ -160,13 +159,11 @@ class PhaseManager:
         self._closes_seen = closes
         return changed
 
-    def _journal_view(self) -> tuple[Sequence[TradeRecord], dict[str, TradeRecord], SessionEntries]:
+    def _journal_view(self) -> tuple[Sequence[TradeRecord], Mapping[str, TradeRecord], SessionEntries]:
         if self.as_of is None:
             return self.journal.closed_trades, self.journal.entries, self.entries
         view = self.journal.as_of(self.as_of)
-        entries = SessionEntries(self.calendar)
-        entries.fold(view.entries.values())
-        return view.closed_trades, view.entries, entries
+        return view.closed_trades, view.entries, SessionEntries.of(self.calendar, view.entries)
 
     def log_lines(self, log: ChainedLog) -> Sequence[LogLine]:
         return log.lines() if self.as_of is None else log.read_lines_as_of(self.as_of)
@@ -231,6 +228,14 @@ class PhaseManager:
             if problem is not None:
                 return f"phase log damaged: {problem.one_line()}; run `recover`"
         cut = self.mirror.cut_log()
+        if cut is not None:
+            # config.json was read when the desk opened, the logs just now: a writer may have
+            # appended and mirrored the head in between. Look again under its lock first.
+            with self.lock.held():
+                self.history.reread()
+                self.overrides.reread()
+                self.mirror.reload_config()
+                cut = self.mirror.cut_log()
         if cut is not None:
             return f"{cut}; run `recover`"
         journal = self.journal_problem()
