@@ -253,6 +253,18 @@ def append_one_trade(fixture: Fixture, layout: str, now: datetime) -> int:
     return len(line)
 
 
+def closed_trades_of(fixture: Fixture) -> list[Any]:
+    """The fixture's trades as the product reads a journal line, whatever it keeps in memory."""
+    from trading_bot.logging.trade_record import parse_trade
+
+    trades = []
+    for path in sorted(fixture.trades_dir.glob("*.jsonl")):
+        with open(path, "rb") as handle:
+            for number, line in enumerate(handle, start=1):
+                trades.append(parse_trade(json.loads(line), str(path), number))
+    return [trade for trade in trades if trade.is_closed]
+
+
 def new_manager(fixture: Fixture) -> Any:
     from trading_bot.phase.manager import PhaseManager
 
@@ -671,7 +683,8 @@ def main(argv: list[str] | None = None) -> int:
             start = time.perf_counter()
             state = manager.state()
             first = time.perf_counter() - start
-            written = len(manager.history.lines())
+            history = fixture.root / "logs" / "phase" / "phase-history.jsonl"
+            written = history.read_bytes().count(b"\n") if history.exists() else 0
             decision = manager.gate.entry_decision(ENTRY)
             if not decision.allowed:
                 raise SystemExit(f"the {label} fixture does not take the allowed path: {decision.reason}")
@@ -704,7 +717,7 @@ def main(argv: list[str] | None = None) -> int:
         from trading_bot.performance.tracker import PerformanceTracker
 
         small_manager = managers["small"]
-        trades = list(small_manager.journal.closed_trades)[-1000:]
+        trades = closed_trades_of(small)[-1000:]
         tracker = PerformanceTracker(small_manager.calendar)
         metric_ms = per_call_us(lambda: tracker.session_metrics(trades), 20, repeats) / 1000
         cold_ms = per_call_us(lambda: PerformanceTracker(MarketCalendar()).session_metrics(trades), 3, repeats) / 1000
