@@ -251,6 +251,11 @@ class TradingBot:
         closed = entry.closed(
             exit_timestamp=now, net_pnl=net_pnl, emergency_exit=emergency_exit, extra={"exit_price": str(price)}
         )
+        high_water = self.phase.high_water.read()
+        if high_water is not None:
+            # A clock behind the desk's records must not put this close (and its P&L) in a
+            # session already summarised: it counts no earlier than the latest instant recorded.
+            closed = closed.stamped_no_earlier_than(high_water)
         assert closed.exit_timestamp is not None
         closed = replace(closed, exit_session=self.calendar.session_of(closed.exit_timestamp))
         who = operator_id or self.operator_id

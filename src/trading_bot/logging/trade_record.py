@@ -138,10 +138,11 @@ class TradeRecord:
 
     def stamped_no_earlier_than(self, floor: datetime) -> TradeRecord:
         """This record with its own instant raised to `floor` when it is earlier (a clock
-        that stepped back), keeping the clock's reading as `clock_reading`."""
+        that stepped back), keeping the clock's reading as `clock_reading` (a reading
+        already noted, by `closed` say, is the clock's and stays)."""
         if self.written_at >= floor:
             return self
-        extra = {**self.extra, CLOCK_READING: _iso(self.written_at)}
+        extra = {CLOCK_READING: _iso(self.written_at), **self.extra}
         if self.exit_timestamp is not None:
             return replace(self, exit_timestamp=floor, extra=extra)
         return replace(self, timestamp=floor, extra=extra)

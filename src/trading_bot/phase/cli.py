@@ -237,14 +237,20 @@ def _run(argv: Sequence[str] | None, io: Io, environ: Mapping[str, str] | None, 
     if args.command in DESKLESS:
         return _run_deskless(args, io, clock)
     as_of = getattr(args, "as_of", None)
-    if as_of is not None and as_of > clock.now() + CLOCK_TOLERANCE:
-        # The records cannot say how things will be: a view of the future is bad input,
-        # judged against the real clock like a future-dated trade.
-        io.err(f"usage: --as-of {format_timestamp(as_of)} is after now ({format_timestamp(clock.now())} by this machine's clock)")
-        return EXIT_USAGE
+    desk: Desk | None = None
     try:
         desk = Desk.open(args.config, logs_dir=args.logs_dir, clock=clock, environ=environ, as_of=as_of)
         manager = desk.phase
+        manager.journal.warn = io.err
+        manager.noticed_by = f"{args.command} ({default_operator()})"
+        if as_of is not None and as_of > manager.trusted_now() + CLOCK_TOLERANCE:
+            # The records cannot say how things will be: a view of the future is bad input,
+            # judged like a future-dated trade (the later of the clock and the high-water).
+            io.err(
+                f"usage: --as-of {format_timestamp(as_of)} is after now ({format_timestamp(manager.trusted_now())}, "
+                "the later of this machine's clock and the latest instant the desk recorded)"
+            )
+            return EXIT_USAGE
         if args.command in WRITES_OUTPUT:
             _check_output(manager, args)
         if args.command != "verify":
@@ -282,6 +288,9 @@ def _run(argv: Sequence[str] | None, io: Io, environ: Mapping[str, str] | None, 
         where = error.filename or args.config
         io.err(f"{where}: (file): {error.strerror or error}")
         return EXIT_USAGE
+    finally:
+        if desk is not None:
+            desk.phase.journal.close()  # the index file is let go of now, not whenever collected
 
 
 def _json_refusal(args: argparse.Namespace, io: Io, reason: str) -> None:
