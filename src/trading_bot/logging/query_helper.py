@@ -208,6 +208,9 @@ class TradeJournal:
                 return True, []
             state = files.get(name)
             if state is None:
+                if index.meta.problem is not None and files and name < max(files):
+                    # Read in name order, its lines may hold the first problem: start over.
+                    return True, []
                 plan.append((name, stat))
                 continue
             if stat.st_ino != state.inode or stat.st_size < state.offset:
@@ -315,6 +318,11 @@ class TradeJournal:
     def entries(self) -> JournalEntries:
         """The first record seen of each order that counts as an entry, by order id."""
         return JournalEntries(self)
+
+    @property
+    def lines_read(self) -> int:
+        """Journal lines indexed so far, over every file (blank and invalid ones included)."""
+        return sum(state.line_count for state in self._view().files.values())
 
     def torn_tails(self) -> dict[str, int]:
         """Files whose last line is unterminated (a crash mid-write), with its byte count."""
