@@ -207,7 +207,9 @@ class PhaseManager:
             self.overrides.reread()
             if self.overrides.damage() is not None:
                 return  # the damage halts entries itself; the note waits for `recover`
-            noted = any(line.type == CLOCK_STEPPED_BACK and line.data.get("high_water") == mark for line in self.overrides.lines())
+            noted = any(
+                line.type == CLOCK_STEPPED_BACK and line.data.get("high_water") == mark for line in self.overrides.lines()
+            )
             if not noted:
                 payload = {
                     "clock_reading": format_timestamp(now),
