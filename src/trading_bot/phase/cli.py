@@ -127,6 +127,14 @@ def _day(option: str) -> Callable[[str], date]:
     return parse
 
 
+def default_operator() -> str:
+    """The CLI's operator id when none is given: the login name (SPEC §14)."""
+    try:
+        return getpass.getuser()
+    except Exception:  # noqa: BLE001 - no login name in some containers
+        return "operator"
+
+
 def build_parser() -> _Parser:
     parser = _Parser(prog="python -m trading_bot.phase", description="Phase progression: status and control.")
     parser.add_argument("--config", type=Path, default=Path("config.json"), help="config.json (default ./config.json)")
@@ -307,8 +315,6 @@ def _who_noticed(command: str) -> str:
 
 
 def _operator(value: str | None) -> str:
-    from trading_bot.bot import default_operator
-
     operator = default_operator() if value is None else value
     if not operator.strip():
         raise UsageError("--operator must not be empty")
