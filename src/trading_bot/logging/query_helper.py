@@ -337,8 +337,8 @@ class TradeJournal:
         return next(self._view().records("order_id = ? AND current = 1", (order_id,)), None)
 
     def problem(self, now: datetime | None = None) -> JournalError | None:
-        """The first invalid line, or a trade dated after `now` (the real clock) by more
-        than the clock tolerance."""
+        """The first invalid line, or a trade dated after `now` by more than the clock
+        tolerance (the caller passes the later of the clock and the desk's high-water)."""
         index = self._view()
         problem = index.problem()
         if problem is not None:
@@ -352,7 +352,7 @@ class TradeJournal:
                     self._base + name,
                     line,
                     field_name,
-                    f"is in the future ({moment.isoformat()}; the clock reads {now.isoformat()}); "
+                    f"is in the future ({moment.isoformat()}; now is {now.isoformat()}); "
                     "entries stay halted until the clock passes it",
                 )
         return None
