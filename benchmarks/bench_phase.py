@@ -440,7 +440,7 @@ def run_command(fixture: Fixture, args: Sequence[str], runs: int, scratch: Path,
     return results
 
 
-_READ_CALL = re.compile(r"^\d+\s+(?:read|pread64|readv|preadv|preadv2)\(\d+<([^>]*)>.*\)\s+=\s+(\d+)$")
+_READ_CALL = re.compile(r"^(?:read|pread64|readv|preadv|preadv2)\(\d+<([^>]*)>.*\)\s+=\s+(\d+)$")
 
 
 def journal_bytes_read(fixture: Fixture, args: Sequence[str], scratch: Path) -> int | None:
@@ -455,21 +455,25 @@ def journal_bytes_read(fixture: Fixture, args: Sequence[str], scratch: Path) -> 
         return None
     env = dict(os.environ)
     env["PYTHONPATH"] = str(REPO_ROOT / "src") + os.pathsep + env.get("PYTHONPATH", "")
-    trace = scratch / "reads.strace"
+    traces = Path(tempfile.mkdtemp(prefix="reads-", dir=scratch))
+    # -ff: one file per thread or process, so no call is split across interleaved lines.
     done = subprocess.run(
-        [strace, "-f", "-qq", "-y", "-e", "trace=read,pread64,readv,preadv,preadv2", "-o", str(trace),
+        [strace, "-ff", "-qq", "-y", "-e", "trace=read,pread64,readv,preadv,preadv2", "-o", str(traces / "trace"),
          sys.executable, "-m", "trading_bot.phase", "--config", str(fixture.config_path), *args],
         cwd=fixture.root, env=env, capture_output=True, check=False,
     )
-    if done.returncode not in (0, 1) or not trace.exists():
+    files = sorted(traces.glob("trace.*"))
+    if done.returncode not in (0, 1) or not files:
         return None  # ptrace not allowed here, say
     folder = str(fixture.trades_dir.resolve()) + os.sep
     total = 0
-    with open(trace, encoding="utf-8", errors="replace") as calls:
-        for call in calls:
-            match = _READ_CALL.match(call.strip())
-            if match is not None and match.group(1).startswith(folder):
-                total += int(match.group(2))
+    for file in files:
+        with open(file, encoding="utf-8", errors="replace") as calls:
+            for call in calls:
+                match = _READ_CALL.match(call.strip())
+                if match is not None and match.group(1).startswith(folder):
+                    total += int(match.group(2))
+    shutil.rmtree(traces)
     return total
 
 

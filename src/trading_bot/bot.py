@@ -8,7 +8,6 @@ are never blocked. Every journal record carries the phase in force.
 
 from __future__ import annotations
 
-import getpass
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -75,13 +74,6 @@ class UnknownPosition(Exception):
     def __init__(self, order_id: str) -> None:
         self.order_id = order_id
         super().__init__(f"no open position with order id {order_id!r}")
-
-
-def default_operator() -> str:
-    try:
-        return getpass.getuser()
-    except Exception:  # noqa: BLE001 - no login name in some containers
-        return "operator"
 
 
 class TradingBot:

@@ -23,6 +23,7 @@ from trading_bot.clock import CLOCK_TOLERANCE, SYSTEM_CLOCK, Clock, format_times
 from trading_bot.errors import Busy, InputError, escape_controls
 from trading_bot.market_calendar import format_countdown, format_local
 from trading_bot.money import money_str
+from trading_bot.phase.commands import default_operator
 from trading_bot.phase.log_format import LogDamaged
 from trading_bot.phase.manager import PhaseManager, PhaseRefused, PhaseUsageError
 from trading_bot.phase.models import GateResult, Phase
@@ -300,8 +301,6 @@ def _json_refusal(args: argparse.Namespace, io: Io, reason: str) -> None:
 
 
 def _operator(value: str | None) -> str:
-    from trading_bot.bot import default_operator
-
     operator = default_operator() if value is None else value
     if not operator.strip():
         raise UsageError("--operator must not be empty")
