@@ -4,6 +4,7 @@ files, rebuilt when they do not match, and never a different answer than no inde
 from __future__ import annotations
 
 import gc
+import json
 import os
 import shutil
 import sqlite3
@@ -11,14 +12,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
+import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from tests.conftest import journal_line
+from tests.conftest import journal_fields, journal_line
 from tests.phase.conftest import Desk, advance_to, desk  # noqa: F401  (the desk fixture)
 from trading_bot.logging import journal_index
 from trading_bot.logging.journal_index import CODE_VERSION, INDEX_DIR_NAME, INDEX_FILE_NAME
 from trading_bot.logging.query_helper import TradeJournal
-from trading_bot.logging.trade_record import TradeRecord
+from trading_bot.errors import JournalError
+from trading_bot.logging.journal_index import row_from_record
+from trading_bot.logging.trade_record import TradeRecord, parse_trade
 
 WriteJournal = Callable[..., Path]
 
@@ -440,3 +446,128 @@ def test_as_of_answers_equal_with_and_without_an_index(desk: Desk) -> None:
     assert desk.cli("status", "--json", "--as-of", moment) == with_index
     assert not (desk.logs_dir / INDEX_DIR_NAME).exists()
 
+
+
+# ---- the fast parse agrees with the exact one --------------------------------------------------
+
+
+def _exact_row(raw: bytes) -> list[Any] | str:
+    """What the exact parse (`parse_trade`, no shortcut) makes of a line (decoded as the reader does)."""
+    data = orjson.loads(raw)
+    try:
+        record = parse_trade(data, "d", 7)
+    except JournalError as error:
+        return error.one_line()
+    return row_from_record(record, "n", 7, 0)
+
+
+def _fast(raw: bytes) -> list[Any] | str:
+    parsed = journal_index.parse_row(raw, "n", "d", 7, 0)
+    return parsed.one_line() if isinstance(parsed, JournalError) else parsed
+
+
+FIELD_VARIANTS: list[dict[str, Any]] = [
+    {},
+    {"price": "007.50"},
+    {"price": "1e2"},
+    {"price": 12.5},
+    {"price": 1e-7},
+    {"price": 3},
+    {"price": "-1"},
+    {"price": "0.0000000000000000001"},
+    {"price": "999999999999999.5"},
+    {"quantity": 2.0},
+    {"quantity": "2"},
+    {"quantity": True},
+    {"quantity": 10**15},
+    {"order_id": 12},
+    {"order_id": ""},
+    {"outcome": None},
+    {"outcome": "won"},
+    {"timestamp": "2026-03-10T14:00:00+00:00"},
+    {"timestamp": "2026-03-10T14:00:00.5Z"},
+    {"timestamp": "1969-12-31T23:59:59Z"},
+    {"timestamp": "2026-02-30T14:00:00Z"},
+    {"execution_mode": "LIVE"},
+    {"execution_mode": ""},
+    {"execution_mode": 1},
+    {"phase": "proof"},
+    {"phase": "expert"},
+    {"emergency_exit": None, "manual_override": True},
+    {"emergency_exit": 1},
+    {"operator_id": 5},
+    {"session": "2026-03-10"},
+    {"session": "2026-03-01"},
+    {"exit_session": "2026-03-10"},
+    {"stop_loss": "9.5", "target": 11},
+    {"stop_loss": "1E+20"},
+    {"note": {"a": [1, {"b": 2.5}]}, "clock_reading": "2026-03-10T13:59:00Z"},
+    {"outcome": "win", "exit_timestamp": "2026-03-10T15:00:00Z", "net_profit_loss": "5.004"},
+    {"outcome": "breakeven", "exit_timestamp": "2026-03-10T15:00:00Z", "net_profit_loss": "0.004"},
+    {"outcome": "win", "exit_timestamp": "2026-03-10T15:00:00Z", "net_profit_loss": None, "profit_loss": 5},
+    {"outcome": "loss", "exit_timestamp": "2026-03-10T15:00:00Z", "net_profit_loss": "5"},
+    {"outcome": "loss", "exit_timestamp": "2026-03-10T13:00:00Z", "net_profit_loss": "-5"},
+    {"outcome": "rejected", "exit_timestamp": "2026-03-10T14:00:01Z", "exit_session": "2026-03-10"},
+    {"outcome": "win", "exit_timestamp": "2026-03-10T15:00:00Z", "net_profit_loss": "1e400"},
+]
+
+
+@pytest.mark.parametrize("fields", FIELD_VARIANTS, ids=lambda f: json.dumps(f)[:60])
+def test_the_fast_parse_makes_the_row_or_the_refusal_of_the_exact_parse(fields: dict[str, Any]) -> None:
+    raw = journal_line(**fields).strip().encode()
+    assert _fast(raw) == _exact_row(raw)
+    compact = json.dumps(json.loads(raw), separators=(",", ":")).encode()
+    assert _fast(compact) == _exact_row(compact)
+
+
+_HEAD = b'{"timestamp":"2026-03-10T14:00:00Z","action":"BUY","quantity":1,"price":"1","order_id":"o",'
+
+
+@pytest.mark.parametrize(
+    ("tail", "duplicate"),
+    [
+        (b'"symbol":"A","symbol":"B"}', "symbol"),
+        (b'"symbol" : "A","symbol"\t:"B"}', "symbol"),
+        (b'"symbol":"A","n":{"x":1,"x":2}}', "n.x"),
+        (b'"symbol":"A","sym\\u0062ol":"B"}', "symbol"),
+        (b'"symbol":"A","note":"a\\":b\\":c\\":d"}', None),
+        (b'"symbol":"A","note":"x","n":{"x":1}}', None),
+    ],
+)
+def test_duplicate_keys_are_found_however_the_line_is_spaced(tail: bytes, duplicate: str | None) -> None:
+    parsed = journal_index.parse_row(_HEAD + tail, "n", "d", 7, 0)
+    if duplicate is None:
+        assert isinstance(parsed, list)
+    else:
+        assert isinstance(parsed, JournalError) and (parsed.field, "duplicate key" in parsed.message) == (duplicate, True)
+
+
+@given(
+    st.one_of(
+        st.decimals(allow_nan=True, allow_infinity=True).map(str),
+        st.integers(min_value=-(10**20), max_value=10**20),
+        st.floats(allow_nan=False, allow_infinity=False),
+        st.from_regex(r"-?[0-9]{1,17}(\.[0-9]{0,20})?", fullmatch=True),
+    )
+)
+def test_any_amount_is_read_as_the_exact_parse_reads_it(value: Any) -> None:
+    raw = json.dumps(journal_fields(price=value, stop_loss=value)).encode()
+    assert _fast(raw) == _exact_row(raw)
+
+
+def test_a_rebuild_parsed_by_worker_processes_equals_one_read_in_order(
+    trades_dir: Path, write_journal: WriteJournal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for day in range(10, 20):
+        write_journal(
+            trades_dir / f"2026-03-{day}.jsonl",
+            {"order_id": f"o-{day}", "timestamp": f"2026-03-{day}T14:00:00Z"},
+            closed(f"o-{day}", f"2026-03-{day + 1}T15:00:00Z", timestamp=f"2026-03-{day}T14:00:00Z"),
+            {"order_id": f"bad-{day}", "price": "x"} if day == 15 else {"order_id": f"p-{day}", "timestamp": f"2026-03-{day}T14:30:00Z"},
+        )
+    expected = fresh_answers(trades_dir)
+    monkeypatch.setattr(journal_index, "PARALLEL_BYTES", 0)
+    journal = TradeJournal(trades_dir)
+    journal.refresh()
+    assert answers(journal) == expected
+    assert journal.problem() is not None and journal.problem().line == 3  # type: ignore[union-attr]

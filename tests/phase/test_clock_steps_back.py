@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import journal_line
-from tests.phase.conftest import PASSWORD, Desk
+from tests.phase.conftest import PASSWORD, Desk, advance_to
 from trading_bot.clock import CLOCK_TOLERANCE, FixedClock
 from trading_bot.durable_files import LogsLock
 from trading_bot.high_water import HIGH_WATER_STEP, LATEST_HIGH_WATER, HighWater
@@ -510,3 +510,19 @@ def test_a_phase_log_line_raises_the_high_water_exactly_however_small_the_step(t
     clock.set(T + timedelta(microseconds=1))
     log.append("second", {})
     assert HighWater(tmp_path).read() == T + timedelta(microseconds=1)
+
+
+def test_a_breaker_tripped_before_a_step_back_is_acknowledged_after_it(desk: Desk) -> None:
+    advance_to(desk, "proof")
+    desk.trades(-5, -5, -5, per_session=1)
+    assert desk.transitions()[-1]["kind"] == "downgrade"
+    latest = high_water(desk)
+    desk.at(latest - timedelta(hours=3))
+    code, _, err = desk.cli("acknowledge", "--operator", "m", "--note", "reviewed")
+    assert code == 0, err
+    acks = [line for line in desk.history() if line["type"] == "breaker_ack"]
+    assert len(acks) == 1 and acks[0]["timestamp"] >= desk.history()[-2]["timestamp"]
+    code, status = desk.cli_json("status")
+    assert code == 0 and status["circuit_breaker"]["tripped"] is False
+    assert status["entry_refusal_code"] == "clock_behind"
+    assert desk.cli("verify")[0] == 0

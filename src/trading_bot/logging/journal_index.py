@@ -15,9 +15,13 @@ so positions into the close order and the entry log stay stable under another wr
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import sqlite3
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from itertools import islice
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
@@ -34,7 +38,18 @@ from trading_bot.input_bounds import (
     may_hold_duplicate_keys,
     raw_json_may_nest_too_deep,
 )
-from trading_bot.logging.trade_record import CLOSED_OUTCOMES, OPEN, REJECTED, TradeRecord, parse_trade
+from trading_bot.input_bounds import MONEY_LIMIT
+from trading_bot.logging.trade_record import (
+    CLOSED_OUTCOMES,
+    KNOWN_FIELDS,
+    OPEN,
+    OUTCOMES,
+    REJECTED,
+    TradeRecord,
+    outcome_for,
+    parse_trade,
+    recorded_session,
+)
 from trading_bot.phase.models import Phase
 
 # Bump SCHEMA_VERSION when the tables change, CODE_VERSION when parsing or consolidation
@@ -45,9 +60,15 @@ INDEX_DIR_NAME = ".derived"
 INDEX_FILE_NAME = "journal.sqlite3"
 GUARD_BYTES = 64
 _BATCH_ROWS = 4096
+# A rebuild with this much to read uses worker processes (their start-up is paid back).
+PARALLEL_BYTES = 16 << 20
+_CHUNK_BYTES = 2 << 20
+_WORKERS = 2
+_IN_FLIGHT = 4
 _BUSY_TIMEOUT_MS = 30_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _PHASES = {phase.value: phase for phase in Phase}
+MONEY_INT_LIMIT = 10**15
 _CLOSED = tuple(sorted(CLOSED_OUTCOMES))
 
 _SCHEMA = """
@@ -171,22 +192,251 @@ def row_from_record(record: TradeRecord, name: str, line: int, offset: int) -> l
     ]
 
 
-def parse_line(raw: bytes, file: str, line: int) -> TradeRecord | JournalError:
-    """One journal line, validated exactly as SPEC §10 and §13 say, or why it is invalid."""
+# A number written plainly: below 10^15 in size, at most 18 decimals, no leading zeros or
+# exponent. Such text is a valid, bounded amount by construction (SPEC §13).
+_PLAIN_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]{0,14})(?:\.[0-9]{1,18})?")
+
+
+def _plain_amount(value: Any) -> Decimal | None:
+    """The Decimal of a plainly written amount; None when the full check must decide."""
+    kind = value.__class__
+    if kind is str:
+        return Decimal(value) if _PLAIN_NUMBER.fullmatch(value) else None
+    if kind is int:
+        return Decimal(value) if -MONEY_INT_LIMIT < value < MONEY_INT_LIMIT else None
+    if kind is float:
+        text = repr(value)
+        return Decimal(text) if _PLAIN_NUMBER.fullmatch(text) else None
+    return None
+
+
+def _utc_z_microseconds(value: Any) -> tuple[datetime, int] | None:
+    """A `YYYY-MM-DDTHH:MM:SSZ` timestamp (how this bot writes them) from 1970 on."""
+    if value.__class__ is not str or len(value) != 20 or value[19] != "Z":
+        return None
+    try:
+        moment = datetime.fromisoformat(value[:19] + "+00:00")
+    except ValueError:
+        return None
+    us = _us(moment)
+    return (moment, us) if us >= 0 else None
+
+
+def _fast_row(data: dict[str, Any], name: str, line: int, offset: int) -> list[Any] | None:
+    """The index row of a line in the shape this bot writes, with every check of
+    `parse_trade` made; None for anything else (the exact parse then decides)."""
+    get = data.get
+    entry = _utc_z_microseconds(get("timestamp"))
+    if entry is None:
+        return None
+    symbol, action, quantity, order_id = get("symbol"), get("action"), get("quantity"), get("order_id")
+    if symbol.__class__ is not str or not symbol or action.__class__ is not str or not action:
+        return None
+    if quantity.__class__ is not int or not 0 < quantity < MONEY_INT_LIMIT:
+        return None
+    price = _plain_amount(get("price"))
+    if price is None or price <= 0 or price * quantity >= MONEY_LIMIT:
+        return None
+    if order_id.__class__ is not str or not order_id:
+        return None
+    outcome = get("outcome", OPEN)
+    if outcome is None:
+        outcome = OPEN
+    if outcome.__class__ is not str or outcome not in OUTCOMES:
+        return None
+    exit_us = pnl_text = None
+    exit_moment = None
+    if outcome != OPEN:
+        exit_at = _utc_z_microseconds(get("exit_timestamp"))
+        if exit_at is None or exit_at[1] < entry[1]:
+            return None
+        exit_moment, exit_us = exit_at
+        if outcome != REJECTED:
+            raw_pnl = get("net_profit_loss")
+            if raw_pnl is None:
+                raw_pnl = get("profit_loss")
+            pnl = _plain_amount(raw_pnl)
+            if pnl is None or outcome_for(pnl) != outcome:
+                return None
+            pnl_text = str(pnl)
+    stop, target = get("stop_loss"), get("target")
+    stop_text = target_text = None
+    if stop is not None:
+        amount = _plain_amount(stop)
+        if amount is None:
+            return None
+        stop_text = str(amount)
+    if target is not None:
+        amount = _plain_amount(target)
+        if amount is None:
+            return None
+        target_text = str(amount)
+    mode = get("execution_mode") or "paper"
+    if mode.__class__ is not str:
+        return None
+    mode = mode.lower()
+    if mode != "paper" and mode != "live":
+        return None
+    phase = get("phase")
+    if phase is not None and (phase.__class__ is not str or phase not in _PHASES):
+        return None
+    emergency, manual, operator_id = get("emergency_exit", False), get("manual_override", False), get("operator_id")
+    if emergency is None:
+        emergency = False
+    if manual is None:
+        manual = False
+    if emergency.__class__ is not bool or manual.__class__ is not bool:
+        return None
+    if operator_id is not None and operator_id.__class__ is not str:
+        return None
+    session, exit_session = get("session"), get("exit_session")
+    if session is not None or exit_session is not None:
+        try:
+            session = recorded_session(session, entry[0])
+            exit_session = recorded_session(exit_session, exit_moment)
+        except ValueError:
+            return None
+    extra = {key: value for key, value in data.items() if key not in KNOWN_FIELDS}
+    return [
+        entry[1], symbol, action, quantity, str(price), order_id, outcome, exit_us, pnl_text, stop_text,
+        target_text, mode, phase, int(emergency), int(manual), operator_id,
+        None if session is None else session.toordinal(),
+        None if exit_session is None else exit_session.toordinal(),
+        orjson.dumps(extra) if extra else None, name, line, offset,
+    ]
+
+
+def _key_count(node: dict[str, Any] | list[Any]) -> int:
+    """Keys in decoded JSON, nested ones included."""
+    if node.__class__ is dict:
+        count = len(node)
+        children = node.values()  # type: ignore[union-attr]
+    else:
+        count = 0
+        children = node
+    for child in children:
+        kind = child.__class__
+        if kind is dict or kind is list:
+            count += _key_count(child)
+    return count
+
+
+def keys_surely_distinct(raw: bytes, data: Any) -> bool:
+    """A cheap sufficient test that no object in a line repeats a key.
+
+    Every written key ends in a quote followed by its colon, possibly after spacing, so
+    the colons after a quote or a space bound the keys written from above; if that bound
+    does not exceed the keys decoded, none collapsed. Otherwise the exact test decides.
+    """
+    if data.__class__ is not dict and data.__class__ is not list:
+        return True
+    if b"\t" in raw or b"\r" in raw or b"\n" in raw:
+        return False  # unusual spacing: the exact test decides
+    return raw.count(b'":') + raw.count(b" :") <= _key_count(data)
+
+
+def parse_row(raw: bytes, name: str, display: str, line: int, offset: int) -> list[Any] | JournalError:
+    """One journal line as an index row, validated exactly as SPEC §10 and §13 say, or why
+    it is invalid (naming `display`, the file as the operator knows it)."""
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as error:
-        return JournalError(file, line, "(line)", f"not valid JSON ({error.msg})")
+        return JournalError(display, line, "(line)", f"not valid JSON ({error.msg})")
     if raw_json_may_nest_too_deep(raw) and json_depth_exceeds(data):
-        return JournalError(file, line, "(line)", f"nested deeper than {MAX_JSON_DEPTH} levels")
-    if may_hold_duplicate_keys(raw, data):
+        return JournalError(display, line, "(line)", f"nested deeper than {MAX_JSON_DEPTH} levels")
+    if not keys_surely_distinct(raw, data) and may_hold_duplicate_keys(raw, data):
         duplicate = first_duplicate_key(raw.decode("utf-8"))
         if duplicate is not None:
-            return JournalError(file, line, duplicate[0], "duplicate key (a reader sees the first, the parser would take the last)")
+            return JournalError(display, line, duplicate[0], "duplicate key (a reader sees the first, the parser would take the last)")
+    if data.__class__ is dict:
+        row = _fast_row(data, name, line, offset)
+        if row is not None:
+            return row
     try:
-        return parse_trade(data, file, line)
+        record = parse_trade(data, display, line)
     except JournalError as error:
         return error
+    return row_from_record(record, name, line, offset)
+
+
+@dataclass
+class ParsedFile:
+    """The new lines of one file as rows and problems (in line order), and how far it was read."""
+
+    name: str
+    items: list[list[Any] | tuple[str, int, str, str]]
+    complete: int
+    torn: int
+    line_count: int
+    head: bytes
+    guard: bytes
+
+
+def parse_file(path: str, name: str, display: str, offset: int, line_count: int) -> ParsedFile:
+    """Parse the complete lines of a journal file from `offset` (a torn last line is left)."""
+    with open(path, "rb") as handle:
+        handle.seek(offset)
+        data = handle.read()
+    end = data.rfind(b"\n")
+    complete = data[: end + 1] if end >= 0 else b""
+    items: list[list[Any] | tuple[str, int, str, str]] = []
+    line_no = line_count
+    position = offset
+    for raw in complete.split(b"\n")[:-1]:
+        line_no += 1
+        start = position
+        position += len(raw) + 1
+        if not raw.strip():
+            continue
+        parsed = parse_row(raw, name, display, line_no, start)
+        if parsed.__class__ is list:
+            items.append(parsed)  # type: ignore[arg-type]
+        else:
+            assert isinstance(parsed, JournalError)
+            items.append((parsed.file, parsed.line, parsed.field, parsed.message))
+    return ParsedFile(
+        name=name,
+        items=items,
+        complete=len(complete),
+        torn=len(data) - len(complete),
+        line_count=line_no,
+        head=complete[:GUARD_BYTES],
+        guard=complete[-GUARD_BYTES:],
+    )
+
+
+def _parse_files(tasks: list[tuple[str, str, str, int, int]]) -> list[ParsedFile]:
+    """A worker's share of a rebuild: several files parsed in order."""
+    return [parse_file(*task) for task in tasks]
+
+
+def _parsed_in_order(tasks: list[tuple[str, str, str, int, int]], unread: int) -> Iterator[ParsedFile]:
+    """The files parsed, in the order given. Above `PARALLEL_BYTES` two worker processes
+    parse while this one consolidates and inserts; a few chunks are in flight at a time,
+    so memory stays bounded whatever the journal's size."""
+    if unread < PARALLEL_BYTES or (os.cpu_count() or 1) < 2 or len(tasks) < 2:
+        for task in tasks:
+            yield parse_file(*task)
+        return
+    chunks: list[list[tuple[str, str, str, int, int]]] = [[]]
+    size = 0
+    for task in tasks:
+        chunks[-1].append(task)
+        size += os.stat(task[0]).st_size - task[3]
+        if size >= _CHUNK_BYTES:
+            chunks.append([])
+            size = 0
+    remaining = iter(chunk for chunk in chunks if chunk)
+    with ProcessPoolExecutor(max_workers=_WORKERS) as pool:
+        in_flight: deque[Future[list[ParsedFile]]] = deque(
+            pool.submit(_parse_files, chunk) for chunk in islice(remaining, _IN_FLIGHT)
+        )
+        while in_flight:
+            done = in_flight.popleft().result()
+            following = next(remaining, None)
+            if following is not None:
+                in_flight.append(pool.submit(_parse_files, following))
+            yield from done
 
 
 @dataclass
@@ -270,6 +520,7 @@ class IndexUpdate:
     new_entries: list[TradeRecord] = field(default_factory=list)
     new_closes: list[TradeRecord] = field(default_factory=list)
     reordered: bool = False
+    fresh: bool = False  # read whole into an empty index: no records listed
 
 
 class JournalIndex:
@@ -438,16 +689,23 @@ class JournalIndex:
         try:
             if rebuild:
                 self._clear()
-                self._drop_search_indexes()
             else:
                 self._load()
-            writer = _Writer(self, fresh=rebuild)
-            for name, stat in plan:
-                writer.read_file(Path(trades_dir) / name, name, stat)
+            # Nothing indexed yet reads like a rebuild: no lookups, closes numbered at the end.
+            fresh = rebuild or (self.meta.next_id == 1 and self.meta.problem is None and not self.files)
+            if fresh:
+                self._drop_search_indexes()
+            writer = _Writer(self, fresh=fresh)
+            tasks = [writer.file_task(trades_dir, name, stat) for name, stat in plan]
+            unread = sum(stat.st_size - task[3] for task, (_, stat) in zip(tasks, plan))
+            stats = dict(plan)
+            for parsed in _parsed_in_order(tasks, unread):
+                writer.absorb(parsed, stats[parsed.name])
             writer.finish()
-            if rebuild:
+            if fresh:
                 self._number_closes()
                 self._create_search_indexes()
+            writer.result.fresh = fresh
             self.connection.execute("DELETE FROM meta")
             self.connection.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", self.meta.to_rows())
             self._commit()
@@ -523,37 +781,29 @@ class _Writer:
         self.demoted: list[int] = []
         self.result = IndexUpdate()
 
-    def read_file(self, path: Path, name: str, stat: os.stat_result) -> None:
+    def file_task(self, trades_dir: Path, name: str, stat: os.stat_result) -> tuple[str, str, str, int, int]:
+        """What `parse_file` needs to read this file's new bytes."""
         state = self.index.files.get(name)
         if state is None:
             state = FileState(name=name, inode=stat.st_ino, size=0, mtime_ns=0)
             self.index.files[name] = state
-        with open(path, "rb") as handle:
-            handle.seek(state.offset)
-            data = handle.read()
-        end = data.rfind(b"\n")
-        complete = data[: end + 1] if end >= 0 else b""
-        line_no = state.line_count
-        offset = state.offset
-        display = self.base + name
-        for raw in complete.split(b"\n")[:-1]:
-            line_no += 1
-            start = offset
-            offset += len(raw) + 1
-            if not raw.strip():
-                continue
-            parsed = parse_line(raw, display, line_no)
-            if isinstance(parsed, JournalError):
-                self._note_problem(parsed)
-                continue
-            self.take(parsed, name, line_no, start)
-        state.torn = len(data) - len(complete)
-        state.offset += len(complete)
-        if complete:
-            state.guard = complete[-GUARD_BYTES:]
+        return (str(Path(trades_dir) / name), name, self.base + name, state.offset, state.line_count)
+
+    def absorb(self, parsed: ParsedFile, stat: os.stat_result) -> None:
+        """Consolidate one file's new lines and record how far it was read."""
+        for item in parsed.items:
+            if item.__class__ is list:
+                self.take(item)  # type: ignore[arg-type]
+            else:
+                self._note_problem(JournalError(*item))
+        state = self.index.files[parsed.name]
+        state.torn = parsed.torn
+        state.offset += parsed.complete
+        if parsed.complete:
+            state.guard = parsed.guard
             if not state.head:
-                state.head = complete[:GUARD_BYTES]
-        state.line_count = line_no
+                state.head = parsed.head
+        state.line_count = parsed.line_count
         state.size = stat.st_size
         state.mtime_ns = stat.st_mtime_ns
         state.inode = stat.st_ino
@@ -601,102 +851,110 @@ class _Writer:
         stored = self.connection.execute(f"SELECT {RECORD_COLUMNS} FROM records WHERE id = ?", (record_id,)).fetchone()
         return record_from_row(stored, self.base)
 
-    def take(self, record: TradeRecord, name: str, line: int, offset: int) -> None:
+    def _new_row(self, parsed: list[Any], first_id: int | None) -> list[Any]:
         meta = self.meta
-        latest = record.exit_timestamp or record.timestamp
-        latest_us = _us(latest)
+        record_id = meta.next_id
+        meta.next_id += 1
+        row = [record_id, *parsed, record_id if first_id is None else first_id, None, None, 0]
+        self.pending[record_id] = row
+        return row
+
+    def _record(self, parsed: list[Any]) -> TradeRecord:
+        return record_from_row(parsed[:21], self.base)
+
+    def take(self, parsed: list[Any]) -> None:
+        """Consolidate one valid line (an index row as parsed) per SPEC §10."""
+        meta = self.meta
+        entry_us, exit_us, outcome, order_id = parsed[0], parsed[7], parsed[6], parsed[5]
+        latest_us = entry_us if exit_us is None else exit_us
         if meta.latest is None or latest_us > meta.latest[0]:
-            meta.latest = (latest_us, name, line, "exit_timestamp" if record.exit_timestamp else "timestamp")
-        order_id = record.order_id
-        previous = self._state(order_id)
-        is_closed = record.outcome in CLOSED_OUTCOMES
-        row: list[Any] | None = None
-
-        def stored_row() -> list[Any]:
-            nonlocal row
-            if row is None:
-                record_id = meta.next_id
-                meta.next_id += 1
-                first_id = record_id if previous is None else previous.first_id
-                row = [record_id, *row_from_record(record, name, line, offset), first_id, None, None, 0]
-                self.pending[record_id] = row
-            return row
-
-        becomes_entry = (previous is None or previous.entry_id is None) and not (
-            record.emergency_exit and is_closed and previous is None
-        )
-        if becomes_entry:
-            new = stored_row()
-            new[-3] = meta.entries
-            meta.entries += 1
-            if previous is not None:
-                previous.entry_id = new[0]
-                previous.entry_outcome = record.outcome
-            if not self.fresh:
-                self.result.new_entries.append(record)
+            meta.latest = (latest_us, parsed[19], parsed[20], "timestamp" if exit_us is None else "exit_timestamp")
+        previous = self.states.get(order_id)
+        if previous is None and not self.fresh:
+            previous = self._state(order_id)
+        is_closed = outcome in CLOSED_OUTCOMES
         if previous is None:
-            new = stored_row()
-            new[-1] = 1
+            # The first record of an order: its entry (unless an emergency exit with no
+            # open) and its current record.
+            row = self._new_row(parsed, None)
+            record_id = row[0]
+            row[-1] = 1
+            becomes_entry = not (parsed[13] and is_closed)
+            if becomes_entry:
+                row[-3] = meta.entries
+                meta.entries += 1
+                if not self.fresh:
+                    self.result.new_entries.append(self._record(parsed))
             self.states[order_id] = _OrderState(
-                first_id=new[0],
-                entry_id=new[0] if becomes_entry else None,
-                entry_outcome=record.outcome if becomes_entry else None,
-                current_id=new[0],
-                current_outcome=record.outcome,
+                record_id, record_id if becomes_entry else None, outcome if becomes_entry else None, record_id, outcome
             )
             if is_closed:
-                self._add_closed(record, new)
-            self._flush_if_full()
+                self._add_closed(row, parsed)
+            if len(self.pending) >= _BATCH_ROWS:
+                self._flush()
             return
-        if record.outcome == OPEN:
+        self._take_known(parsed, previous, outcome, is_closed)
+        if len(self.pending) >= _BATCH_ROWS:
+            self._flush()
+
+    def _take_known(self, parsed: list[Any], previous: _OrderState, outcome: str, is_closed: bool) -> None:
+        """A further record of an order already seen."""
+        meta = self.meta
+        order_id, line = parsed[5], parsed[20]
+        display = self.base + parsed[19]
+        row: list[Any] | None = None
+        if previous.entry_id is None:
+            row = self._new_row(parsed, previous.first_id)
+            row[-3] = meta.entries
+            meta.entries += 1
+            previous.entry_id = row[0]
+            previous.entry_outcome = outcome
+            if not self.fresh:
+                self.result.new_entries.append(self._record(parsed))
+        if outcome == OPEN:
             entry_id = previous.entry_id
-            if entry_id is None or previous.entry_outcome != OPEN or not self._stored(entry_id).same_content(record):
-                where_id = entry_id if entry_id is not None else previous.current_id
-                where = self._stored(where_id)
+            if previous.entry_outcome != OPEN or not self._stored(entry_id).same_content(self._record(parsed)):
+                where = self._stored(entry_id)
                 self._note_problem(
                     JournalError(
-                        record.file,
-                        record.line,
+                        display,
+                        line,
                         "order_id",
                         f"a second, different open record for order {order_id!r} (first recorded at {where.file}:{where.line})",
                     )
                 )
-            self._flush_if_full()
             return
-        if record.outcome == REJECTED or previous.current_outcome == REJECTED:
+        if outcome == REJECTED or previous.current_outcome == REJECTED:
             if previous.current_outcome == OPEN:
-                self._make_current(previous, stored_row(), record.outcome)
+                self._make_current(previous, row or self._new_row(parsed, previous.first_id), outcome)
             else:
                 earlier = self._stored(previous.current_id)
-                if not earlier.same_content(record):
+                if not earlier.same_content(self._record(parsed)):
                     self._note_problem(
                         JournalError(
-                            record.file,
-                            record.line,
+                            display,
+                            line,
                             "outcome",
                             f"order {order_id!r} is both rejected by the broker and closed (see {earlier.file}:{earlier.line})",
                         )
                     )
-            self._flush_if_full()
             return
         if previous.current_outcome in CLOSED_OUTCOMES and is_closed:
             earlier = self._stored(previous.current_id)
-            if not earlier.same_content(record):
+            if not earlier.same_content(self._record(parsed)):
                 self._note_problem(
                     JournalError(
-                        record.file,
-                        record.line,
+                        display,
+                        line,
                         "order_id",
                         f"a second, different close for order {order_id!r} (first closed at {earlier.file}:{earlier.line})",
                     )
                 )
-            self._flush_if_full()
             return
         if is_closed:
-            new = stored_row()
-            self._make_current(previous, new, record.outcome)
-            self._add_closed(record, new)
-        self._flush_if_full()
+            row = row or self._new_row(parsed, previous.first_id)
+            self._make_current(previous, row, outcome)
+            self._add_closed(row, parsed)
 
     def _make_current(self, state: _OrderState, row: list[Any], outcome: str) -> None:
         old = self.pending.get(state.current_id)
@@ -708,7 +966,7 @@ class _Writer:
         state.current_id = row[0]
         state.current_outcome = outcome
 
-    def _add_closed(self, record: TradeRecord, row: list[Any]) -> None:
+    def _add_closed(self, row: list[Any], parsed: list[Any]) -> None:
         if self.fresh:
             return  # numbered once, in order, when the rebuild ends
         meta = self.meta
@@ -730,11 +988,7 @@ class _Writer:
             self.result.reordered = True
             meta.epoch = secrets.token_hex(8)  # positions in the close order moved
         meta.closes += 1
-        self.result.new_closes.append(record)
-
-    def _flush_if_full(self) -> None:
-        if len(self.pending) >= _BATCH_ROWS:
-            self._flush()
+        self.result.new_closes.append(self._record(parsed))
 
     def _flush(self) -> None:
         assert self.connection is not None

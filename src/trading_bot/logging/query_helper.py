@@ -265,6 +265,8 @@ class TradeJournal:
             self._blocks.clear()
         if first_look:
             return JournalDelta(rebuilt=bool(index.meta.entries or index.meta.closes or index.meta.problem))
+        if update is not None and update.fresh:
+            return JournalDelta(rebuilt=True)
         if update is not None:
             return JournalDelta(new_entries=update.new_entries, new_closes=update.new_closes, rebuilt=rebuilt)
         if moved:

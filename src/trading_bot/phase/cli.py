@@ -23,7 +23,6 @@ from trading_bot.clock import CLOCK_TOLERANCE, SYSTEM_CLOCK, Clock, format_times
 from trading_bot.errors import Busy, InputError, escape_controls
 from trading_bot.market_calendar import format_countdown, format_local
 from trading_bot.money import money_str
-from trading_bot.phase.commands import default_operator
 from trading_bot.phase.log_format import LogDamaged
 from trading_bot.phase.manager import PhaseManager, PhaseRefused, PhaseUsageError
 from trading_bot.phase.models import GateResult, Phase
@@ -126,6 +125,14 @@ def _day(option: str) -> Callable[[str], date]:
             raise argparse.ArgumentTypeError(str(error).removeprefix(f"{option}: ")) from None
 
     return parse
+
+
+def default_operator() -> str:
+    """The CLI's operator id when none is given: the login name (SPEC §14)."""
+    try:
+        return getpass.getuser()
+    except Exception:  # noqa: BLE001 - no login name in some containers
+        return "operator"
 
 
 def build_parser() -> _Parser:

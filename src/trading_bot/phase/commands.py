@@ -7,7 +7,6 @@ line. A collaborator of `PhaseManager`, reached as `manager.commands`.
 
 from __future__ import annotations
 
-import getpass
 from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -30,14 +29,6 @@ from trading_bot.phase.password import (
 
 if TYPE_CHECKING:
     from trading_bot.phase.manager import PhaseManager
-
-
-def default_operator() -> str:
-    """The login name of whoever runs a command: who is recorded when `--operator` is left out."""
-    try:
-        return getpass.getuser()
-    except Exception:  # noqa: BLE001 - no login name in some containers
-        return "operator"
 
 
 class PhaseRefused(Exception):
