@@ -136,11 +136,12 @@ class Desk:
         return code, json.loads(out)
 
     def snapshot_files(self) -> dict[str, bytes]:
-        """Every file under the desk, for "nothing was written" assertions."""
+        """Every record under the desk, for "nothing was written" assertions (`logs/.derived/`
+        holds caches, not records: a command may refresh them; their own tests check when)."""
         return {
             str(path.relative_to(self.root)): path.read_bytes()
             for path in sorted(self.root.rglob("*"))
-            if path.is_file() and path.name != ".phase.lock"
+            if path.is_file() and path.name != ".phase.lock" and ".derived" not in path.relative_to(self.root).parts
         }
 
 

@@ -46,10 +46,11 @@ def _on_alarm(signum: int, frame: FrameType | None) -> None:
 
 
 def files_under(root: Path) -> dict[str, bytes]:
+    """Every record under the desk (`logs/.derived/` holds caches, which a command may refresh)."""
     return {
         str(path.relative_to(root)): path.read_bytes()
         for path in sorted(root.rglob("*"))
-        if path.is_file() and path.name != ".phase.lock"
+        if path.is_file() and path.name != ".phase.lock" and ".derived" not in path.relative_to(root).parts
     }
 
 

@@ -13,6 +13,7 @@ import bisect
 import gc
 import os
 import time
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -95,6 +96,8 @@ class TradeJournal:
         self._reset()
 
     def _reset(self) -> None:
+        # Stays equal while the first n closes and m entries keep their meaning (appends only).
+        self.epoch = uuid.uuid4().hex
         self._cursors: dict[str, _FileCursor] = {}
         self._by_order: dict[str, TradeRecord] = {}
         self._entries: dict[str, TradeRecord] = {}
@@ -346,6 +349,7 @@ class TradeJournal:
             self._closed.insert(index, record)
             self._closed_keys.insert(index, key)
             self.generation += 1
+            self.epoch = uuid.uuid4().hex
         delta.new_closes.append(record)
 
     # ---- what it knows -------------------------------------------------------------
