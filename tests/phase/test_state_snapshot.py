@@ -2,9 +2,9 @@
 the records as they are, and then giving exactly the answers of a full replay.
 
 The journal's epoch says whether the first n closes still mean what they meant when the
-state was saved. A persisted epoch is shared by every reader of unchanged files; the tests
-pin one value on each reader (`reader`) so that readers of the same files agree in both
-cases, and change it to show what a different epoch does.
+state was saved. A journal whose epoch is persisted beside the files shares it between
+every reader of unchanged files; an in-memory journal draws a new one per reader, and there
+the tests pin one value on each reader (`pin`) so that readers of the same files agree.
 """
 
 from __future__ import annotations
@@ -252,11 +252,16 @@ def state_file(desk: Desk) -> Path:
     return desk.logs_dir / ".derived" / "state.json"
 
 
-def reader(desk: Desk, epoch: str = EPOCH) -> PhaseManager:
-    """A new process's manager on the desk's files, its journal epoch pinned (see the docstring)."""
-    manager = PhaseManager(desk.config_path, environ=desk.env)
-    manager.journal.epoch = epoch
+def pin(manager: PhaseManager, epoch: str = EPOCH) -> PhaseManager:
+    """Give an in-memory journal's per-reader epoch one shared value (a persisted one is left be)."""
+    if not isinstance(getattr(type(manager.journal), "epoch", None), property):
+        manager.journal.epoch = epoch
     return manager
+
+
+def reader(desk: Desk) -> PhaseManager:
+    """A new process's manager on the desk's files (see the module docstring on its epoch)."""
+    return pin(PhaseManager(desk.config_path, environ=desk.env))
 
 
 def run(command: str, manager: PhaseManager, **options: Any) -> tuple[int, Any]:
@@ -383,7 +388,7 @@ def test_a_new_close_saves_the_state_again(history: Desk) -> None:
     second.state()
     key = orjson.loads(state_file(history).read_bytes())["key"]
     assert key["closes"] == len(second.journal.closed_trades)
-    assert key["journal_epoch"] == EPOCH
+    assert key["journal_epoch"] == second.journal.epoch
 
 
 # ---- every key that does not match: a full replay, the same answer -----------------------
@@ -437,8 +442,27 @@ def test_a_state_saved_by_other_code_means_a_full_replay(history: Desk, tmp_path
     assert got == cold_answers(history, tmp_path)
 
 
-def test_another_journal_epoch_means_a_full_replay(history: Desk, tmp_path: Path) -> None:
-    second = reader(history, epoch="rebuilt-since")
+def test_a_close_landing_before_the_last_one_means_a_full_replay(history: Desk, tmp_path: Path) -> None:
+    """Its position is taken by a close the saved fold never saw: the epoch changes."""
+    last_file = max((history.logs_dir / "trades").glob("*.jsonl"))
+    last_close = max(
+        datetime.fromisoformat(record["exit_timestamp"].replace("Z", "+00:00"))
+        for record in map(json.loads, last_file.read_text(encoding="utf-8").splitlines())
+        if record.get("exit_timestamp")
+    )
+    entry = last_close - timedelta(minutes=30)
+    write_journal_lines(
+        last_file,
+        journal_fields(
+            order_id="late-close",
+            timestamp=entry.isoformat(),
+            outcome="win",
+            exit_timestamp=(last_close - timedelta(minutes=1)).isoformat(),
+            net_profit_loss="1.00",
+            phase="scaling",
+        ),
+    )
+    second = reader(history)
     got = answers(second)
     assert second.snapshot_note == "replayed in full: stale: journal rebuilt or reordered since (epoch differs)"
     assert got == cold_answers(history, tmp_path)
@@ -510,8 +534,7 @@ def test_a_malformed_body_with_a_valid_checksum_is_refused_not_a_traceback(histo
 def test_an_as_of_view_neither_reads_nor_writes_the_state(history: Desk) -> None:
     path = state_file(history)
     path.write_bytes(b"not json")
-    view = PhaseManager(history.config_path, environ=history.env, as_of=history.now() - timedelta(days=1))
-    view.journal.epoch = EPOCH
+    view = pin(PhaseManager(history.config_path, environ=history.env, as_of=history.now() - timedelta(days=1)))
     view.state()
     assert view.snapshot_note == "not read"
     assert path.read_bytes() == b"not json"
@@ -519,7 +542,7 @@ def test_an_as_of_view_neither_reads_nor_writes_the_state(history: Desk) -> None
 
 def test_the_bot_start_with_a_warm_state_folds_no_old_trade(history: Desk) -> None:
     desk = AppDesk.open(history.config_path, environ=history.env)
-    desk.phase.journal.epoch = EPOCH
+    pin(desk.phase)
     state = desk.state()
     assert desk.phase.snapshot_note.startswith("resumed after")
     assert desk.phase.engine.trades_folded == 0
