@@ -94,9 +94,9 @@ def test_end_time_edited_while_the_bot_runs_refuses_the_next_entry_in_the_bot_an
 
 def test_end_time_one_minute_later_still_allows_the_entry(config_path: Path, clock: FixedClock) -> None:
     desk = open_desk(config_path, clock)
+    clock.set(datetime(2026, 3, 10, 14, 0, tzinfo=UTC))  # 10:00 EDT
     desk.state()
     Config.from_env_and_json(config_path, environ=ENV).with_updates({("trading", "hours", "end_time"): "10:01"}).save()
-    clock.set(datetime(2026, 3, 10, 14, 0, tzinfo=UTC))  # 10:00 EDT
     assert desk.enter("AAPL", "BUY", D("10")).accepted
     assert cli(config_path, clock, "check-trade")[0] == 0
 

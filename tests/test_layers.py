@@ -21,12 +21,12 @@ LAYERS: dict[str, list[str]] = {
     ],
     # Settings and the records on disk: reading, appending, the lock.
     "records": [
-        "durable_files", "env_file", "config", "broker", "logging.query_helper",
+        "durable_files", "high_water", "env_file", "config", "broker", "logging.journal_index", "logging.query_helper",
         "logging.structured_logger", "phase.log_format", "phase.chained_log", "phase.log_repair",
     ],
     # Pure rules: values in, values out.
     "rules": [
-        "market_calendar", "risk_management.calculator", "dashboard.metrics_calculator",
+        "market_calendar", "nyse_closures", "risk_management.calculator", "dashboard.metrics_calculator",
         "performance.models", "performance.tracker", "phase.criteria_edits", "phase.password",
         "phase.stint", "phase.position_sizing", "phase.trade_limiter", "phase.rules",
         "phase.ledger", "entry_checks", "phase.timeline",

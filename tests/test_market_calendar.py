@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
@@ -9,7 +11,15 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from trading_bot.market_calendar import MarketCalendar, format_countdown, format_local
+from trading_bot.market_calendar import (
+    MarketCalendar,
+    format_countdown,
+    format_local,
+    holidays_package_closed_days,
+    installed_holidays_version,
+    nyse_closed_days,
+)
+from trading_bot.nyse_closures import FIRST_YEAR, LAST_YEAR, MADE_WITH_HOLIDAYS
 
 NY = ZoneInfo("America/New_York")
 CAL = MarketCalendar()
@@ -232,3 +242,50 @@ def test_invalid_timezone_raises_value_error_naming_it() -> None:
 def test_end_not_after_start_raises_value_error(end: time) -> None:
     with pytest.raises(ValueError):
         MarketCalendar(start_time=time(7, 0), end_time=end)
+
+
+# --- the shipped NYSE closures table ------------------------------------------------------
+
+
+def test_the_shipped_closures_table_is_made_with_the_installed_holidays_package() -> None:
+    # When this fails after an upgrade of `holidays`, the calendar is still right (it asks the
+    # package) but every command pays ~0.15 s again: re-make src/trading_bot/nyse_closures.py.
+    assert installed_holidays_version() == MADE_WITH_HOLIDAYS
+
+
+def test_every_year_of_the_shipped_table_equals_what_the_holidays_package_says() -> None:
+    wrong = [
+        f'{year}: "{" ".join(day.strftime("%m-%d") for day in sorted(holidays_package_closed_days(year)))}",'
+        for year in range(FIRST_YEAR, LAST_YEAR + 1)
+        if nyse_closed_days(year, MADE_WITH_HOLIDAYS) != holidays_package_closed_days(year)
+    ]
+    assert wrong == [], "lines to put in nyse_closures.CLOSED_DAYS:\n" + "\n".join(wrong)
+
+
+def test_the_table_covers_the_special_closures() -> None:
+    assert date(2001, 9, 11) in nyse_closed_days(2001, MADE_WITH_HOLIDAYS)  # four days after the attacks
+    assert date(2012, 10, 29) in nyse_closed_days(2012, MADE_WITH_HOLIDAYS)  # hurricane Sandy
+    assert date(2025, 1, 9) in nyse_closed_days(2025, MADE_WITH_HOLIDAYS)  # President Carter's funeral
+
+
+@pytest.mark.parametrize("year", [FIRST_YEAR - 1, FIRST_YEAR, LAST_YEAR, LAST_YEAR + 1])
+def test_a_year_at_and_beyond_the_table_edges_matches_the_package(year: int) -> None:
+    assert nyse_closed_days(year) == holidays_package_closed_days(year)
+
+
+def test_another_holidays_version_is_asked_directly_and_agrees_where_nothing_changed() -> None:
+    assert nyse_closed_days(2025, "0.0-not-installed") == holidays_package_closed_days(2025)
+    assert date(2025, 1, 9) in nyse_closed_days(2025, "0.0-not-installed")
+
+
+def test_a_trading_day_question_does_not_load_the_holidays_package() -> None:
+    # Loading it is the slow part of every command's start; the table answers instead.
+    program = (
+        "import sys\n"
+        "from datetime import date\n"
+        "from trading_bot.market_calendar import MarketCalendar\n"
+        "calendar = MarketCalendar()\n"
+        "print(calendar.is_trading_day(date(2026, 4, 3)), calendar.is_trading_day(date(2026, 4, 6)), 'holidays' in sys.modules)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=True)
+    assert result.stdout.split() == ["False", "True", "False"]

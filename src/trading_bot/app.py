@@ -18,17 +18,21 @@ from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from trading_bot.bot import TradeResult, TradingBot
-from trading_bot.broker import Broker, PaperBroker
 from trading_bot.clock import SYSTEM_CLOCK, Clock
-from trading_bot.config import Config
-from trading_bot.durable_files import LogsLock
-from trading_bot.logging.query_helper import TradeJournal
-from trading_bot.logging.trade_record import TradeRecord
-from trading_bot.market_calendar import MarketCalendar
 from trading_bot.phase.manager import PhaseManager
-from trading_bot.entry_checks import EntryDecision, TradingState
+
+if TYPE_CHECKING:
+    # Only for annotations: a command that does not trade must not pay for importing the bot.
+    from trading_bot.bot import TradeResult, TradingBot
+    from trading_bot.broker import Broker
+    from trading_bot.config import Config
+    from trading_bot.durable_files import LogsLock
+    from trading_bot.entry_checks import EntryDecision, TradingState
+    from trading_bot.logging.query_helper import TradeJournal
+    from trading_bot.logging.trade_record import TradeRecord
+    from trading_bot.market_calendar import MarketCalendar
 
 
 class ReadOnlyDesk(Exception):
@@ -101,6 +105,9 @@ class Desk:
         if self.phase.read_only:
             raise ReadOnlyDesk("a desk opened with as_of only reads the records; it has no bot")
         if self._bot is None:
+            from trading_bot.bot import TradingBot
+            from trading_bot.broker import PaperBroker
+
             broker = self._broker if self._broker is not None else PaperBroker(Decimal("1000000"), clock=self.clock)
             self._bot = TradingBot(self.phase, broker, operator_id=self.operator_id)
         return self._bot

@@ -8,7 +8,6 @@ are never blocked. Every journal record carries the phase in force.
 
 from __future__ import annotations
 
-import getpass
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -75,13 +74,6 @@ class UnknownPosition(Exception):
     def __init__(self, order_id: str) -> None:
         self.order_id = order_id
         super().__init__(f"no open position with order id {order_id!r}")
-
-
-def default_operator() -> str:
-    try:
-        return getpass.getuser()
-    except Exception:  # noqa: BLE001 - no login name in some containers
-        return "operator"
 
 
 class TradingBot:
@@ -251,6 +243,11 @@ class TradingBot:
         closed = entry.closed(
             exit_timestamp=now, net_pnl=net_pnl, emergency_exit=emergency_exit, extra={"exit_price": str(price)}
         )
+        high_water = self.phase.high_water.read()
+        if high_water is not None:
+            # A clock behind the desk's records must not put this close (and its P&L) in a
+            # session already summarised: it counts no earlier than the latest instant recorded.
+            closed = closed.stamped_no_earlier_than(high_water)
         assert closed.exit_timestamp is not None
         closed = replace(closed, exit_session=self.calendar.session_of(closed.exit_timestamp))
         who = operator_id or self.operator_id

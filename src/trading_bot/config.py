@@ -17,7 +17,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from trading_bot.durable_files import atomic_write_bytes
 from trading_bot.env_file import merged_environment
@@ -74,10 +74,20 @@ def _positive(name: str, value: Decimal | int | None) -> None:
         raise ValueError(f"{name}: must be > 0")
 
 
+def _left_out() -> Any:
+    """A block config.json leaves out is read as `{}`: every default then comes from the
+    block's own fields, validated inside the one schema `Settings` builds on first use.
+
+    Together with `defer_build`, a command builds one validator at start-up instead of one
+    per block (tens of milliseconds on every command).
+    """
+    return Field(default_factory=dict, validate_default=True)
+
+
 class _Strict(BaseModel):
     """Blocks under `phase_progression`: unknown keys are refused."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     @model_validator(mode="after")
     def _check_ranges(self) -> _Strict:
@@ -92,7 +102,7 @@ class _Strict(BaseModel):
 class _Open(BaseModel):
     """Blocks outside `phase_progression`: unknown keys are kept."""
 
-    model_config = ConfigDict(extra="allow", frozen=True)
+    model_config = ConfigDict(extra="allow", frozen=True, defer_build=True)
 
 
 class DowngradeTriggers(_Strict):
@@ -159,7 +169,7 @@ class TrialCriteria(_Strict):
 class ExperienceSettings(_Strict):
     max_trades_per_day: Count | None = None
     position_size: Dec = Decimal("100")
-    advancement_criteria: ExperienceCriteria = ExperienceCriteria()
+    advancement_criteria: ExperienceCriteria = _left_out()
 
     @model_validator(mode="after")
     def _size(self) -> ExperienceSettings:
@@ -171,8 +181,8 @@ class ExperienceSettings(_Strict):
 class ProofSettings(_Strict):
     max_trades_per_day: Count | None = 1
     position_size: Dec = Decimal("100")
-    advancement_criteria: ProofCriteria = ProofCriteria()
-    downgrade_triggers: ProofDowngradeTriggers = ProofDowngradeTriggers()
+    advancement_criteria: ProofCriteria = _left_out()
+    downgrade_triggers: ProofDowngradeTriggers = _left_out()
 
     @model_validator(mode="after")
     def _size(self) -> ProofSettings:
@@ -184,8 +194,8 @@ class ProofSettings(_Strict):
 class TrialSettings(_Strict):
     max_trades_per_day: Count | None = None
     position_size: Dec = Decimal("200")
-    advancement_criteria: TrialCriteria = TrialCriteria()
-    downgrade_triggers: DowngradeTriggers = DowngradeTriggers()
+    advancement_criteria: TrialCriteria = _left_out()
+    downgrade_triggers: DowngradeTriggers = _left_out()
 
     @model_validator(mode="after")
     def _size(self) -> TrialSettings:
@@ -220,9 +230,9 @@ class ScalingSettings(_Strict):
     position_size_min: Dec = Decimal("200")
     position_size_max: Dec = Decimal("2000")
     max_portfolio_pct: Dec | None = Decimal("5.0")
-    increase_on_win_streak: WinStreakIncrease | None = WinStreakIncrease()
-    increase_on_win_rate: WinRateIncrease | None = WinRateIncrease()
-    downgrade_triggers: DowngradeTriggers = DowngradeTriggers()
+    increase_on_win_streak: WinStreakIncrease | None = _left_out()
+    increase_on_win_rate: WinRateIncrease | None = _left_out()
+    downgrade_triggers: DowngradeTriggers = _left_out()
 
     @model_validator(mode="after")
     def _bounds(self) -> ScalingSettings:
@@ -277,10 +287,10 @@ class PhaseProgression(_Strict):
     current_phase: Phase = Phase.EXPERIENCE
     history_head: LogHead = None
     overrides_head: LogHead = None
-    experience: ExperienceSettings = ExperienceSettings()
-    proof: ProofSettings = ProofSettings()
-    trial: TrialSettings = TrialSettings()
-    scaling: ScalingSettings = ScalingSettings()
+    experience: ExperienceSettings = _left_out()
+    proof: ProofSettings = _left_out()
+    trial: TrialSettings = _left_out()
+    scaling: ScalingSettings = _left_out()
 
 
 class TradingHours(_Open):
@@ -303,7 +313,7 @@ class TradingHours(_Open):
 
 class TradingSettings(_Open):
     mode: Literal["paper", "live"] = "paper"
-    hours: TradingHours = TradingHours()
+    hours: TradingHours = _left_out()
 
 
 class AccountSettings(_Open):
@@ -327,10 +337,10 @@ class RiskSettings(_Open):
 
 
 class Settings(_Open):
-    trading: TradingSettings = TradingSettings()
-    account: AccountSettings = AccountSettings()
-    risk_management: RiskSettings = RiskSettings()
-    phase_progression: PhaseProgression = PhaseProgression()
+    trading: TradingSettings = _left_out()
+    account: AccountSettings = _left_out()
+    risk_management: RiskSettings = _left_out()
+    phase_progression: PhaseProgression = _left_out()
 
     def phase_block(self, phase: Phase) -> ExperienceSettings | ProofSettings | TrialSettings | ScalingSettings:
         return getattr(self.phase_progression, phase.value)

@@ -2,7 +2,7 @@
 
 The phase system folds the records into a `TradingState` once per change; every entry
 is decided by running `EntryChain` over that state: the phase rules first (records,
-breaker, live mode, session limit, size), then the risk checks (hours, daily loss,
+clock, breaker, live mode, session limit, size), then the risk checks (hours, daily loss,
 position size), whole shares and the broker's breaker. The first refusal wins and
 carries a stable code. Exits never pass through here: closing only reduces risk.
 """
@@ -27,6 +27,7 @@ from trading_bot.risk_management.calculator import ZeroShares, shares_for
 CODE_STATE = "phase_state"
 CODE_LOGS = "logs_unwritable"
 CODE_DAMAGE = "phase_records"
+CODE_CLOCK = "clock_behind"
 CODE_BREAKER = "phase_breaker"
 CODE_LIVE = "phase_live_mode"
 CODE_LIMIT = "phase_entry_limit"
@@ -89,6 +90,7 @@ class TradingState:
     equity_at_session_open: Decimal
     session_pnl: Decimal
     damage: str | None = None
+    clock_behind: str | None = None  # the clock reads well before the desk's latest record
     mode: str = "paper"
     refusal: Refusal | None = None  # why a new entry at the size in force is refused now
 
@@ -155,6 +157,16 @@ class RecordsIntact:
 
     def check(self, order: OrderIntent, state: TradingState, dollars: Decimal) -> Refusal | None:
         return None if state.damage is None else Refusal(self.code, state.damage)
+
+
+class ClockNotBehind:
+    """No entry on a clock found well behind the desk's own records: its sessions and hours
+    cannot be trusted. It lifts by itself when the clock catches up."""
+
+    code = CODE_CLOCK
+
+    def check(self, order: OrderIntent, state: TradingState, dollars: Decimal) -> Refusal | None:
+        return None if state.clock_behind is None else Refusal(self.code, state.clock_behind)
 
 
 class PhaseBreaker:
@@ -316,6 +328,7 @@ class EntryChain:
         return cls(
             [
                 RecordsIntact(),
+                ClockNotBehind(),
                 PhaseBreaker(),
                 LiveAllowed(),
                 SessionLimit(calendar),

@@ -6,14 +6,41 @@ DST always comes from the time-zone database; early (13:00) closes are not model
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
+from functools import cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-import holidays
 
 from trading_bot.clock import ensure_utc
 from trading_bot.logging.trade_record import TradeRecord
+from trading_bot.nyse_closures import CLOSED_DAYS, FIRST_YEAR, LAST_YEAR, MADE_WITH_HOLIDAYS
 
 _ONE_DAY = timedelta(days=1)
+
+
+@cache
+def installed_holidays_version() -> str | None:
+    """The installed `holidays` package's version, read from its metadata without importing it."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("holidays")
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def nyse_closed_days(year: int, installed_version: str | None = None) -> frozenset[date]:
+    """NYSE holidays and closures of one year: from the shipped table when it was made with
+    the installed `holidays` package, else from the package (slow to load, always right)."""
+    version = installed_holidays_version() if installed_version is None else installed_version
+    if version == MADE_WITH_HOLIDAYS and FIRST_YEAR <= year <= LAST_YEAR:
+        return frozenset(date.fromisoformat(f"{year}-{day}") for day in CLOSED_DAYS[year].split())
+    return holidays_package_closed_days(year)
+
+
+def holidays_package_closed_days(year: int) -> frozenset[date]:
+    """What the `holidays` package says the NYSE is closed for in `year` (imported on first use)."""
+    import holidays
+
+    return frozenset(day for day in holidays.financial_holidays("NYSE", years=year) if day.year == year)
 
 
 class MarketCalendar:
@@ -42,11 +69,10 @@ class MarketCalendar:
         self._session_info: dict[date, tuple[datetime | None, date]] = {}
 
     def _holidays_of(self, year: int) -> frozenset[date]:
-        """Built lazily once per year: the holidays package is slow to evaluate."""
+        """Built lazily once per year: session arithmetic asks for the same years constantly."""
         found = self._holidays.get(year)
         if found is None:
-            calendar = holidays.financial_holidays("NYSE", years=year)
-            found = frozenset(d for d in calendar if d.year == year)
+            found = nyse_closed_days(year)
             self._holidays[year] = found
         return found
 

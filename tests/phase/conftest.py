@@ -135,13 +135,15 @@ class Desk:
         assert out.strip(), err
         return code, json.loads(out)
 
-    def snapshot_files(self) -> dict[str, bytes]:
-        """Every record under the desk, for "nothing was written" assertions (`logs/.derived/`
-        holds caches, not records: a command may refresh them; their own tests check when)."""
+    def snapshot_files(self, *, records_only: bool = False) -> dict[str, bytes]:
+        """Every file under the desk, for "nothing was written" assertions. `records_only`
+        leaves out the journal index (`logs/.derived/`, a cache a refused command may refresh)."""
         return {
             str(path.relative_to(self.root)): path.read_bytes()
             for path in sorted(self.root.rglob("*"))
-            if path.is_file() and path.name != ".phase.lock" and ".derived" not in path.relative_to(self.root).parts
+            if path.is_file()
+            and path.name != ".phase.lock"
+            and not (records_only and ".derived" in path.relative_to(self.root).parts)
         }
 
 

@@ -396,8 +396,9 @@ def test_sigkill_during_bot_loop_downgrades_40_times_loses_no_committed_line(tmp
 
             # Start-up set every torn journal tail aside (the next writer would have too).
             for path, fragment in torn_journal.items():
-                # A file the kill cut inside its first line is left empty once the fragment is set aside.
-                assert committed_journal[path] == b"" or committed_journal[path].endswith(b"\n"), f"round {round_no}: {path.name} still torn"
+                assert committed_journal[path] == b"" or committed_journal[path].endswith(b"\n"), (
+                    f"round {round_no}: {path.name} still torn"
+                )  # a torn first line of a day's file leaves it empty once set aside
                 assert any(p.read_bytes() == fragment for p in path.parent.glob(path.name + ".torn-*")), (
                     f"round {round_no}: torn tail of {path.name} dropped without a recovery file"
                 )

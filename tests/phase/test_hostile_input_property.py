@@ -46,7 +46,7 @@ def _on_alarm(signum: int, frame: FrameType | None) -> None:
 
 
 def files_under(root: Path) -> dict[str, bytes]:
-    """Every record under the desk (`logs/.derived/` holds caches, which a command may refresh)."""
+    """The records under a desk; the journal index (`logs/.derived/`, a cache) is left out."""
     return {
         str(path.relative_to(root)): path.read_bytes()
         for path in sorted(root.rglob("*"))

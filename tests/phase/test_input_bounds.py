@@ -39,10 +39,11 @@ def run_phase(config: Path, *args: str, stdin: str = "") -> subprocess.Completed
 
 
 def files_under(root: Path) -> dict[str, bytes]:
+    """The records under a desk; the journal index (`logs/.derived/`, a cache) is left out."""
     return {
         str(path.relative_to(root)): path.read_bytes()
         for path in sorted(root.rglob("*"))
-        if path.is_file() and path.name != ".phase.lock"
+        if path.is_file() and path.name != ".phase.lock" and ".derived" not in path.relative_to(root).parts
     }
 
 

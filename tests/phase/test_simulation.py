@@ -14,7 +14,7 @@ from trading_bot.clock import FixedClock
 from trading_bot.clock import parse_timestamp
 from trading_bot.market_calendar import MarketCalendar
 from trading_bot.phase.cli import main
-from trading_bot.phase.simulation import SeededStrategy, sessions_before
+from trading_bot.phase.simulation import DEFAULT_SEED, DEFAULT_SESSIONS, SeededStrategy, sessions_before
 
 # Tuesday 2026-12-01 11:00 UTC = 06:00 New York, before the open: Monday's session is current.
 NOW = datetime(2026, 12, 1, 11, 0, tzinfo=timezone.utc)
@@ -168,3 +168,13 @@ def test_phase_history_dir_in_the_environment_does_not_send_records_elsewhere(tm
     assert code == 0, err
     assert not elsewhere.exists()
     assert (tmp_path / "desk" / "logs" / "phase" / "phase-history.jsonl").exists()
+
+
+def test_help_names_the_demo_defaults_and_a_run_without_seed_uses_the_default_seed(tmp_path: Path) -> None:
+    code, out, _ = run("--help")
+    words = " ".join(out.split())  # argparse wraps the help to the terminal's width
+    assert code == 0
+    assert f"the demo's {DEFAULT_SESSIONS})" in words and f"the demo's {DEFAULT_SEED})" in words
+    code, out, _ = run("--workdir", str(tmp_path / "desk"), "--sessions", "2")
+    assert code == 0
+    assert f"(seed {DEFAULT_SEED})" in out

@@ -15,7 +15,7 @@ import io
 import json
 import os
 import shutil
-from dataclasses import fields, replace
+from dataclasses import fields
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -42,6 +42,7 @@ from trading_bot.phase.models import Phase
 from trading_bot.phase.record_types import TRANSITION
 from trading_bot.phase.snapshot import (
     SNAPSHOT_VERSION,
+    SnapshotKey,
     progress_to_json,
     replay_to_json,
     restore_progress,
@@ -95,8 +96,8 @@ def numbers(progress: StintProgress) -> str:
             progress.peak,
             progress.max_drawdown_pct,
             progress.peak_not_above_zero,
-            # The file it was read from, by name: a copied desk reads the same file elsewhere.
-            None if (trade := progress.last_stint_trade) is None else (replace(trade, file=Path(trade.file).name), trade.extra),
+            # As written (a copied desk reads the same file elsewhere: its name only).
+            None if (trade := progress.last_stint_trade) is None else (trade.to_json_dict(), trade.extra, Path(trade.file).name, trade.line),
             progress.last_session,
             progress.manual_override_trades,
         )
@@ -227,6 +228,30 @@ def test_a_window_saved_under_other_settings_is_refused() -> None:
         restore_progress(engine.new_progress(ledger_in(Phase.EXPERIENCE, START)), data)
 
 
+def key(closes: int, entries: int, epoch: str = "e1") -> SnapshotKey:
+    return SnapshotKey(SNAPSHOT_VERSION, "settings", 4, "h" * 64, epoch, closes, entries)
+
+
+@pytest.mark.parametrize(
+    ("saved", "current", "usable"),
+    [
+        (key(10, 12), key(10, 12), True),
+        (key(10, 12), key(11, 12), True),
+        (key(10, 12), key(10, 13), True),
+        (key(10, 12), key(9, 12), False),
+        (key(10, 12), key(10, 11), False),
+        (key(10, 12), key(10, 12, "e2"), False),
+        (key(0, 1), key(0, 1, "e2"), False),
+        (key(0, 0), key(0, 0, "e2"), True),  # nothing folded from the journal holds under any epoch
+        (key(0, 0), key(5, 5, "e2"), True),
+    ],
+)
+def test_a_saved_position_is_usable_only_within_the_same_journal_up_to_what_it_holds(
+    saved: SnapshotKey, current: SnapshotKey, usable: bool
+) -> None:
+    assert (saved.mismatch(current) is None) is usable
+
+
 # ---- the desk: a history of several phases, downgrades, a size step and overrides --------
 
 
@@ -283,11 +308,11 @@ def cold_answers(desk: Desk, tmp_path: Path) -> dict[str, Any]:
     copy = tmp_path / "cold"
     shutil.rmtree(copy, ignore_errors=True)
     shutil.copytree(desk.root, copy)
-    derived = copy / "logs" / ".derived"
-    if derived.is_dir():
-        shutil.rmtree(derived)
+    saved = copy / "logs" / ".derived" / "state.json"
+    if saved.is_dir():
+        saved.rmdir()
     else:
-        derived.unlink(missing_ok=True)
+        saved.unlink(missing_ok=True)
     manager = PhaseManager(copy / "config.json", environ=desk.env)
     result = answers(manager)
     assert manager.snapshot_note == "replayed in full: no saved state"
@@ -306,9 +331,7 @@ def resaved(path: Path, edit: Any) -> None:
 @pytest.fixture
 def history(desk: Desk) -> Desk:
     build_history(desk)
-    first = reader(desk)
-    first.state()
-    assert first.snapshot_note.startswith("replayed in full")
+    reader(desk).state()  # saves the state, or finds the desk's own process saved it already
     assert state_file(desk).exists()
     return desk
 
@@ -566,10 +589,28 @@ def test_verify_reads_the_records_not_the_saved_state(history: Desk) -> None:
 
 
 def test_a_state_that_cannot_be_written_costs_nothing_but_the_save(history: Desk, tmp_path: Path) -> None:
-    derived = state_file(history).parent
-    shutil.rmtree(derived)
-    derived.write_bytes(b"a file where the cache folder should be")
+    state_file(history).unlink()
+    state_file(history).mkdir()  # a folder where the file should be: the rename onto it fails
     second = reader(history)
     got = answers(second)
     assert second.snapshot_note.startswith("not saved: ")
     assert got == cold_answers(history, tmp_path)
+
+
+def test_a_command_process_resumes_from_the_state_saved_before_and_answers_as_a_cold_one(history: Desk, tmp_path: Path) -> None:
+    """The CLI opens its own desk (journal, index, manager), as a separate process does."""
+    before = os.stat(state_file(history))
+    warm = [history.cli_json("status"), history.cli_json("validate-transition", "--to", "scaling")]
+    after = os.stat(state_file(history))
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)  # resumed: nothing new to save
+
+    copy = tmp_path / "cold-cli"
+    shutil.copytree(history.root, copy)
+    (copy / "logs" / ".derived" / "state.json").unlink()
+    cold = []
+    for args in (["status"], ["validate-transition", "--to", "scaling"]):
+        out = io.StringIO()
+        code = cli.main(["--config", str(copy / "config.json"), *args, "--json"], stdin=io.StringIO(), stdout=out, stderr=io.StringIO(), environ=history.env)
+        cold.append((code, json.loads(out.getvalue())))
+    assert warm == cold
+    assert (copy / "logs" / ".derived" / "state.json").exists()  # the cold command saved one

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from tests.phase.conftest import PASSWORD, Desk, advance_to
+from trading_bot.phase.manager import PhaseManager
 
 HISTORY = "phase-history.jsonl"
 OVERRIDES = "phase-overrides.jsonl"
@@ -203,3 +204,21 @@ def test_a_rewritten_history_line_with_recomputed_hashes_but_an_unreadable_size_
         assert "Traceback" not in err and "phase-history.jsonl:" in out + err
     refused = desk.enter()
     assert not refused.accepted
+
+
+def test_logs_written_and_mirrored_after_a_desk_opened_are_not_damage_to_it(desk: Desk) -> None:
+    """A command opens its desk (config.json read), then another process appends to the logs
+    and mirrors their heads before the command reads the logs: nothing was cut."""
+    reader = PhaseManager(desk.config_path, environ=desk.env)  # config.json without heads
+    assert "overrides_head" not in config_json(desk)["phase_progression"]
+    assert desk.cli("status")[0] == 0  # the other process: first lines and their heads
+    assert len(desk.overrides()) >= 1 and "overrides_head" in config_json(desk)["phase_progression"]
+
+    assert reader.damage() is None
+
+
+def test_a_head_really_missing_is_still_damage_after_the_second_look(desk: Desk) -> None:
+    lock_out(desk)
+    drop_head(desk, "overrides_head")
+    damage = PhaseManager(desk.config_path, environ=desk.env).damage()
+    assert damage is not None and "overrides_head is missing" in damage

@@ -1,35 +1,47 @@
 """Reading the trade journal: every `logs/trades/*.jsonl`, consolidated by order id.
 
-The reader is incremental: it remembers how far it read each file and, on refresh,
-stats the files and parses only the bytes appended since. A file that shrank or was
-replaced makes it start over. Rules (SPEC §10): a closed record supersedes an `open`
-one with the same `order_id`; identical duplicates collapse; two different closes for
-one order are an invalid line. A torn (unterminated) last line is ignored.
+The consolidated journal lives in a derived SQLite index (`journal_index.py`), brought up
+to date by `refresh()`: it stats the files and parses only the bytes appended since; a file
+that shrank, was replaced or edited makes the index start over. Rules (SPEC §10): a closed
+record supersedes an `open` one with the same `order_id`; identical duplicates collapse;
+two different closes for one order are an invalid line. A torn (unterminated) last line
+is ignored. The views below read the index lazily: no object per historical trade is
+kept in memory.
 """
 
 from __future__ import annotations
 
-import bisect
-import gc
 import os
+import sqlite3
+import sys
 import time
-import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
-
-import orjson
+from typing import Any, Protocol, overload
 
 from trading_bot.clock import CLOCK_TOLERANCE
+from trading_bot.durable_files import LogsLock
 from trading_bot.errors import JournalError
-from trading_bot.input_bounds import (
-    MAX_JSON_DEPTH,
-    first_duplicate_key,
-    json_depth_exceeds,
-    may_hold_duplicate_keys,
-    raw_json_may_nest_too_deep,
+from trading_bot.logging.journal_index import (
+    RECORD_COLUMNS,
+    IndexUpdate,
+    JournalIndex,
+    index_path_for,
+    microseconds_of,
+    moment_of,
+    record_from_row,
 )
-from trading_bot.logging.trade_record import OPEN, TradeRecord, parse_trade
+from trading_bot.logging.trade_record import TradeRecord
+
+
+
+class SessionCalendar(Protocol):
+    """What placing an entry of the original bot (no recorded session) needs: its session."""
+
+    def session_of(self, moment: datetime) -> date: ...
+
 
 JOURNAL_SUFFIX = ".jsonl"
 
@@ -48,34 +60,21 @@ def journal_files(trades_dir: Path) -> list[Path]:
     return [Path(trades_dir) / name for name in names]
 
 
-def close_order_key(trade: TradeRecord) -> tuple[datetime, datetime, str, int]:
-    """Trades are ordered by (exit time, entry time, file, line)."""
-    assert trade.exit_timestamp is not None
-    return (trade.exit_timestamp, trade.timestamp, trade.file, trade.line)
-
-
-_GUARD_BYTES = 64
 _HOT_FILES = 2
 _FULL_REFRESH_SECONDS = 1.0
 # A folder's mtime can be stamped in coarse ticks: a file created in the same tick as the
 # previous scan would not change it, so a folder changed this recently is rescanned.
 _MTIME_TICK_NS = 100_000_000
-
-
-@dataclass
-class _FileCursor:
-    inode: int
-    offset: int
-    size: int
-    mtime_ns: int
-    line_count: int
-    guard: bytes = b""
-    head: bytes = b""
+_BLOCK = 512
+_CLOSE_ORDER = "close_pos"
+_ENTRY_ORDER = "entry_seq"
 
 
 @dataclass(frozen=True)
 class JournalDelta:
-    """What one refresh found: new entries, new closes, and whether order was disturbed."""
+    """What one refresh found: new entries, new closes, and whether order was disturbed.
+
+    A rebuild (or the first look at an index) lists no records: it says `rebuilt`."""
 
     new_entries: list[TradeRecord] = field(default_factory=list)
     new_closes: list[TradeRecord] = field(default_factory=list)
@@ -86,32 +85,75 @@ class JournalDelta:
         return self.rebuilt or bool(self.new_entries) or bool(self.new_closes)
 
 
-class TradeJournal:
-    """The consolidated journal, kept in memory and brought up to date by `refresh()`."""
+def _stderr_line(text: str) -> None:
+    sys.stderr.write(text + "\n")
 
-    def __init__(self, trades_dir: Path) -> None:
+
+class TradeJournal:
+    """The consolidated journal, read from its index and brought up to date by `refresh()`.
+
+    `read_only` (a view `--as-of` a past moment, a copied folder) never writes a file: it
+    builds the index in memory. Otherwise the index file is written only under `lock`.
+    """
+
+    def __init__(
+        self,
+        trades_dir: Path,
+        *,
+        lock: LogsLock | None = None,
+        read_only: bool = False,
+        warn: Callable[[str], None] | None = None,
+    ) -> None:
         self.trades_dir = Path(trades_dir)
         self._base = os.path.join(str(self.trades_dir), "")
+        self.read_only = read_only
+        self.lock = lock if lock is not None else LogsLock(self.trades_dir.parent)
+        self.index_path = index_path_for(self.trades_dir)
+        self.warn = warn or _stderr_line
         self.generation = 0
-        self._reset()
-
-    def _reset(self) -> None:
-        # Stays equal while the first n closes and m entries keep their meaning (appends only).
-        self.epoch = uuid.uuid4().hex
-        self._cursors: dict[str, _FileCursor] = {}
-        self._by_order: dict[str, TradeRecord] = {}
-        self._entries: dict[str, TradeRecord] = {}
-        self._closed: list[TradeRecord] = []
-        self._entry_log: list[TradeRecord] = []
-        self._closed_keys: list[tuple[datetime, datetime, str, int]] = []
-        self._problem: JournalError | None = None
-        self._latest_timestamp: datetime | None = None
-        self._latest_source: tuple[str, int, str] | None = None
+        self._index: JournalIndex | None = None
+        self._seen_epoch: str | None = None
         self._dir_mtime_ns: int | None = None
         self._scan_started_ns = 0
-        self._torn: dict[str, int] = {}
         self._hot: list[str] = []
         self._full_at = 0.0
+        self._blocks: dict[str, tuple[int, int, list[TradeRecord]]] = {}
+        self._listed: set[str] = set()
+        self._listed_names: list[str] = []
+
+    # ---- the index -----------------------------------------------------------------
+
+    def _open_index(self) -> JournalIndex:
+        """The index to read: the file beside the logs, or one in memory while there is
+        nothing to write it for (no trades folder yet) or when only reading."""
+        wanted_file = not self.read_only and (self.trades_dir.is_dir() or self.index_path.exists())
+        index = self._index
+        if index is not None and (index.path is not None) == wanted_file:
+            return index
+        if index is not None:
+            index.close()
+        index = JournalIndex(self.index_path if wanted_file else None, self._base, lambda text: self.warn(text))
+        if wanted_file:
+            with self.lock.held():
+                index.open()
+        else:
+            index.open()
+        index.begin_read()
+        self._index = index
+        return index
+
+    def close(self) -> None:
+        """Let go of the index file (its connection); a later refresh opens it again."""
+        if self._index is not None:
+            self._index.close()
+            self._index = None
+            self._seen_epoch = None
+
+    def _view(self) -> JournalIndex:
+        if self._index is None:
+            self.refresh()
+        assert self._index is not None
+        return self._index
 
     # ---- reading -------------------------------------------------------------------
 
@@ -122,280 +164,189 @@ class TradeJournal:
         to, so its cost does not grow with the number of journal files; a full refresh,
         which every command and every close does, is forced at least once a second.
         """
-        if quick and self._hot and time.monotonic() - self._full_at < _FULL_REFRESH_SECONDS:
+        if quick and self._hot and self._index is not None and time.monotonic() - self._full_at < _FULL_REFRESH_SECONDS:
             try:
                 dir_stat = os.stat(self.trades_dir)
             except FileNotFoundError:
                 dir_stat = None
             if dir_stat is not None and dir_stat.st_mtime_ns == self._dir_mtime_ns:
-                return self._refresh_files(self._hot)
+                if self._plan(self._index, self._hot, listing=False) is None:
+                    return JournalDelta()
         return self._refresh_full()
 
-    def _refresh_full(self) -> JournalDelta:
-        self._full_at = time.monotonic()
+    def _listing(self, index: JournalIndex) -> list[str]:
         try:
             dir_stat = os.stat(self.trades_dir)
         except FileNotFoundError:
-            if self._cursors:
-                self._reset()
-                self.generation += 1
-                return JournalDelta(rebuilt=True)
-            return JournalDelta()
-        unchanged_dir = (
+            self._dir_mtime_ns = None
+            return []
+        unchanged = (
             dir_stat.st_mtime_ns == self._dir_mtime_ns
             and self._scan_started_ns - dir_stat.st_mtime_ns > _MTIME_TICK_NS
+            and not index.files.keys() - self._listed
         )
-        if unchanged_dir:
-            names = list(self._cursors)
-        else:
-            self._scan_started_ns = time.time_ns()
-            names = [path.name for path in journal_files(self.trades_dir)]
+        if unchanged:
+            return self._listed_names
+        self._scan_started_ns = time.time_ns()
         self._dir_mtime_ns = dir_stat.st_mtime_ns
-        if set(self._cursors) - set(names):
-            return self._rebuild()
-        delta = self._refresh_files(names)
-        self._update_hot()
-        return delta
+        names = [path.name for path in journal_files(self.trades_dir)]
+        self._listed = set(names)
+        self._listed_names = names
+        return names
 
-    def _update_hot(self) -> None:
-        """The files a quick refresh watches: the most recently modified ones."""
-        newest = sorted(self._cursors.items(), key=lambda item: item[1].mtime_ns, reverse=True)
-        self._hot = [name for name, _ in newest[:_HOT_FILES]]
-
-    def _refresh_files(self, names: list[str]) -> JournalDelta:
-        delta = JournalDelta()
+    def _plan(self, index: JournalIndex, names: list[str], *, listing: bool) -> tuple[bool, list[tuple[str, os.stat_result]]] | None:
+        """What the index lacks: None when it matches the files, else (rebuild?, files to read)."""
+        files = index.files
+        if listing and files.keys() - set(names):
+            return True, []
+        plan: list[tuple[str, os.stat_result]] = []
         base = self._base
         for name in names:
-            path = base + name
             try:
-                stat = os.stat(path)
+                stat = os.stat(base + name)
             except FileNotFoundError:
-                return self._rebuild()
-            cursor = self._cursors.get(name)
-            if cursor is not None:
-                if stat.st_ino != cursor.inode or stat.st_size < cursor.offset:
-                    return self._rebuild()
-                if stat.st_size == cursor.size and stat.st_mtime_ns == cursor.mtime_ns:
-                    continue
-                if stat.st_size == cursor.size or self._problem is not None or not self._guard_intact(Path(path), cursor):
-                    # Rewritten in place (same size, or the bytes before our offset changed). Start over.
-                    return self._rebuild()
-            self._read_file(Path(path), stat, delta)
-        return delta
+                return True, []
+            state = files.get(name)
+            if state is None:
+                plan.append((name, stat))
+                continue
+            if stat.st_ino != state.inode or stat.st_size < state.offset:
+                return True, []
+            if stat.st_size == state.size and stat.st_mtime_ns == state.mtime_ns:
+                continue
+            if stat.st_size == state.size or index.meta.problem is not None or not _guard_intact(Path(base + name), state.head, state.guard, state.offset):
+                # Rewritten in place (same size, or the bytes before the offset changed).
+                return True, []
+            plan.append((name, stat))
+        return (False, plan) if plan else None
 
-    @staticmethod
-    def _guard_intact(path: Path, cursor: _FileCursor) -> bool:
-        """The file's first bytes and the last bytes we read are still where we read them
-        (it was only appended to); a middle edit is left to `verify` and the summaries."""
-        with open(path, "rb") as handle:
-            if handle.read(len(cursor.head)) != cursor.head:
-                return False
-            if not cursor.guard:
-                return True
-            handle.seek(cursor.offset - len(cursor.guard))
-            return handle.read(len(cursor.guard)) == cursor.guard
-
-    def _rebuild(self) -> JournalDelta:
-        self._reset()
-        self.generation += 1
-        delta = JournalDelta(rebuilt=True)
-        self._dir_mtime_ns = os.stat(self.trades_dir).st_mtime_ns if self.trades_dir.exists() else None
-        self._scan_started_ns = time.time_ns()
-        self._full_at = time.monotonic()
-        collecting = gc.isenabled()
-        gc.disable()  # a bulk load creates millions of long-lived objects: nothing to collect
+    def _refresh_full(self) -> JournalDelta:
         try:
-            for path in journal_files(self.trades_dir):
+            return self._refresh_index()
+        except sqlite3.DatabaseError as error:
+            # Damaged under our feet (not at open): start the index over, once.
+            index = self._index
+            assert index is not None
+            with self.lock.held():
+                index.replace_damaged(error)
+            self._seen_epoch = None
+            return self._refresh_index()
+
+    def _refresh_index(self) -> JournalDelta:
+        self._full_at = time.monotonic()
+        index = self._open_index()
+        if index.replaced_on_disk():
+            with self.lock.held():
+                index.reopen()
+            index.begin_read()
+        first_look = self._seen_epoch is None
+        before = (index.meta.entries, index.meta.closes)
+        names = self._listing(index)
+        plan = self._plan(index, names, listing=True)
+        update: IndexUpdate | None = None
+        rebuilt = False
+        if plan is not None:
+            if index.path is None:
+                update, rebuilt = self._apply(index, names, plan), plan[0]
+            else:
+                with self.lock.held():
+                    index.begin_read()  # another process may have indexed it meanwhile
+                    names = self._listing(index)
+                    plan = self._plan(index, names, listing=True)
+                    if plan is not None:
+                        update, rebuilt = self._apply(index, names, plan), plan[0]
+        index.begin_read()
+        self._update_hot(index)
+        epoch = index.meta.epoch
+        moved = epoch != self._seen_epoch
+        self._seen_epoch = epoch
+        if moved:
+            self.generation += 1
+            self._blocks.clear()
+        if first_look:
+            return JournalDelta(rebuilt=bool(index.meta.entries or index.meta.closes or index.meta.problem))
+        if update is not None and update.fresh:
+            return JournalDelta(rebuilt=True)
+        if update is not None:
+            return JournalDelta(new_entries=update.new_entries, new_closes=update.new_closes, rebuilt=rebuilt)
+        if moved:
+            return JournalDelta(rebuilt=True)
+        if before != (index.meta.entries, index.meta.closes):
+            return JournalDelta(new_entries=list(self.entry_log[before[0]:]), new_closes=list(self.closed_trades[before[1]:]))
+        return JournalDelta()
+
+    def _apply(self, index: JournalIndex, names: list[str], plan: tuple[bool, list[tuple[str, os.stat_result]]]) -> IndexUpdate:
+        rebuild, files = plan
+        if rebuild:
+            files = []
+            for name in names:
                 try:
-                    stat = os.stat(path)
+                    files.append((name, os.stat(self._base + name)))
                 except FileNotFoundError:
                     continue
-                self._read_file(path, stat, delta)
-        finally:
-            if collecting:
-                gc.enable()
-        self._update_hot()
-        return delta
+        return index.update(files, rebuild, self.trades_dir)
 
-    def _read_file(self, path: Path, stat: os.stat_result, delta: JournalDelta) -> None:
-        name = path.name
-        cursor = self._cursors.get(name)
-        if cursor is None:
-            cursor = _FileCursor(inode=stat.st_ino, offset=0, size=0, mtime_ns=0, line_count=0)
-            self._cursors[name] = cursor
-        with open(path, "rb") as handle:
-            handle.seek(cursor.offset)
-            data = handle.read()
-        end = data.rfind(b"\n")
-        complete = data[: end + 1] if end >= 0 else b""
-        line_no = cursor.line_count
-        display = str(path)
-        for raw in complete.split(b"\n")[:-1]:
-            line_no += 1
-            if not raw.strip():
-                continue
-            self._take_line(raw, display, line_no, delta)
-        if len(data) > len(complete):
-            self._torn[display] = len(data) - len(complete)
-        else:
-            self._torn.pop(display, None)
-        cursor.offset += len(complete)
-        if complete:
-            cursor.guard = complete[-_GUARD_BYTES:]
-            if not cursor.head:
-                cursor.head = complete[:_GUARD_BYTES]
-        cursor.line_count = line_no
-        cursor.size = stat.st_size
-        cursor.mtime_ns = stat.st_mtime_ns
-
-    def _take_line(self, raw: bytes, file: str, line: int, delta: JournalDelta) -> None:
-        """Parse one line. An invalid line is remembered (it halts entries) and skipped, so
-        the lines after it still count: positions opened later can still be closed."""
-        try:
-            data = orjson.loads(raw)
-        except orjson.JSONDecodeError as error:
-            self._note_problem(JournalError(file, line, "(line)", f"not valid JSON ({error.msg})"))
-            return
-        if raw_json_may_nest_too_deep(raw) and json_depth_exceeds(data):
-            self._note_problem(JournalError(file, line, "(line)", f"nested deeper than {MAX_JSON_DEPTH} levels"))
-            return
-        if may_hold_duplicate_keys(raw, data):
-            duplicate = first_duplicate_key(raw.decode("utf-8"))
-            if duplicate is not None:
-                self._note_problem(JournalError(file, line, duplicate[0], "duplicate key (a reader sees the first, the parser would take the last)"))
-                return
-        try:
-            record = parse_trade(data, file, line)
-        except JournalError as error:
-            self._note_problem(error)
-            return
-        self._consolidate(record, delta)
-
-    def _note_problem(self, problem: JournalError) -> None:
-        if self._problem is None:
-            self._problem = problem
-
-    def _consolidate(self, record: TradeRecord, delta: JournalDelta) -> None:
-        latest = record.exit_timestamp or record.timestamp
-        if self._latest_timestamp is None or latest > self._latest_timestamp:
-            self._latest_timestamp = latest
-            self._latest_source = (record.file, record.line, "exit_timestamp" if record.exit_timestamp else "timestamp")
-        previous = self._by_order.get(record.order_id)
-        if record.order_id not in self._entries and not (record.emergency_exit and record.is_closed and previous is None):
-            self._entries[record.order_id] = record
-            self._entry_log.append(record)
-            delta.new_entries.append(record)
-        if previous is None:
-            self._by_order[record.order_id] = record
-            if record.is_closed:
-                self._add_closed(record, delta)
-            return
-        if record.outcome == OPEN:
-            # One `open` per order, then at most one terminal record: a repeat must be
-            # the same line (a harmless duplicate), never a second, different entry.
-            first = self._entries.get(record.order_id)
-            if first is None or first.outcome != OPEN or not first.same_content(record):
-                where = f"{first.file}:{first.line}" if first is not None else f"{previous.file}:{previous.line}"
-                self._note_problem(
-                    JournalError(
-                        record.file,
-                        record.line,
-                        "order_id",
-                        f"a second, different open record for order {record.order_id!r} (first recorded at {where})",
-                    )
-                )
-            return
-        if record.is_rejected or previous.is_rejected:
-            if record.outcome == "open":
-                return
-            if previous.outcome == "open":
-                self._by_order[record.order_id] = record
-            elif not previous.same_content(record):
-                self._note_problem(
-                    JournalError(
-                        record.file,
-                        record.line,
-                        "outcome",
-                        f"order {record.order_id!r} is both rejected by the broker and closed "
-                        f"(see {previous.file}:{previous.line})",
-                    )
-                )
-            return
-        if previous.is_closed and record.is_closed:
-            if previous.same_content(record):
-                return
-            self._note_problem(
-                JournalError(
-                    record.file,
-                    record.line,
-                    "order_id",
-                    f"a second, different close for order {record.order_id!r} "
-                    f"(first closed at {previous.file}:{previous.line})",
-                )
-            )
-            return
-        if record.is_closed:
-            self._by_order[record.order_id] = record
-            self._add_closed(record, delta)
-        # An open record never replaces what is already known for that order.
-
-    def _add_closed(self, record: TradeRecord, delta: JournalDelta) -> None:
-        key = close_order_key(record)
-        if not self._closed_keys or key >= self._closed_keys[-1]:
-            self._closed.append(record)
-            self._closed_keys.append(key)
-        else:
-            index = bisect.bisect_right(self._closed_keys, key)
-            self._closed.insert(index, record)
-            self._closed_keys.insert(index, key)
-            self.generation += 1
-            self.epoch = uuid.uuid4().hex
-        delta.new_closes.append(record)
+    def _update_hot(self, index: JournalIndex) -> None:
+        """The files a quick refresh watches: the most recently modified ones."""
+        newest = sorted(index.files.values(), key=lambda state: state.mtime_ns, reverse=True)
+        self._hot = [state.name for state in newest[:_HOT_FILES]]
 
     # ---- what it knows -------------------------------------------------------------
 
     @property
-    def closed_trades(self) -> list[TradeRecord]:
-        """Closed trades in (exit, entry, file, line) order. Read-only."""
-        return self._closed
+    def epoch(self) -> str:
+        """Stays the same while positions in `closed_trades` and `entry_log` keep their
+        meaning (only appends happened), in every process; changes on a rebuild and when a
+        close lands before the last one."""
+        return self._view().meta.epoch
 
     @property
-    def entry_log(self) -> list[TradeRecord]:
+    def closed_trades(self) -> RecordSequence:
+        """Closed trades in (exit, entry, file, line) order. Read-only."""
+        return RecordSequence(self, _CLOSE_ORDER)
+
+    @property
+    def entry_log(self) -> RecordSequence:
         """Entries in the order they were read: readers sharing this journal fold from an
         index into it, whoever called `refresh`. Read-only."""
-        return self._entry_log
+        return RecordSequence(self, _ENTRY_ORDER)
 
     @property
-    def entries(self) -> dict[str, TradeRecord]:
+    def entries(self) -> JournalEntries:
         """The first record seen of each order that counts as an entry, by order id."""
-        return self._entries
+        return JournalEntries(self)
 
     def torn_tails(self) -> dict[str, int]:
         """Files whose last line is unterminated (a crash mid-write), with its byte count."""
-        return dict(self._torn)
+        index = self._view()
+        return {self._base + state.name: state.torn for state in index.files.values() if state.torn}
 
     def open_trades(self) -> list[TradeRecord]:
         """Positions the journal holds open (a rejected order never opened one)."""
-        return [record for record in self._by_order.values() if record.outcome == "open"]
+        return list(self._view().records("current = 1 AND outcome = 'open'", order="first_id"))
 
     def record(self, order_id: str) -> TradeRecord | None:
-        return self._by_order.get(order_id)
+        return next(self._view().records("order_id = ? AND current = 1", (order_id,)), None)
 
     def problem(self, now: datetime | None = None) -> JournalError | None:
         """The first invalid line, or a trade dated after `now` (the real clock) by more
         than the clock tolerance."""
-        if self._problem is not None:
-            return self._problem
-        if now is not None and self._latest_timestamp is not None and self._latest_timestamp > now + CLOCK_TOLERANCE:
-            assert self._latest_source is not None
-            file, line, field_name = self._latest_source
-            return JournalError(
-                file,
-                line,
-                field_name,
-                f"is in the future ({self._latest_timestamp.isoformat()}; the clock reads {now.isoformat()}); "
-                "entries stay halted until the clock passes it",
-            )
+        index = self._view()
+        problem = index.problem()
+        if problem is not None:
+            return problem
+        latest = index.meta.latest
+        if now is not None and latest is not None:
+            moment = moment_of(latest[0])
+            if moment > now + CLOCK_TOLERANCE:
+                _, name, line, field_name = latest
+                return JournalError(
+                    self._base + name,
+                    line,
+                    field_name,
+                    f"is in the future ({moment.isoformat()}; the clock reads {now.isoformat()}); "
+                    "entries stay halted until the clock passes it",
+                )
         return None
 
     def require_valid(self, now: datetime | None = None) -> None:
@@ -405,20 +356,221 @@ class TradeJournal:
 
     def as_of(self, moment: datetime) -> JournalView:
         """The journal as it was at `moment`: later entries ignored, later closes still open."""
-        closed = [trade for trade in self._closed if trade.exit_timestamp is not None and trade.exit_timestamp <= moment]
-        entries = {oid: record for oid, record in self._entries.items() if record.timestamp <= moment}
+        index = self._view()
+        until = microseconds_of(moment)
+        (closed,) = index.query("SELECT count(*) FROM records WHERE close_pos IS NOT NULL AND exit_us <= ?", (until,)).fetchone()
         open_trades = [
             record if record.outcome == "open" else record.reopened()
-            for record in self._by_order.values()
-            if record.timestamp <= moment and (record.outcome == "open" or (record.exit_timestamp or moment) > moment)
+            for record in index.records(
+                "current = 1 AND timestamp_us <= ? AND (outcome = 'open' OR exit_us > ?)", (until, until), order="first_id"
+            )
         ]
-        return JournalView(closed_trades=closed, entries=entries, open_trades=open_trades)
+        return JournalView(
+            closed_trades=RecordSequence(self, _CLOSE_ORDER, 0, closed),
+            entries=JournalEntries(self, until),
+            open_trades=open_trades,
+        )
+
+    # ---- for the views -------------------------------------------------------------
+
+    def _count(self, order: str) -> int:
+        meta = self._view().meta
+        return meta.closes if order == _CLOSE_ORDER else meta.entries
+
+    def _at(self, order: str, position: int) -> TradeRecord:
+        cached = self._blocks.get(order)
+        if cached is not None and cached[0] == self.generation and 0 <= position - cached[1] < len(cached[2]):
+            return cached[2][position - cached[1]]
+        block = self._fetch(order, position, position + _BLOCK)
+        self._blocks[order] = (self.generation, position, block)
+        return block[0]
+
+    def _fetch(self, order: str, start: int, stop: int) -> list[TradeRecord]:
+        return list(self._view().records(f"{order} >= ? AND {order} < ?", (start, stop), order=order))
+
+
+def _guard_intact(path: Path, head: bytes, guard: bytes, offset: int) -> bool:
+    """The file's first bytes and the last bytes indexed are still where they were read (it
+    was only appended to); a middle edit is left to `verify` and the summaries."""
+    with open(path, "rb") as handle:
+        if handle.read(len(head)) != head:
+            return False
+        if not guard:
+            return True
+        handle.seek(offset - len(guard))
+        return handle.read(len(guard)) == guard
 
 
 @dataclass(frozen=True)
 class JournalView:
     """A fixed picture of the journal (used for `--as-of` and replays)."""
 
-    closed_trades: list[TradeRecord]
-    entries: dict[str, TradeRecord]
+    closed_trades: Sequence[TradeRecord]
+    entries: Mapping[str, TradeRecord]
     open_trades: list[TradeRecord]
+
+
+class RecordSequence(Sequence[TradeRecord]):
+    """Positions [start, stop) of the close order or the entry log, read from the index a
+    block at a time; without `stop` it follows the journal as it grows."""
+
+    def __init__(self, journal: TradeJournal, order: str, start: int = 0, stop: int | None = None) -> None:
+        self._journal = journal
+        self._order = order
+        self._start = start
+        self._stop = stop
+
+    def _bounds(self) -> tuple[int, int]:
+        total = self._journal._count(self._order)
+        stop = total if self._stop is None else min(self._stop, total)
+        return self._start, max(self._start, stop)
+
+    def __len__(self) -> int:
+        start, stop = self._bounds()
+        return stop - start
+
+    @overload
+    def __getitem__(self, item: int) -> TradeRecord: ...
+
+    @overload
+    def __getitem__(self, item: slice) -> Sequence[TradeRecord]: ...
+
+    def __getitem__(self, item: int | slice) -> TradeRecord | Sequence[TradeRecord]:
+        start, stop = self._bounds()
+        size = stop - start
+        if isinstance(item, slice):
+            low, high, step = item.indices(size)
+            if step != 1:
+                return list(self)[item]
+            return RecordSequence(self._journal, self._order, start + low, start + max(low, high))
+        position = item + size if item < 0 else item
+        if not 0 <= position < size:
+            raise IndexError("journal position out of range")
+        return self._journal._at(self._order, start + position)
+
+    def __iter__(self) -> Iterator[TradeRecord]:
+        start, stop = self._bounds()
+        position = start
+        while position < stop:
+            block = self._journal._fetch(self._order, position, min(stop, position + 4 * _BLOCK))
+            if not block:
+                return
+            yield from block
+            position += len(block)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, (RecordSequence, list, tuple)):
+            return list(self) == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"RecordSequence({list(self)!r})"
+
+
+class JournalEntries(Mapping[str, TradeRecord]):
+    """The entries by order id (optionally only those entered by an instant), read from the
+    index; with the aggregates the rules need, answered by a query."""
+
+    def __init__(self, journal: TradeJournal, until_us: int | None = None) -> None:
+        self._journal = journal
+        self._until = until_us
+
+    def _where(self, extra: str = "") -> tuple[str, tuple[Any, ...]]:
+        where = "entry_seq IS NOT NULL"
+        params: tuple[Any, ...] = ()
+        if self._until is not None:
+            where += " AND timestamp_us <= ?"
+            params = (self._until,)
+        return (where + (" AND " + extra if extra else "")), params
+
+    def __getitem__(self, order_id: str) -> TradeRecord:
+        where, params = self._where("order_id = ?")
+        found = next(self._journal._view().records(where, (*params, order_id)), None)
+        if found is None:
+            raise KeyError(order_id)
+        return found
+
+    def __contains__(self, order_id: object) -> bool:
+        if not isinstance(order_id, str):
+            return False
+        where, params = self._where("order_id = ?")
+        return self._journal._view().query(f"SELECT 1 FROM records WHERE {where} LIMIT 1", (*params, order_id)).fetchone() is not None
+
+    def __len__(self) -> int:
+        if self._until is None:
+            return self._journal._count(_ENTRY_ORDER)
+        where, params = self._where()
+        return self._journal._view().query(f"SELECT count(*) FROM records WHERE {where}", params).fetchone()[0]
+
+    def __iter__(self) -> Iterator[str]:
+        where, params = self._where()
+        for (order_id,) in self._journal._view().query(f"SELECT order_id FROM records WHERE {where} ORDER BY entry_seq", params):
+            yield order_id
+
+    def values(self) -> Iterable[TradeRecord]:  # type: ignore[override]
+        """The entry records in read order, streamed."""
+        return _Streamed(self._records)
+
+    def items(self) -> Iterable[tuple[str, TradeRecord]]:  # type: ignore[override]
+        return _Streamed(lambda: ((record.order_id, record) for record in self._records()))
+
+    def _records(self) -> Iterator[TradeRecord]:
+        where, params = self._where()
+        index = self._journal._view()
+        sql = f"SELECT {RECORD_COLUMNS} FROM records WHERE {where} ORDER BY entry_seq"
+        base = index.base
+        rows = index.query(sql, params)
+        while True:
+            chunk = rows.fetchmany(_BLOCK)
+            if not chunk:
+                return
+            for row in chunk:
+                yield record_from_row(row, base)
+
+    def earliest_entry(self) -> datetime | None:
+        """The earliest entry instant, or None without entries."""
+        where, params = self._where()
+        (earliest,) = self._journal._view().query(f"SELECT min(timestamp_us) FROM records WHERE {where}", params).fetchone()
+        return None if earliest is None else moment_of(earliest)
+
+    def entry_sessions_since(self, since: datetime | None, calendar: SessionCalendar) -> set[date]:
+        """Sessions with an entry at or after `since`: recorded sessions are read as
+        written; a line of the original bot is placed by `calendar`."""
+        return {session for session, _, _, _ in self.session_counts(calendar, since)}
+
+    def session_counts(self, calendar: SessionCalendar, since: datetime | None = None) -> list[tuple[date, int, datetime, datetime]]:
+        """Per entry session: the entry count and the first and last entry instants."""
+        extra = "" if since is None else "timestamp_us >= ?"
+        where, params = self._where(extra)
+        if since is not None:
+            params = (*params, microseconds_of(since))
+        index = self._journal._view()
+        totals: dict[date, list[Any]] = {}
+        for session, count, first, last in index.query(
+            f"SELECT session, count(*), min(timestamp_us), max(timestamp_us) FROM records"
+            f" WHERE {where} AND session IS NOT NULL GROUP BY session",
+            params,
+        ):
+            totals[date.fromordinal(session)] = [count, first, last]
+        for (moment_us,) in index.query(f"SELECT timestamp_us FROM records WHERE {where} AND session IS NULL", params):
+            session = calendar.session_of(moment_of(moment_us))
+            known = totals.get(session)
+            if known is None:
+                totals[session] = [1, moment_us, moment_us]
+            else:
+                known[0] += 1
+                known[1] = min(known[1], moment_us)
+                known[2] = max(known[2], moment_us)
+        return [(session, count, moment_of(first), moment_of(last)) for session, (count, first, last) in sorted(totals.items())]
+
+
+class _Streamed:
+    """An iterable that starts a fresh stream each time it is iterated."""
+
+    def __init__(self, make: Callable[[], Iterator[Any]]) -> None:
+        self._make = make
+
+    def __iter__(self) -> Iterator[Any]:
+        return self._make()

@@ -10,6 +10,7 @@ import orjson
 
 from trading_bot.durable_files import LogsLock, append_durably, atomic_write_bytes, fsync_directory
 from trading_bot.errors import JournalError
+from trading_bot.high_water import HighWater
 from trading_bot.logging.trade_record import TradeRecord, parse_trade
 
 
@@ -40,6 +41,7 @@ class StructuredTradeLogger:
     def __init__(self, trades_dir: Path, lock: LogsLock) -> None:
         self.trades_dir = Path(trades_dir)
         self.lock = lock
+        self.high_water = HighWater.beside(lock)
         self.recovered_fragments: list[Path] = []
 
     def path_for(self, moment: datetime) -> Path:
@@ -50,7 +52,8 @@ class StructuredTradeLogger:
 
         A line is never stamped earlier than the line before it in its file: after the
         clock stepped back, the record takes that line's instant and keeps the clock's
-        reading (see `TradeRecord.stamped_no_earlier_than`).
+        reading (see `TradeRecord.stamped_no_earlier_than`). The desk's high-water is raised
+        to the line's instant first, so the bot never finds its own line future-dated.
         """
         path = self.path_for(at)
         with self.lock.held():
@@ -58,6 +61,7 @@ class StructuredTradeLogger:
             floor = last_written_at(path)
             if floor is not None:
                 record = record.stamped_no_earlier_than(floor)
+            self.high_water.raise_to(record.written_at)
             append_durably(path, orjson.dumps(record.to_json_dict()) + b"\n")
         return path
 

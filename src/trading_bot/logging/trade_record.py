@@ -27,7 +27,7 @@ OUTCOMES = frozenset({OPEN, WIN, LOSS, BREAKEVEN, REJECTED})
 # Written beside a timestamp the writer raised above the clock (the clock stepped back).
 CLOCK_READING = "clock_reading"
 _PHASES = {phase.value: phase for phase in Phase}
-_KNOWN_FIELDS = frozenset(
+KNOWN_FIELDS = frozenset(
     {
         "timestamp", "exit_timestamp", "symbol", "action", "quantity", "price", "order_id",
         "outcome", "net_profit_loss", "profit_loss", "stop_loss", "target", "execution_mode",
@@ -138,10 +138,11 @@ class TradeRecord:
 
     def stamped_no_earlier_than(self, floor: datetime) -> TradeRecord:
         """This record with its own instant raised to `floor` when it is earlier (a clock
-        that stepped back), keeping the clock's reading as `clock_reading`."""
+        that stepped back), keeping the clock's reading as `clock_reading` (a reading
+        already noted, by `closed` say, is the clock's and stays)."""
         if self.written_at >= floor:
             return self
-        extra = {**self.extra, CLOCK_READING: _iso(self.written_at)}
+        extra = {CLOCK_READING: _iso(self.written_at), **self.extra}
         if self.exit_timestamp is not None:
             return replace(self, exit_timestamp=floor, extra=extra)
         return replace(self, timestamp=floor, extra=extra)
@@ -193,7 +194,7 @@ def _iso(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
-def _recorded_session(value: Any, moment: datetime | None) -> date | None:
+def recorded_session(value: Any, moment: datetime | None) -> date | None:
     """A session date written beside a record; it must lie near the record's instant, so an
     edit cannot move an entry into a far session (a week covers a long weekend of holidays,
     a day after covers a time zone east of UTC)."""
@@ -323,12 +324,12 @@ def parse_trade(data: Any, file: str, line: int) -> TradeRecord:
         if operator_id is not None and not isinstance(operator_id, str):
             raise ValueError("must be a string")
         current = "session"
-        session = _recorded_session(data.get("session"), timestamp)
+        session = recorded_session(data.get("session"), timestamp)
         current = "exit_session"
-        exit_session = _recorded_session(data.get("exit_session"), exit_timestamp)
+        exit_session = recorded_session(data.get("exit_session"), exit_timestamp)
     except (ValueError, ArithmeticError) as error:
         raise JournalError(file, line, current, str(error) or type(error).__name__) from None
-    extra = {key: value for key, value in data.items() if key not in _KNOWN_FIELDS}
+    extra = {key: value for key, value in data.items() if key not in KNOWN_FIELDS}
     return TradeRecord(
         timestamp=timestamp,
         symbol=symbol,

@@ -16,6 +16,7 @@ from typing import Any, Final
 
 from trading_bot.clock import Clock, ensure_utc
 from trading_bot.durable_files import LogsLock, append_durably
+from trading_bot.high_water import HighWater
 import trading_bot.phase.log_repair as log_repair
 from trading_bot.phase.log_format import (
     GENESIS_HASH,
@@ -48,6 +49,7 @@ class ChainedLog:
         self.path = Path(path)
         self._lock = lock
         self._clock = clock
+        self._high_water = HighWater.beside(lock)
         self._stat_key: tuple[object, ...] | None = None
         self._confirmed_key: tuple[object, ...] | None = None
         self._reset()
@@ -271,6 +273,7 @@ class ChainedLog:
         last = self._lines[-1].timestamp if self._lines else None
         moment, payload = stamp_no_earlier_than(moment, last, payload)
         obj, raw = build_line(kind, payload, seq + 1, prev_hash, moment)
+        self._high_water.raise_to(moment, exact=True)
         append_durably(self.path, raw)
         line = self._expect_last(obj["hash"])
         self._confirmed_key = self._stat_key  # confirmed before, and only our line was added

@@ -19,22 +19,18 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from trading_bot.app import Desk
-from trading_bot.bot import default_operator
 from trading_bot.clock import CLOCK_TOLERANCE, SYSTEM_CLOCK, Clock, format_timestamp, parse_timestamp
 from trading_bot.errors import Busy, InputError, escape_controls
 from trading_bot.market_calendar import format_countdown, format_local
 from trading_bot.money import money_str
-from trading_bot.phase.export import ExportRangeError, build_export, check_output_path, check_range, parse_day, write_output
 from trading_bot.phase.log_format import LogDamaged
 from trading_bot.phase.manager import PhaseManager, PhaseRefused, PhaseUsageError
 from trading_bot.phase.models import GateResult, Phase
-from trading_bot.phase.password import make_password_hash
-from trading_bot.phase.replay import replay
-from trading_bot.phase.report import build_report, default_report_path
 from trading_bot.phase.rules import triggers_for
-from trading_bot.phase.simulation import DEFAULT_SEED, DEFAULT_SESSIONS, SimulationError, default_workdir, run_simulation
-from trading_bot.phase.timeline import render_timeline
 from trading_bot.entry_checks import CODE_LIMIT, EntryDecision
+
+# Each command imports what only it needs (export, report, replay, the simulation, the
+# bot) inside its function: `status` is typed dozens of times a day and must start fast.
 
 EXIT_OK = 0
 EXIT_REFUSED = 1
@@ -121,12 +117,22 @@ def _moment(value: str) -> datetime:
 
 def _day(option: str) -> Callable[[str], date]:
     def parse(value: str) -> date:
+        from trading_bot.phase.export import ExportRangeError, parse_day
+
         try:
             return parse_day(option, value)
         except ExportRangeError as error:
             raise argparse.ArgumentTypeError(str(error).removeprefix(f"{option}: ")) from None
 
     return parse
+
+
+def default_operator() -> str:
+    """The CLI's operator id when none is given: the login name (SPEC §14)."""
+    try:
+        return getpass.getuser()
+    except Exception:  # noqa: BLE001 - no login name in some containers
+        return "operator"
 
 
 def build_parser() -> _Parser:
@@ -192,8 +198,8 @@ def build_parser() -> _Parser:
     replay_cmd.add_argument("--json", action="store_true")
 
     simulate = commands.add_parser("simulate", help="the demo: a seeded strategy climbs the ladder on a fresh desk")
-    simulate.add_argument("--sessions", type=int, default=DEFAULT_SESSIONS, help=f"past trading sessions to trade (default {DEFAULT_SESSIONS})")
-    simulate.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"the strategy's seed (default {DEFAULT_SEED})")
+    simulate.add_argument("--sessions", type=int, default=None, help="past trading sessions to trade (default: the demo's 150)")
+    simulate.add_argument("--seed", type=int, default=None, help="the strategy's seed (default: the demo's 10)")
     simulate.add_argument("--workdir", type=Path, default=None, help="an empty or new folder (default: a new simulated-desk-N here)")
 
     commands.add_parser("recover", help="restore damaged phase logs")
@@ -239,14 +245,20 @@ def _run(argv: Sequence[str] | None, io: Io, environ: Mapping[str, str] | None, 
     if args.command in DESKLESS:
         return _run_deskless(args, io, clock)
     as_of = getattr(args, "as_of", None)
-    if as_of is not None and as_of > clock.now() + CLOCK_TOLERANCE:
-        # The records cannot say how things will be: a view of the future is bad input,
-        # judged against the real clock like a future-dated trade.
-        io.err(f"usage: --as-of {format_timestamp(as_of)} is after now ({format_timestamp(clock.now())} by this machine's clock)")
-        return EXIT_USAGE
+    desk: Desk | None = None
     try:
         desk = Desk.open(args.config, logs_dir=args.logs_dir, clock=clock, environ=environ, as_of=as_of)
         manager = desk.phase
+        manager.journal.warn = io.err
+        manager.noticed_by = f"{args.command} ({default_operator()})"
+        if as_of is not None and as_of > manager.trusted_now() + CLOCK_TOLERANCE:
+            # The records cannot say how things will be: a view of the future is bad input,
+            # judged like a future-dated trade (the later of the clock and the high-water).
+            io.err(
+                f"usage: --as-of {format_timestamp(as_of)} is after now ({format_timestamp(manager.trusted_now())}, "
+                "the later of this machine's clock and the latest instant the desk recorded)"
+            )
+            return EXIT_USAGE
         if args.command in WRITES_OUTPUT:
             _check_output(manager, args)
         if args.command != "verify":
@@ -284,6 +296,9 @@ def _run(argv: Sequence[str] | None, io: Io, environ: Mapping[str, str] | None, 
         where = error.filename or args.config
         io.err(f"{where}: (file): {error.strerror or error}")
         return EXIT_USAGE
+    finally:
+        if desk is not None:
+            desk.phase.journal.close()  # the index file is let go of now, not whenever collected
 
 
 def _json_refusal(args: argparse.Namespace, io: Io, reason: str) -> None:
@@ -533,6 +548,8 @@ def _piped_line(io: Io) -> str:
 
 
 def _export(manager: PhaseManager, args: argparse.Namespace, io: Io) -> int:
+    from trading_bot.phase.export import ExportRangeError, build_export, check_range, write_output
+
     try:
         check_range(args.start, args.end)
     except ExportRangeError as error:
@@ -548,6 +565,9 @@ def _export(manager: PhaseManager, args: argparse.Namespace, io: Io) -> int:
 
 
 def _report(manager: PhaseManager, args: argparse.Namespace, io: Io) -> int:
+    from trading_bot.phase.export import write_output
+    from trading_bot.phase.report import build_report
+
     target = _output_target(manager, args)
     assert target is not None
     write_output(target, build_report(manager))
@@ -559,11 +579,15 @@ def _output_target(manager: PhaseManager, args: argparse.Namespace) -> Path | No
     """Where export or report writes: its --output, the report's default, or stdout (None)."""
     if args.output is not None:
         return args.output
+    from trading_bot.phase.report import default_report_path
+
     return default_report_path(manager) if args.command == "report" else None
 
 
 def _check_output(manager: PhaseManager, args: argparse.Namespace) -> None:
     """Checked before the journal sync, so a refused --output records nothing."""
+    from trading_bot.phase.export import check_output_path
+
     target = _output_target(manager, args)
     if target is not None:
         paths = manager.paths
@@ -571,6 +595,11 @@ def _check_output(manager: PhaseManager, args: argparse.Namespace) -> None:
 
 
 def _simulate(args: argparse.Namespace, io: Io, clock: Clock) -> int:
+    from trading_bot.phase.simulation import DEFAULT_SEED, DEFAULT_SESSIONS, default_workdir, run_simulation
+    from trading_bot.phase.timeline import render_timeline
+
+    sessions = DEFAULT_SESSIONS if args.sessions is None else args.sessions
+    seed = DEFAULT_SEED if args.seed is None else args.seed
     workdir = args.workdir if args.workdir is not None else default_workdir(Path.cwd())
     show_progress = _is_terminal(io.stderr)
 
@@ -578,10 +607,10 @@ def _simulate(args: argparse.Namespace, io: Io, clock: Clock) -> int:
         io.stderr.write(f"\rsession {number}/{total}  {day.isoformat()}  {phase:<10}")
         io.stderr.flush()
 
-    result = run_simulation(workdir, now=clock.now(), sessions=args.sessions, seed=args.seed, progress=progress if show_progress else None)
+    result = run_simulation(workdir, now=clock.now(), sessions=sessions, seed=seed, progress=progress if show_progress else None)
     if show_progress:
         io.stderr.write("\r" + " " * 40 + "\r")
-    io.out(f"simulated {result.sessions} sessions, {result.first_session.isoformat()} … {result.last_session.isoformat()} (seed {args.seed}), into {result.workdir}")
+    io.out(f"simulated {result.sessions} sessions, {result.first_session.isoformat()} … {result.last_session.isoformat()} (seed {seed}), into {result.workdir}")
     for line in render_timeline(result.events, result.tz):
         io.out("  " + line)
     io.out(f"final: {result.final_phase}, size ${result.final_size:.2f}; {result.trades} trades, {result.refused} entries refused")
@@ -591,6 +620,9 @@ def _simulate(args: argparse.Namespace, io: Io, clock: Clock) -> int:
 
 
 def _replay(args: argparse.Namespace, io: Io, clock: Clock) -> int:
+    from trading_bot.phase.replay import replay
+    from trading_bot.phase.timeline import render_timeline
+
     show_progress = _is_terminal(io.stderr)
 
     def progress(step: int, total: int) -> None:
@@ -617,6 +649,8 @@ def _replay(args: argparse.Namespace, io: Io, clock: Clock) -> int:
 
 def _run_deskless(args: argparse.Namespace, io: Io, clock: Clock) -> int:
     """Commands that build their own desk (a demo or a scratch folder) instead of opening one."""
+    from trading_bot.phase.simulation import SimulationError
+
     try:
         return DESKLESS[args.command](args, io, clock)
     except InputError as error:
@@ -644,6 +678,8 @@ def _hash_password(args: argparse.Namespace, io: Io) -> int:
     if not password:
         io.err("usage: the password must not be empty")
         return EXIT_USAGE
+    from trading_bot.phase.password import make_password_hash
+
     io.out(make_password_hash(password))
     return EXIT_OK
 

@@ -9,7 +9,7 @@ in-memory copy for `--as-of` views and replays, so both see exactly the same rul
 from __future__ import annotations
 
 import heapq
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -28,7 +28,7 @@ from trading_bot.error_handling.circuit_breaker import BreakerState
 from trading_bot.phase.models import GateResult, Phase, TriggerHit
 from trading_bot.phase.position_sizing import SizeStep, streak_step, win_rate_step
 from trading_bot.phase.stint import StintProgress
-from trading_bot.phase.trade_limiter import SessionEntries, longest_missed_run
+from trading_bot.phase.trade_limiter import SessionEntries, earliest_entry, longest_missed_run
 from trading_bot.phase.rules import (
     GateView,
     evaluate_gate,
@@ -98,7 +98,7 @@ class PhaseState:
     override_lines: Sequence[LogLine]
     settings: Settings
     calendar: MarketCalendar
-    journal_entries: dict[str, TradeRecord] = field(default_factory=dict)
+    journal_entries: Mapping[str, TradeRecord] = field(default_factory=dict)
     _gate: GateResult | None = None
 
     @property
@@ -135,13 +135,13 @@ class PhaseState:
 
 
 def _first_stint_day(
-    since: datetime | None, calendar: MarketCalendar, entries: dict[str, TradeRecord], current: date
+    since: datetime | None, calendar: MarketCalendar, entries: Mapping[str, TradeRecord], current: date
 ) -> date:
     """The stint's first trading day: its start session, if it began before that day's end."""
     if since is None:
-        if not entries:
+        since = earliest_entry(entries)
+        if since is None:
             return current
-        since = min(record.timestamp for record in entries.values())
     session = calendar.session_of(since)
     if since < calendar.close_of(session):
         return session
@@ -218,14 +218,13 @@ class PhaseEngine:
         self,
         history_lines: Sequence[LogLine],
         trades: Sequence[TradeRecord],
-        entries: dict[str, TradeRecord],
+        entries: Mapping[str, TradeRecord],
         override_lines: Sequence[LogLine],
         now: datetime,
     ) -> PhaseState:
         ledger = read_ledger(history_lines, self.settings, self.mode)
         progress = self.fold_all(ledger, trades)
-        session_entries = SessionEntries(self.calendar)
-        session_entries.fold(entries.values())
+        session_entries = SessionEntries.of(self.calendar, entries)
         return self.assemble(ledger, progress, session_entries, override_lines, entries, now)
 
     def assemble(
@@ -234,7 +233,7 @@ class PhaseEngine:
         progress: StintProgress,
         entries: SessionEntries,
         override_lines: Sequence[LogLine],
-        journal_entries: dict[str, TradeRecord],
+        journal_entries: Mapping[str, TradeRecord],
         now: datetime,
     ) -> PhaseState:
         """The state at `now` from parts already folded."""
@@ -258,7 +257,7 @@ class PhaseEngine:
         trades: Sequence[TradeRecord],
         entries: SessionEntries,
         override_lines: Sequence[LogLine],
-        journal_entries: dict[str, TradeRecord],
+        journal_entries: Mapping[str, TradeRecord],
         now: datetime,
         *,
         journal_valid: bool = True,
@@ -448,7 +447,7 @@ class PhaseEngine:
         progress: StintProgress,
         entries: SessionEntries,
         override_lines: Sequence[LogLine],
-        journal_entries: dict[str, TradeRecord],
+        journal_entries: Mapping[str, TradeRecord],
         now: datetime,
     ) -> LogLine | None:
         stint = ledger.stint

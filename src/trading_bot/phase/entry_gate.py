@@ -60,7 +60,8 @@ class EntryGate:
         """Phase, stint, size, entries, breaker, equity, session P&L: folded once per change."""
         state = self.manager.state(quick=quick)
         damage = self.manager.damage()
-        key = (id(state), state.session, damage, self.manager.config_version)
+        clock_behind = self.manager.clock_behind()
+        key = (id(state), state.session, damage, clock_behind, self.manager.config_version)
         if self._trading is not None and self._trading_key == key:
             if self._trading.at != state.now:
                 self._trading = replace(self._trading, at=state.now)
@@ -82,6 +83,7 @@ class EntryGate:
             equity_at_session_open=progress.equity_at_session_open(state.session),
             session_pnl=progress.real_session_pnl.get(state.session, Decimal(0)),
             damage=damage,
+            clock_behind=clock_behind,
             mode=self.manager.config.mode,
         )
         self._trading_key = key

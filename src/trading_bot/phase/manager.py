@@ -10,15 +10,16 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from trading_bot.clock import SYSTEM_CLOCK, Clock, FixedClock, ensure_utc
+from trading_bot.clock import CLOCK_TOLERANCE, SYSTEM_CLOCK, Clock, FixedClock, ensure_utc, format_timestamp
 from trading_bot.config import Config
 from trading_bot.durable_files import LogsLock, remove_stale_temp_files
 from trading_bot.errors import JournalError
+from trading_bot.high_water import HighWater
 from trading_bot.logging.query_helper import TradeJournal
 from trading_bot.logging.structured_logger import StructuredTradeLogger
 from trading_bot.logging.trade_record import TradeRecord
@@ -36,6 +37,7 @@ from trading_bot.phase.ledger import Ledger, read_ledger
 from trading_bot.phase.models import GateResult, Phase
 from trading_bot.phase.snapshot import DERIVED_DIR, SNAPSHOT_VERSION, STATE_FILE, SnapshotKey, SnapshotUnusable, StateSnapshot, settings_digest
 from trading_bot.phase.record_types import (
+    CLOCK_STEPPED_BACK,
     EMERGENCY_EXIT,
     HISTORY_FILE,
     JOURNAL_TORN_TAIL,
@@ -86,9 +88,13 @@ class PhaseManager:
         self.clock: Clock = FixedClock(self.as_of) if self.as_of is not None else clock
         self.paths = PhasePaths.resolve(self.config_path, logs_dir, self.config.env)
         self.lock = LogsLock(self.paths.logs_dir)
+        self.high_water = HighWater.beside(self.lock)
+        # Who is named when this process notices the clock behind the desk's records.
+        self.noticed_by = "bot"
+        self._clock_step_noted: datetime | None = None
         self.history = ChainedLog(self.paths.phase_dir / HISTORY_FILE, self.lock, clock)
         self.overrides = ChainedLog(self.paths.phase_dir / OVERRIDES_FILE, self.lock, clock)
-        self.journal = TradeJournal(self.paths.trades_dir)
+        self.journal = TradeJournal(self.paths.trades_dir, lock=self.lock, read_only=self.read_only)
         hours = self.config.settings.trading.hours
         self.calendar = MarketCalendar(hours.start_time, hours.end_time, hours.timezone)
         self.engine = PhaseEngine(self.config.settings, self.calendar, self.config.mode)
@@ -142,8 +148,7 @@ class PhaseManager:
         journal.refresh(quick=quick)
         if journal.generation != self._journal_generation:
             self._journal_generation = journal.generation
-            self.entries = SessionEntries(self.calendar)
-            self.entries.fold(journal.entry_log)
+            self.entries = SessionEntries.of(self.calendar, journal.entries)
             self._entries_seen = len(journal.entry_log)
             self._closes_seen = len(journal.closed_trades)
             self._replay = None
@@ -160,19 +165,67 @@ class PhaseManager:
         self._closes_seen = closes
         return changed
 
-    def _journal_view(self) -> tuple[Sequence[TradeRecord], dict[str, TradeRecord], SessionEntries]:
+    def _journal_view(self) -> tuple[Sequence[TradeRecord], Mapping[str, TradeRecord], SessionEntries]:
         if self.as_of is None:
             return self.journal.closed_trades, self.journal.entries, self.entries
         view = self.journal.as_of(self.as_of)
-        entries = SessionEntries(self.calendar)
-        entries.fold(view.entries.values())
-        return view.closed_trades, view.entries, entries
+        return view.closed_trades, view.entries, SessionEntries.of(self.calendar, view.entries)
 
     def log_lines(self, log: ChainedLog) -> Sequence[LogLine]:
         return log.lines() if self.as_of is None else log.read_lines_as_of(self.as_of)
 
+    def trusted_now(self) -> datetime:
+        """The later of the real clock and the desk's high-water: no record the desk wrote
+        itself is later than this (beyond the high-water's step), whatever the clock did."""
+        now = self.real_clock.now()
+        high = self.high_water.read()
+        return now if high is None or high <= now else high
+
     def journal_problem(self) -> JournalError | None:
-        return self.journal.problem(self.real_clock.now())
+        """An invalid journal line, or one dated after `trusted_now()` plus the tolerance."""
+        return self.journal.problem(self.trusted_now())
+
+    def clock_behind(self) -> str | None:
+        """Why entries wait for the clock: it reads more than the clock tolerance before the
+        latest instant this desk recorded (an NTP step back, a clock reset). Sessions and
+        trading hours are judged by a clock just found wrong, so no new entry is placed on
+        it; exits and every command carry on. The first sighting is recorded once."""
+        if self.read_only:
+            return None
+        now = self.real_clock.now()
+        high = self.high_water.read()
+        if high is None or now >= high - CLOCK_TOLERANCE:
+            return None
+        self._note_clock_step(now, high)
+        return (
+            f"the clock reads {format_timestamp(now)}, {_duration(high - now)} before the latest instant "
+            f"this desk recorded ({format_timestamp(high)}); entries wait until the clock reaches "
+            f"{format_timestamp(high - CLOCK_TOLERANCE)} (check the system clock)"
+        )
+
+    def _note_clock_step(self, now: datetime, high: datetime) -> None:
+        """One `clock_stepped_back` line per high-water the clock was seen behind."""
+        if self._clock_step_noted == high:
+            return
+        mark = format_timestamp(high)
+        with self.lock.held():
+            self.overrides.reread()
+            if self.overrides.damage() is not None:
+                return  # the damage halts entries itself; the note waits for `recover`
+            noted = any(line.type == CLOCK_STEPPED_BACK and line.data.get("high_water") == mark for line in self.overrides.lines())
+            if not noted:
+                payload = {
+                    "clock_reading": format_timestamp(now),
+                    "high_water": mark,
+                    "behind_seconds": int((high - now).total_seconds()),
+                    "noticed_by": self.noticed_by,
+                    "reason": "the clock reads earlier than the latest instant this desk recorded; new entries wait for it",
+                }
+                try:
+                    self.append_override(CLOCK_STEPPED_BACK, payload)
+                except (LogDamaged, OSError):
+                    return  # not recorded: the next look tries again
+        self._clock_step_noted = high
 
     def damage(self) -> str | None:
         """Damage that halts new entries: a damaged phase log, a cut history, a bad journal line."""
@@ -181,6 +234,14 @@ class PhaseManager:
             if problem is not None:
                 return f"phase log damaged: {problem.one_line()}; run `recover`"
         cut = self.mirror.cut_log()
+        if cut is not None:
+            # config.json was read when the desk opened, the logs just now: a writer may have
+            # appended and mirrored the head in between. Look again under its lock first.
+            with self.lock.held():
+                self.history.reread()
+                self.overrides.reread()
+                self.mirror.reload_config()
+                cut = self.mirror.cut_log()
         if cut is not None:
             return f"{cut}; run `recover`"
         journal = self.journal_problem()
@@ -231,7 +292,8 @@ class PhaseManager:
             self.mirror.reload_config()
             self.sync_journal()
             if not self._swept:
-                for target in (self.config_path, self.history.checkpoint_path, self.overrides.checkpoint_path, self.snapshot.path):
+                swept = (self.config_path, self.history.checkpoint_path, self.overrides.checkpoint_path, self.high_water.path, self.snapshot.path)
+                for target in swept:
                     remove_stale_temp_files(target)
                 self._swept = True
             self.mirror.mark_empty_logs()
@@ -440,3 +502,13 @@ class PhaseManager:
         self._replay = None
         self._state_key = None
         self.mirror.write()
+
+
+def _duration(span: timedelta) -> str:
+    """A step back in words a trader reads at a glance (`3 h 0 min`, `9 days`)."""
+    seconds = int(span.total_seconds())
+    if seconds >= 2 * 86400:
+        return f"{seconds // 86400} days"
+    if seconds >= 3600:
+        return f"{seconds // 3600} h {seconds % 3600 // 60} min"
+    return f"{seconds // 60} min {seconds % 60} s"

@@ -70,14 +70,12 @@ class SnapshotKey:
     def same_fold(self, other: SnapshotKey | None) -> bool:
         """Whether a save would write the same fold again (new entries alone change nothing
         saved: their sessions are pended again from the journal at every start)."""
-        return other is not None and (
-            self.version,
-            self.settings,
-            self.history_seq,
-            self.history_hash,
-            self.journal_epoch,
-            self.closes,
-        ) == (other.version, other.settings, other.history_seq, other.history_hash, other.journal_epoch, other.closes)
+        return (
+            other is not None
+            and (self.version, self.settings, self.history_seq, self.history_hash, self.closes)
+            == (other.version, other.settings, other.history_seq, other.history_hash, other.closes)
+            and (self.closes == 0 or self.journal_epoch == other.journal_epoch)
+        )
 
     def mismatch(self, current: SnapshotKey) -> str | None:
         """Why a fold saved under this key is not the current records' fold, or None."""
@@ -87,7 +85,8 @@ class SnapshotKey:
             return "settings changed"
         if (self.history_seq, self.history_hash) != (current.history_seq, current.history_hash):
             return f"phase history head {self.history_seq} is now {current.history_seq} (or its hash differs)"
-        if self.journal_epoch != current.journal_epoch:
+        if (self.closes or self.entries) and self.journal_epoch != current.journal_epoch:
+            # A fold of nothing from the journal holds under any epoch (a desk with no trades yet).
             return "journal rebuilt or reordered since (epoch differs)"
         if self.closes > current.closes or self.entries > current.entries:
             return f"journal holds {current.closes} closes, {current.entries} entries; fewer than the {self.closes}, {self.entries} folded"

@@ -6,8 +6,9 @@ reset it and a mid-session downgrade cannot free an entry.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import date, datetime
+from typing import Protocol, runtime_checkable
 
 from trading_bot.logging.trade_record import TradeRecord
 from trading_bot.market_calendar import MarketCalendar, format_countdown, format_local
@@ -28,24 +29,71 @@ class TradeLimitExceeded(Exception):
         )
 
 
+@runtime_checkable
+class EntryAggregates(Protocol):
+    """Entries that answer the rules' questions by a query (the journal's index) instead
+    of being iterated one record at a time."""
+
+    def earliest_entry(self) -> datetime | None: ...
+
+    def entry_sessions_since(self, since: datetime | None, calendar: MarketCalendar) -> set[date]: ...
+
+    def session_counts(self, calendar: MarketCalendar) -> list[tuple[date, int, datetime, datetime]]: ...
+
+
+def earliest_entry(entries: Mapping[str, TradeRecord]) -> datetime | None:
+    """The first entry instant of the journal (None without entries)."""
+    if isinstance(entries, EntryAggregates):
+        return entries.earliest_entry()
+    return min((record.timestamp for record in entries.values()), default=None)
+
+
 class SessionEntries:
-    """Distinct order ids entered per session (SPEC §7). An emergency exit is not an
-    entry, but closing an entry by emergency exit does not give the entry back."""
+    """Entries per session (SPEC §7), with the first and last entry instant of each. An
+    emergency exit is not an entry, but closing an entry by emergency exit does not give
+    the entry back. Fed each order's entry once (the journal's entry log guarantees it)."""
 
     def __init__(self, calendar: MarketCalendar) -> None:
         self.calendar = calendar
-        self.by_session: dict[date, set[str]] = {}
+        self.by_session: dict[date, int] = {}
+        self.first_at: dict[date, datetime] = {}
+        self.last_at: dict[date, datetime] = {}
+
+    @classmethod
+    def of(cls, calendar: MarketCalendar, entries: Mapping[str, TradeRecord]) -> SessionEntries:
+        """The counts of a whole set of entries (one query when the journal's index has them)."""
+        counted = cls(calendar)
+        if isinstance(entries, EntryAggregates):
+            for session, count, first, last in entries.session_counts(calendar):
+                counted.add(session, count, first, last)
+        else:
+            counted.fold(entries.values())
+        return counted
 
     def fold(self, entries: Iterable[TradeRecord]) -> None:
         for record in entries:
-            session = self.calendar.entry_session(record)
-            self.by_session.setdefault(session, set()).add(record.order_id)
+            self.add(self.calendar.entry_session(record), 1, record.timestamp, record.timestamp)
+
+    def add(self, session: date, count: int, first: datetime, last: datetime) -> None:
+        known = self.by_session.get(session)
+        if known is None:
+            self.by_session[session] = count
+            self.first_at[session] = first
+            self.last_at[session] = last
+            return
+        self.by_session[session] = known + count
+        if first < self.first_at[session]:
+            self.first_at[session] = first
+        if last > self.last_at[session]:
+            self.last_at[session] = last
 
     def count(self, session: date) -> int:
-        return len(self.by_session.get(session, ()))
+        return self.by_session.get(session, 0)
 
-    def sessions_with_entries_since(self, since: datetime | None, entries: dict[str, TradeRecord]) -> set[date]:
+    def sessions_with_entries_since(self, since: datetime | None, entries: Mapping[str, TradeRecord]) -> set[date]:
         """Sessions with an entry at or after `since` (for the missed-days rule)."""
+        if isinstance(entries, EntryAggregates):
+            return entries.entry_sessions_since(since, self.calendar)
         return {
             self.calendar.entry_session(record)
             for record in entries.values()

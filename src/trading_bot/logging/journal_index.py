@@ -1,0 +1,1003 @@
+"""The derived index of the trade journal: one SQLite file beside the logs, never a record.
+
+The journal files stay the only truth. The index holds per journal line only what the
+rules, the reports and the bot read, plus where each file was read up to, so a start or a
+command reads only the bytes appended since. Anything that does not match the files (a
+file edited, replaced, shrunk or gone; an index that is not ours or is damaged) costs a
+rebuild, never a wrong answer.
+
+Who writes it: only a process holding the logs lock (`LogsLock`). A read-only view
+(`--as-of`, a replay of a copied folder) never opens the file: it builds the same index in
+memory. Between two refreshes each process reads one snapshot (an open read transaction),
+so positions into the close order and the entry log stay stable under another writer.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import sqlite3
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from itertools import islice
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from trading_bot.errors import JournalError
+from trading_bot.input_bounds import (
+    MAX_JSON_DEPTH,
+    first_duplicate_key,
+    json_depth_exceeds,
+    may_hold_duplicate_keys,
+    raw_json_may_nest_too_deep,
+)
+from trading_bot.input_bounds import MONEY_LIMIT
+from trading_bot.logging.trade_record import (
+    CLOSED_OUTCOMES,
+    KNOWN_FIELDS,
+    OPEN,
+    OUTCOMES,
+    REJECTED,
+    TradeRecord,
+    outcome_for,
+    parse_trade,
+    recorded_session,
+)
+from trading_bot.phase.models import Phase
+
+# Bump SCHEMA_VERSION when the tables change, CODE_VERSION when parsing or consolidation
+# changes: an index built by other rules is rebuilt, never read.
+SCHEMA_VERSION = 1
+CODE_VERSION = 1
+INDEX_DIR_NAME = ".derived"
+INDEX_FILE_NAME = "journal.sqlite3"
+GUARD_BYTES = 64
+_BATCH_ROWS = 4096
+# A rebuild with this much to read uses worker processes (their start-up is paid back).
+PARALLEL_BYTES = 16 << 20
+_CHUNK_BYTES = 2 << 20
+_WORKERS = 2
+_IN_FLIGHT = 4
+_BUSY_TIMEOUT_MS = 30_000
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_PHASES = {phase.value: phase for phase in Phase}
+MONEY_INT_LIMIT = 10**15
+_CLOSED = tuple(sorted(CLOSED_OUTCOMES))
+
+_SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;
+CREATE TABLE files (
+    name TEXT PRIMARY KEY, inode INTEGER NOT NULL, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
+    offset INTEGER NOT NULL, line_count INTEGER NOT NULL, head BLOB NOT NULL, guard BLOB NOT NULL,
+    torn INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE records (
+    id INTEGER PRIMARY KEY,
+    timestamp_us INTEGER NOT NULL, symbol TEXT NOT NULL, action TEXT NOT NULL,
+    quantity INTEGER NOT NULL, price TEXT NOT NULL, order_id TEXT NOT NULL, outcome TEXT NOT NULL,
+    exit_us INTEGER, net_pnl TEXT, stop_loss TEXT, target TEXT, execution_mode TEXT NOT NULL,
+    phase TEXT, emergency_exit INTEGER NOT NULL, manual_override INTEGER NOT NULL, operator_id TEXT,
+    session INTEGER, exit_session INTEGER, extra BLOB, file TEXT NOT NULL, line INTEGER NOT NULL,
+    offset INTEGER NOT NULL, first_id INTEGER NOT NULL, entry_seq INTEGER, close_pos INTEGER,
+    current INTEGER NOT NULL
+);
+"""
+_INDEXES = """
+CREATE INDEX IF NOT EXISTS records_order ON records(order_id);
+CREATE INDEX IF NOT EXISTS records_entry ON records(entry_seq) WHERE entry_seq IS NOT NULL;
+CREATE INDEX IF NOT EXISTS records_close ON records(close_pos) WHERE close_pos IS NOT NULL;
+CREATE INDEX IF NOT EXISTS records_close_key ON records(exit_us, timestamp_us, file, line) WHERE close_pos IS NOT NULL;
+CREATE INDEX IF NOT EXISTS records_open ON records(first_id) WHERE current = 1 AND outcome = 'open';
+"""
+_INDEX_NAMES = ("records_order", "records_entry", "records_close", "records_close_key", "records_open")
+# The columns that make a TradeRecord, in its field order (file and line last).
+RECORD_COLUMNS = (
+    "timestamp_us, symbol, action, quantity, price, order_id, outcome, exit_us, net_pnl, stop_loss, "
+    "target, execution_mode, phase, emergency_exit, manual_override, operator_id, session, "
+    "exit_session, extra, file, line"
+)
+_INSERT = (
+    "INSERT INTO records (id, " + RECORD_COLUMNS + ", offset, first_id, entry_seq, close_pos, current) "
+    "VALUES (" + ", ".join("?" * 27) + ")"
+)
+# Positions in a row as inserted (after the id).
+_R_TS, _R_EXIT, _R_FILE, _R_LINE = 1, 8, 20, 21
+
+
+class IndexDamaged(Exception):
+    """The index file is not one this code wrote, or SQLite finds it damaged."""
+
+
+def index_path_for(trades_dir: Path) -> Path:
+    """`<logs>/.derived/journal.sqlite3` for `<logs>/trades`."""
+    return Path(trades_dir).parent / INDEX_DIR_NAME / INDEX_FILE_NAME
+
+
+def _us(moment: datetime) -> int:
+    delta = moment - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def moment_of(us: int) -> datetime:
+    """The UTC instant stored as microseconds since 1970."""
+    return _EPOCH + timedelta(microseconds=us)
+
+
+def microseconds_of(moment: datetime) -> int:
+    """An instant as stored in the index: microseconds since 1970, UTC."""
+    return _us(moment)
+
+
+def record_from_row(row: tuple[Any, ...] | list[Any], base: str) -> TradeRecord:
+    """A TradeRecord from the index's columns (`RECORD_COLUMNS` order)."""
+    (ts, symbol, action, quantity, price, order_id, outcome, exit_us, net_pnl, stop_loss, target,
+     mode, phase, emergency, manual, operator_id, session, exit_session, extra, name, line) = row
+    return TradeRecord(
+        _EPOCH + timedelta(microseconds=ts),
+        symbol,
+        action,
+        quantity,
+        Decimal(price),
+        order_id,
+        outcome,
+        None if exit_us is None else _EPOCH + timedelta(microseconds=exit_us),
+        None if net_pnl is None else Decimal(net_pnl),
+        None if stop_loss is None else Decimal(stop_loss),
+        None if target is None else Decimal(target),
+        mode,
+        None if phase is None else _PHASES[phase],
+        bool(emergency),
+        bool(manual),
+        operator_id,
+        None if session is None else date.fromordinal(session),
+        None if exit_session is None else date.fromordinal(exit_session),
+        {} if extra is None else orjson.loads(extra),
+        base + name,
+        line,
+    )
+
+
+def row_from_record(record: TradeRecord, name: str, line: int, offset: int) -> list[Any]:
+    """The index row of a parsed line (without the id and the bookkeeping columns)."""
+    return [
+        _us(record.timestamp),
+        record.symbol,
+        record.action,
+        record.quantity,
+        str(record.price),
+        record.order_id,
+        record.outcome,
+        None if record.exit_timestamp is None else _us(record.exit_timestamp),
+        None if record.net_pnl is None else str(record.net_pnl),
+        None if record.stop_loss is None else str(record.stop_loss),
+        None if record.target is None else str(record.target),
+        record.execution_mode,
+        None if record.phase is None else record.phase.value,
+        int(record.emergency_exit),
+        int(record.manual_override),
+        record.operator_id,
+        None if record.session is None else record.session.toordinal(),
+        None if record.exit_session is None else record.exit_session.toordinal(),
+        orjson.dumps(record.extra) if record.extra else None,
+        name,
+        line,
+        offset,
+    ]
+
+
+# A number written plainly: below 10^15 in size, at most 18 decimals, no leading zeros or
+# exponent. Such text is a valid, bounded amount by construction (SPEC §13).
+_PLAIN_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]{0,14})(?:\.[0-9]{1,18})?")
+
+
+def _plain_amount(value: Any) -> Decimal | None:
+    """The Decimal of a plainly written amount; None when the full check must decide."""
+    kind = value.__class__
+    if kind is str:
+        return Decimal(value) if _PLAIN_NUMBER.fullmatch(value) else None
+    if kind is int:
+        return Decimal(value) if -MONEY_INT_LIMIT < value < MONEY_INT_LIMIT else None
+    if kind is float:
+        text = repr(value)
+        return Decimal(text) if _PLAIN_NUMBER.fullmatch(text) else None
+    return None
+
+
+def _utc_z_microseconds(value: Any) -> tuple[datetime, int] | None:
+    """A `YYYY-MM-DDTHH:MM:SSZ` timestamp (how this bot writes them) from 1970 on."""
+    if value.__class__ is not str or len(value) != 20 or value[19] != "Z":
+        return None
+    try:
+        moment = datetime.fromisoformat(value[:19] + "+00:00")
+    except ValueError:
+        return None
+    us = _us(moment)
+    return (moment, us) if us >= 0 else None
+
+
+def _fast_row(data: dict[str, Any], name: str, line: int, offset: int) -> list[Any] | None:
+    """The index row of a line in the shape this bot writes, with every check of
+    `parse_trade` made; None for anything else (the exact parse then decides)."""
+    get = data.get
+    entry = _utc_z_microseconds(get("timestamp"))
+    if entry is None:
+        return None
+    symbol, action, quantity, order_id = get("symbol"), get("action"), get("quantity"), get("order_id")
+    if symbol.__class__ is not str or not symbol or action.__class__ is not str or not action:
+        return None
+    if quantity.__class__ is not int or not 0 < quantity < MONEY_INT_LIMIT:
+        return None
+    price = _plain_amount(get("price"))
+    if price is None or price <= 0 or price * quantity >= MONEY_LIMIT:
+        return None
+    if order_id.__class__ is not str or not order_id:
+        return None
+    outcome = get("outcome", OPEN)
+    if outcome is None:
+        outcome = OPEN
+    if outcome.__class__ is not str or outcome not in OUTCOMES:
+        return None
+    exit_us = pnl_text = None
+    exit_moment = None
+    if outcome != OPEN:
+        exit_at = _utc_z_microseconds(get("exit_timestamp"))
+        if exit_at is None or exit_at[1] < entry[1]:
+            return None
+        exit_moment, exit_us = exit_at
+        if outcome != REJECTED:
+            raw_pnl = get("net_profit_loss")
+            if raw_pnl is None:
+                raw_pnl = get("profit_loss")
+            pnl = _plain_amount(raw_pnl)
+            if pnl is None or outcome_for(pnl) != outcome:
+                return None
+            pnl_text = str(pnl)
+    stop, target = get("stop_loss"), get("target")
+    stop_text = target_text = None
+    if stop is not None:
+        amount = _plain_amount(stop)
+        if amount is None:
+            return None
+        stop_text = str(amount)
+    if target is not None:
+        amount = _plain_amount(target)
+        if amount is None:
+            return None
+        target_text = str(amount)
+    mode = get("execution_mode") or "paper"
+    if mode.__class__ is not str:
+        return None
+    mode = mode.lower()
+    if mode != "paper" and mode != "live":
+        return None
+    phase = get("phase")
+    if phase is not None and (phase.__class__ is not str or phase not in _PHASES):
+        return None
+    emergency, manual, operator_id = get("emergency_exit", False), get("manual_override", False), get("operator_id")
+    if emergency is None:
+        emergency = False
+    if manual is None:
+        manual = False
+    if emergency.__class__ is not bool or manual.__class__ is not bool:
+        return None
+    if operator_id is not None and operator_id.__class__ is not str:
+        return None
+    session, exit_session = get("session"), get("exit_session")
+    if session is not None or exit_session is not None:
+        try:
+            session = recorded_session(session, entry[0])
+            exit_session = recorded_session(exit_session, exit_moment)
+        except ValueError:
+            return None
+    extra = {key: value for key, value in data.items() if key not in KNOWN_FIELDS}
+    return [
+        entry[1], symbol, action, quantity, str(price), order_id, outcome, exit_us, pnl_text, stop_text,
+        target_text, mode, phase, int(emergency), int(manual), operator_id,
+        None if session is None else session.toordinal(),
+        None if exit_session is None else exit_session.toordinal(),
+        orjson.dumps(extra) if extra else None, name, line, offset,
+    ]
+
+
+def _key_count(node: dict[str, Any] | list[Any]) -> int:
+    """Keys in decoded JSON, nested ones included."""
+    if node.__class__ is dict:
+        count = len(node)
+        children = node.values()  # type: ignore[union-attr]
+    else:
+        count = 0
+        children = node
+    for child in children:
+        kind = child.__class__
+        if kind is dict or kind is list:
+            count += _key_count(child)
+    return count
+
+
+def keys_surely_distinct(raw: bytes, data: Any) -> bool:
+    """A cheap sufficient test that no object in a line repeats a key.
+
+    Every written key ends in a quote followed by its colon, possibly after spacing, so
+    the colons after a quote or a space bound the keys written from above; if that bound
+    does not exceed the keys decoded, none collapsed. Otherwise the exact test decides.
+    """
+    if data.__class__ is not dict and data.__class__ is not list:
+        return True
+    if b"\t" in raw or b"\r" in raw or b"\n" in raw:
+        return False  # unusual spacing: the exact test decides
+    return raw.count(b'":') + raw.count(b" :") <= _key_count(data)
+
+
+def parse_row(raw: bytes, name: str, display: str, line: int, offset: int) -> list[Any] | JournalError:
+    """One journal line as an index row, validated exactly as SPEC §10 and §13 say, or why
+    it is invalid (naming `display`, the file as the operator knows it)."""
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as error:
+        return JournalError(display, line, "(line)", f"not valid JSON ({error.msg})")
+    if raw_json_may_nest_too_deep(raw) and json_depth_exceeds(data):
+        return JournalError(display, line, "(line)", f"nested deeper than {MAX_JSON_DEPTH} levels")
+    if not keys_surely_distinct(raw, data) and may_hold_duplicate_keys(raw, data):
+        duplicate = first_duplicate_key(raw.decode("utf-8"))
+        if duplicate is not None:
+            return JournalError(display, line, duplicate[0], "duplicate key (a reader sees the first, the parser would take the last)")
+    if data.__class__ is dict:
+        row = _fast_row(data, name, line, offset)
+        if row is not None:
+            return row
+    try:
+        record = parse_trade(data, display, line)
+    except JournalError as error:
+        return error
+    return row_from_record(record, name, line, offset)
+
+
+@dataclass
+class ParsedFile:
+    """The new lines of one file as rows and problems (in line order), and how far it was read."""
+
+    name: str
+    items: list[list[Any] | tuple[str, int, str, str]]
+    complete: int
+    torn: int
+    line_count: int
+    head: bytes
+    guard: bytes
+
+
+def parse_file(path: str, name: str, display: str, offset: int, line_count: int) -> ParsedFile:
+    """Parse the complete lines of a journal file from `offset` (a torn last line is left)."""
+    with open(path, "rb") as handle:
+        handle.seek(offset)
+        data = handle.read()
+    end = data.rfind(b"\n")
+    complete = data[: end + 1] if end >= 0 else b""
+    items: list[list[Any] | tuple[str, int, str, str]] = []
+    line_no = line_count
+    position = offset
+    for raw in complete.split(b"\n")[:-1]:
+        line_no += 1
+        start = position
+        position += len(raw) + 1
+        if not raw.strip():
+            continue
+        parsed = parse_row(raw, name, display, line_no, start)
+        if parsed.__class__ is list:
+            items.append(parsed)  # type: ignore[arg-type]
+        else:
+            assert isinstance(parsed, JournalError)
+            items.append((parsed.file, parsed.line, parsed.field, parsed.message))
+    return ParsedFile(
+        name=name,
+        items=items,
+        complete=len(complete),
+        torn=len(data) - len(complete),
+        line_count=line_no,
+        head=complete[:GUARD_BYTES],
+        guard=complete[-GUARD_BYTES:],
+    )
+
+
+def _parse_files(tasks: list[tuple[str, str, str, int, int]]) -> list[ParsedFile]:
+    """A worker's share of a rebuild: several files parsed in order."""
+    return [parse_file(*task) for task in tasks]
+
+
+def _parsed_in_order(tasks: list[tuple[str, str, str, int, int]], unread: int) -> Iterator[ParsedFile]:
+    """The files parsed, in the order given. Above `PARALLEL_BYTES` two worker processes
+    parse while this one consolidates and inserts; a few chunks are in flight at a time,
+    so memory stays bounded whatever the journal's size."""
+    if unread < PARALLEL_BYTES or (os.cpu_count() or 1) < 2 or len(tasks) < 2:
+        for task in tasks:
+            yield parse_file(*task)
+        return
+    chunks: list[list[tuple[str, str, str, int, int]]] = [[]]
+    size = 0
+    for task in tasks:
+        chunks[-1].append(task)
+        size += os.stat(task[0]).st_size - task[3]
+        if size >= _CHUNK_BYTES:
+            chunks.append([])
+            size = 0
+    remaining = iter(chunk for chunk in chunks if chunk)
+    with ProcessPoolExecutor(max_workers=_WORKERS) as pool:
+        in_flight: deque[Future[list[ParsedFile]]] = deque(
+            pool.submit(_parse_files, chunk) for chunk in islice(remaining, _IN_FLIGHT)
+        )
+        while in_flight:
+            done = in_flight.popleft().result()
+            following = next(remaining, None)
+            if following is not None:
+                in_flight.append(pool.submit(_parse_files, following))
+            yield from done
+
+
+@dataclass
+class FileState:
+    """How far one journal file was indexed, and what its bytes looked like there."""
+
+    name: str
+    inode: int
+    size: int
+    mtime_ns: int
+    offset: int = 0
+    line_count: int = 0
+    head: bytes = b""
+    guard: bytes = b""
+    torn: int = 0
+
+    def as_row(self) -> tuple[Any, ...]:
+        return (self.name, self.inode, self.size, self.mtime_ns, self.offset, self.line_count, self.head, self.guard, self.torn)
+
+
+@dataclass
+class IndexMeta:
+    """The index's bookkeeping: counts, the last close key, the first problem, the latest instant."""
+
+    epoch: str
+    base: str
+    next_id: int = 1
+    entries: int = 0
+    closes: int = 0
+    last_close: tuple[int, int, str, int] | None = None
+    problem: tuple[str, int, str, str] | None = None
+    latest: tuple[int, str, int, str] | None = None
+
+    def to_rows(self) -> list[tuple[str, Any]]:
+        return [
+            ("schema_version", SCHEMA_VERSION),
+            ("code_version", CODE_VERSION),
+            ("epoch", self.epoch),
+            ("base", self.base),
+            ("next_id", self.next_id),
+            ("entries", self.entries),
+            ("closes", self.closes),
+            ("last_close", None if self.last_close is None else orjson.dumps(list(self.last_close))),
+            ("problem", None if self.problem is None else orjson.dumps(list(self.problem))),
+            ("latest", None if self.latest is None else orjson.dumps(list(self.latest))),
+        ]
+
+    @classmethod
+    def from_rows(cls, rows: dict[str, Any]) -> IndexMeta:
+        def tuple_of(value: Any) -> Any:
+            return None if value is None else tuple(orjson.loads(value))
+
+        return cls(
+            epoch=rows["epoch"],
+            base=rows["base"],
+            next_id=rows["next_id"],
+            entries=rows["entries"],
+            closes=rows["closes"],
+            last_close=tuple_of(rows["last_close"]),
+            problem=tuple_of(rows["problem"]),
+            latest=tuple_of(rows["latest"]),
+        )
+
+
+@dataclass
+class _OrderState:
+    """What consolidation needs to know about one order: its entry and its current record."""
+
+    first_id: int
+    entry_id: int | None
+    entry_outcome: str | None
+    current_id: int
+    current_outcome: str
+
+
+@dataclass
+class IndexUpdate:
+    """What one update added: new entries and closes (as records), and whether the close
+    order was disturbed (a close inserted before the last one)."""
+
+    new_entries: list[TradeRecord] = field(default_factory=list)
+    new_closes: list[TradeRecord] = field(default_factory=list)
+    reordered: bool = False
+    fresh: bool = False  # read whole into an empty index: no records listed
+
+
+class JournalIndex:
+    """One SQLite index (a file, or `:memory:` for a read-only view) and its consolidation."""
+
+    def __init__(self, path: Path | None, base: str, warn: Callable[[str], None]) -> None:
+        self.path = path
+        self.base = base
+        self.warn = warn
+        self.connection: sqlite3.Connection | None = None
+        self.inode: int | None = None
+        self.meta = IndexMeta(epoch="", base=base)
+        self.files: dict[str, FileState] = {}
+        self._in_read = False
+
+    # ---- opening -------------------------------------------------------------------
+
+    def open(self) -> None:
+        """Open (or create) the index; one that is not ours or is damaged is replaced."""
+        if self.connection is not None:
+            return
+        if self.path is None:
+            self.connection = self._connect(":memory:")
+            self._create()
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        existed = self.path.exists()
+        try:
+            self.connection = self._connect(str(self.path))
+            if existed:
+                self._check()
+            else:
+                self._create()
+        except (sqlite3.DatabaseError, IndexDamaged) as error:
+            self.replace_damaged(error)
+        self._stat_inode()
+
+    def _stat_inode(self) -> None:
+        try:
+            self.inode = os.stat(self.path).st_ino if self.path is not None else None
+        except FileNotFoundError:
+            self.inode = None
+
+    @staticmethod
+    def _connect(target: str) -> sqlite3.Connection:
+        connection = sqlite3.connect(target, isolation_level=None, check_same_thread=False)
+        connection.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+        if target != ":memory:":
+            connection.execute("PRAGMA journal_mode = WAL")
+            connection.execute("PRAGMA synchronous = NORMAL")
+        return connection
+
+    def _check(self) -> None:
+        assert self.connection is not None
+        verdict = self.connection.execute("PRAGMA quick_check").fetchone()
+        if verdict is None or verdict[0] != "ok":
+            raise IndexDamaged("fails SQLite's quick check")
+        try:
+            rows = dict(self.connection.execute("SELECT key, value FROM meta").fetchall())
+        except sqlite3.DatabaseError:
+            raise IndexDamaged("has no meta table") from None
+        if rows.get("schema_version") != SCHEMA_VERSION or rows.get("code_version") != CODE_VERSION:
+            raise IndexDamaged(f"was written by another version (schema {rows.get('schema_version')!r}, code {rows.get('code_version')!r})")
+        if rows.get("base") != self.base:
+            # The logs were moved: the paths stored in messages would name the old place.
+            self._begin_write()
+            self._clear()
+            self._commit()
+
+    def replace_damaged(self, error: Exception) -> None:
+        """Delete a damaged index file and start an empty one, saying so in one line."""
+        assert self.path is not None
+        self.warn(f"{self.path}: (index): {error or type(error).__name__}; rebuilding it from the journal")
+        self.close()
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            try:
+                os.unlink(str(self.path) + suffix)
+            except FileNotFoundError:
+                pass
+        self.connection = self._connect(str(self.path))
+        self._create()
+        self._stat_inode()
+
+    def _create(self) -> None:
+        assert self.connection is not None
+        self.connection.executescript(_SCHEMA + _INDEXES)
+        self._begin_write()
+        self._clear()
+        self._commit()
+
+    def close(self) -> None:
+        if self.connection is not None:
+            try:
+                self._end_read()
+                self.connection.close()
+            finally:
+                self.connection = None
+
+    # ---- transactions ------------------------------------------------------------
+
+    def _begin_write(self) -> None:
+        assert self.connection is not None
+        self._end_read()
+        self.connection.execute("BEGIN IMMEDIATE")
+
+    def _commit(self) -> None:
+        assert self.connection is not None
+        self.connection.execute("COMMIT")
+
+    def _end_read(self) -> None:
+        if self._in_read and self.connection is not None:
+            self.connection.execute("COMMIT")
+        self._in_read = False
+
+    def begin_read(self) -> None:
+        """Start the snapshot this process reads until its next refresh, and load the bookkeeping."""
+        assert self.connection is not None
+        self._end_read()
+        self.connection.execute("BEGIN")
+        self._in_read = True
+        self._load()
+
+    def _load(self) -> None:
+        assert self.connection is not None
+        rows = dict(self.connection.execute("SELECT key, value FROM meta").fetchall())
+        self.meta = IndexMeta.from_rows(rows)
+        self.files = {
+            row[0]: FileState(*row)
+            for row in self.connection.execute(
+                "SELECT name, inode, size, mtime_ns, offset, line_count, head, guard, torn FROM files"
+            )
+        }
+
+    def replaced_on_disk(self) -> bool:
+        """Another process deleted and recreated the index file (or removed it)."""
+        if self.path is None:
+            return False
+        try:
+            return os.stat(self.path).st_ino != self.inode
+        except FileNotFoundError:
+            return True
+
+    def reopen(self) -> None:
+        self.close()
+        self.open()
+
+    def _clear(self) -> None:
+        """Empty the index with a new epoch (inside a write transaction)."""
+        assert self.connection is not None
+        self.connection.execute("DELETE FROM records")
+        self.connection.execute("DELETE FROM files")
+        self.meta = IndexMeta(epoch=secrets.token_hex(8), base=self.base)
+        self.files = {}
+        self.connection.execute("DELETE FROM meta")
+        self.connection.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", self.meta.to_rows())
+
+    # ---- writing -------------------------------------------------------------------
+
+    def update(self, plan: list[tuple[str, os.stat_result]], rebuild: bool, trades_dir: Path) -> IndexUpdate:
+        """Index the planned files (each from its recorded offset) in one write transaction.
+
+        `rebuild` empties the index first (new epoch) and reads every planned file whole.
+        """
+        assert self.connection is not None
+        self._begin_write()
+        try:
+            if rebuild:
+                self._clear()
+            else:
+                self._load()
+            # Nothing indexed yet reads like a rebuild: no lookups, closes numbered at the end.
+            fresh = rebuild or (self.meta.next_id == 1 and self.meta.problem is None and not self.files)
+            if fresh:
+                self._drop_search_indexes()
+            writer = _Writer(self, fresh=fresh)
+            tasks = [writer.file_task(trades_dir, name, stat) for name, stat in plan]
+            unread = sum(stat.st_size - task[3] for task, (_, stat) in zip(tasks, plan))
+            stats = dict(plan)
+            for parsed in _parsed_in_order(tasks, unread):
+                writer.absorb(parsed, stats[parsed.name])
+            writer.finish()
+            if fresh:
+                self._number_closes()
+                self._create_search_indexes()
+            writer.result.fresh = fresh
+            self.connection.execute("DELETE FROM meta")
+            self.connection.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", self.meta.to_rows())
+            self._commit()
+        except BaseException:
+            self.connection.execute("ROLLBACK")
+            raise
+        return writer.result
+
+    def _drop_search_indexes(self) -> None:
+        assert self.connection is not None
+        for name in _INDEX_NAMES:
+            self.connection.execute(f"DROP INDEX IF EXISTS {name}")
+
+    def _create_search_indexes(self) -> None:
+        assert self.connection is not None
+        for statement in _INDEXES.split(";"):
+            if statement.strip():
+                self.connection.execute(statement)
+
+    def _number_closes(self) -> None:
+        """After a rebuild: positions in (exit, entry, file, line) order for current closes."""
+        assert self.connection is not None
+        self.connection.execute(
+            "UPDATE records SET close_pos = ranked.pos FROM ("
+            " SELECT id, row_number() OVER (ORDER BY exit_us, timestamp_us, file, line) - 1 AS pos"
+            f" FROM records WHERE current = 1 AND outcome IN {_CLOSED!r}) AS ranked"
+            " WHERE records.id = ranked.id"
+        )
+        last = self.connection.execute(
+            f"SELECT count(*), max(close_pos) FROM records WHERE current = 1 AND outcome IN {_CLOSED!r}"
+        ).fetchone()
+        self.meta.closes = last[0]
+        if last[0]:
+            key = self.connection.execute(
+                "SELECT exit_us, timestamp_us, file, line FROM records WHERE close_pos = ?", (last[1],)
+            ).fetchone()
+            self.meta.last_close = tuple(key)
+        else:
+            self.meta.last_close = None
+
+    # ---- reading -------------------------------------------------------------------
+
+    def query(self, sql: str, params: tuple[Any, ...] = ()) -> sqlite3.Cursor:
+        assert self.connection is not None
+        return self.connection.execute(sql, params)
+
+    def records(self, where: str, params: tuple[Any, ...] = (), order: str = "id", limit: int | None = None) -> Iterator[TradeRecord]:
+        sql = f"SELECT {RECORD_COLUMNS} FROM records WHERE {where} ORDER BY {order}"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        base = self.base
+        for row in self.query(sql, params):
+            yield record_from_row(row, base)
+
+    def problem(self) -> JournalError | None:
+        if self.meta.problem is None:
+            return None
+        name, line, field_name, message = self.meta.problem
+        return JournalError(self.base + name, line, field_name, message)
+
+
+class _Writer:
+    """Reads journal lines into the index, applying the consolidation rules of SPEC §10."""
+
+    def __init__(self, index: JournalIndex, *, fresh: bool) -> None:
+        self.index = index
+        self.connection = index.connection
+        self.meta = index.meta
+        self.fresh = fresh
+        self.base = index.base
+        self.states: dict[str, _OrderState] = {}
+        self.pending: dict[int, list[Any]] = {}
+        self.demoted: list[int] = []
+        self.result = IndexUpdate()
+
+    def file_task(self, trades_dir: Path, name: str, stat: os.stat_result) -> tuple[str, str, str, int, int]:
+        """What `parse_file` needs to read this file's new bytes."""
+        state = self.index.files.get(name)
+        if state is None:
+            state = FileState(name=name, inode=stat.st_ino, size=0, mtime_ns=0)
+            self.index.files[name] = state
+        return (str(Path(trades_dir) / name), name, self.base + name, state.offset, state.line_count)
+
+    def absorb(self, parsed: ParsedFile, stat: os.stat_result) -> None:
+        """Consolidate one file's new lines and record how far it was read."""
+        for item in parsed.items:
+            if item.__class__ is list:
+                self.take(item)  # type: ignore[arg-type]
+            else:
+                self._note_problem(JournalError(*item))
+        state = self.index.files[parsed.name]
+        state.torn = parsed.torn
+        state.offset += parsed.complete
+        if parsed.complete:
+            state.guard = parsed.guard
+            if not state.head:
+                state.head = parsed.head
+        state.line_count = parsed.line_count
+        state.size = stat.st_size
+        state.mtime_ns = stat.st_mtime_ns
+        state.inode = stat.st_ino
+        assert self.connection is not None
+        self.connection.execute(
+            "INSERT OR REPLACE INTO files (name, inode, size, mtime_ns, offset, line_count, head, guard, torn)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            state.as_row(),
+        )
+
+    def _note_problem(self, problem: JournalError) -> None:
+        if self.meta.problem is None:
+            assert problem.file.startswith(self.base)
+            self.meta.problem = (problem.file[len(self.base):], problem.line, problem.field, problem.message)
+
+    # ---- consolidation -------------------------------------------------------------
+
+    def _state(self, order_id: str) -> _OrderState | None:
+        state = self.states.get(order_id)
+        if state is not None or self.fresh:
+            return state
+        assert self.connection is not None
+        rows = self.connection.execute(
+            "SELECT id, outcome, entry_seq IS NOT NULL, current, first_id FROM records WHERE order_id = ?", (order_id,)
+        ).fetchall()
+        if not rows:
+            return None
+        entry = next((row for row in rows if row[2]), None)
+        current = next(row for row in rows if row[3])
+        state = _OrderState(
+            first_id=current[4],
+            entry_id=None if entry is None else entry[0],
+            entry_outcome=None if entry is None else entry[1],
+            current_id=current[0],
+            current_outcome=current[1],
+        )
+        self.states[order_id] = state
+        return state
+
+    def _stored(self, record_id: int) -> TradeRecord:
+        row = self.pending.get(record_id)
+        if row is not None:
+            return record_from_row(row[1:22], self.base)
+        assert self.connection is not None
+        stored = self.connection.execute(f"SELECT {RECORD_COLUMNS} FROM records WHERE id = ?", (record_id,)).fetchone()
+        return record_from_row(stored, self.base)
+
+    def _new_row(self, parsed: list[Any], first_id: int | None) -> list[Any]:
+        meta = self.meta
+        record_id = meta.next_id
+        meta.next_id += 1
+        row = [record_id, *parsed, record_id if first_id is None else first_id, None, None, 0]
+        self.pending[record_id] = row
+        return row
+
+    def _record(self, parsed: list[Any]) -> TradeRecord:
+        return record_from_row(parsed[:21], self.base)
+
+    def take(self, parsed: list[Any]) -> None:
+        """Consolidate one valid line (an index row as parsed) per SPEC §10."""
+        meta = self.meta
+        entry_us, exit_us, outcome, order_id = parsed[0], parsed[7], parsed[6], parsed[5]
+        latest_us = entry_us if exit_us is None else exit_us
+        if meta.latest is None or latest_us > meta.latest[0]:
+            meta.latest = (latest_us, parsed[19], parsed[20], "timestamp" if exit_us is None else "exit_timestamp")
+        previous = self.states.get(order_id)
+        if previous is None and not self.fresh:
+            previous = self._state(order_id)
+        is_closed = outcome in CLOSED_OUTCOMES
+        if previous is None:
+            # The first record of an order: its entry (unless an emergency exit with no
+            # open) and its current record.
+            row = self._new_row(parsed, None)
+            record_id = row[0]
+            row[-1] = 1
+            becomes_entry = not (parsed[13] and is_closed)
+            if becomes_entry:
+                row[-3] = meta.entries
+                meta.entries += 1
+                if not self.fresh:
+                    self.result.new_entries.append(self._record(parsed))
+            self.states[order_id] = _OrderState(
+                record_id, record_id if becomes_entry else None, outcome if becomes_entry else None, record_id, outcome
+            )
+            if is_closed:
+                self._add_closed(row, parsed)
+            if len(self.pending) >= _BATCH_ROWS:
+                self._flush()
+            return
+        self._take_known(parsed, previous, outcome, is_closed)
+        if len(self.pending) >= _BATCH_ROWS:
+            self._flush()
+
+    def _take_known(self, parsed: list[Any], previous: _OrderState, outcome: str, is_closed: bool) -> None:
+        """A further record of an order already seen."""
+        meta = self.meta
+        order_id, line = parsed[5], parsed[20]
+        display = self.base + parsed[19]
+        row: list[Any] | None = None
+        if previous.entry_id is None:
+            row = self._new_row(parsed, previous.first_id)
+            row[-3] = meta.entries
+            meta.entries += 1
+            previous.entry_id = row[0]
+            previous.entry_outcome = outcome
+            if not self.fresh:
+                self.result.new_entries.append(self._record(parsed))
+        if outcome == OPEN:
+            entry_id = previous.entry_id
+            if previous.entry_outcome != OPEN or not self._stored(entry_id).same_content(self._record(parsed)):
+                where = self._stored(entry_id)
+                self._note_problem(
+                    JournalError(
+                        display,
+                        line,
+                        "order_id",
+                        f"a second, different open record for order {order_id!r} (first recorded at {where.file}:{where.line})",
+                    )
+                )
+            return
+        if outcome == REJECTED or previous.current_outcome == REJECTED:
+            if previous.current_outcome == OPEN:
+                self._make_current(previous, row or self._new_row(parsed, previous.first_id), outcome)
+            else:
+                earlier = self._stored(previous.current_id)
+                if not earlier.same_content(self._record(parsed)):
+                    self._note_problem(
+                        JournalError(
+                            display,
+                            line,
+                            "outcome",
+                            f"order {order_id!r} is both rejected by the broker and closed (see {earlier.file}:{earlier.line})",
+                        )
+                    )
+            return
+        if previous.current_outcome in CLOSED_OUTCOMES and is_closed:
+            earlier = self._stored(previous.current_id)
+            if not earlier.same_content(self._record(parsed)):
+                self._note_problem(
+                    JournalError(
+                        display,
+                        line,
+                        "order_id",
+                        f"a second, different close for order {order_id!r} (first closed at {earlier.file}:{earlier.line})",
+                    )
+                )
+            return
+        if is_closed:
+            row = row or self._new_row(parsed, previous.first_id)
+            self._make_current(previous, row, outcome)
+            self._add_closed(row, parsed)
+
+    def _make_current(self, state: _OrderState, row: list[Any], outcome: str) -> None:
+        old = self.pending.get(state.current_id)
+        if old is not None:
+            old[-1] = 0
+        else:
+            self.demoted.append(state.current_id)
+        row[-1] = 1
+        state.current_id = row[0]
+        state.current_outcome = outcome
+
+    def _add_closed(self, row: list[Any], parsed: list[Any]) -> None:
+        if self.fresh:
+            return  # numbered once, in order, when the rebuild ends
+        meta = self.meta
+        key = (row[_R_EXIT], row[_R_TS], row[_R_FILE], row[_R_LINE])
+        if meta.last_close is None or key >= tuple(meta.last_close):
+            row[-2] = meta.closes
+            meta.last_close = key
+        else:
+            self.pending.pop(row[0])
+            self._flush()
+            self.pending[row[0]] = row
+            assert self.connection is not None
+            (before,) = self.connection.execute(
+                "SELECT count(*) FROM records WHERE close_pos IS NOT NULL AND (exit_us, timestamp_us, file, line) <= (?, ?, ?, ?)",
+                key,
+            ).fetchone()
+            self.connection.execute("UPDATE records SET close_pos = close_pos + 1 WHERE close_pos >= ?", (before,))
+            row[-2] = before
+            self.result.reordered = True
+            meta.epoch = secrets.token_hex(8)  # positions in the close order moved
+        meta.closes += 1
+        self.result.new_closes.append(self._record(parsed))
+
+    def _flush(self) -> None:
+        assert self.connection is not None
+        if self.pending:
+            self.connection.executemany(_INSERT, self.pending.values())
+            self.pending = {}
+        if self.demoted:
+            self.connection.executemany("UPDATE records SET current = 0 WHERE id = ?", ((i,) for i in self.demoted))
+            self.demoted = []
+
+    def finish(self) -> None:
+        self._flush()
