@@ -582,8 +582,12 @@ def _group_by_session(moments_us: list[int], calendar: SessionCalendar) -> Itera
     while position < total:
         first = moments_us[position]
         session = calendar.session_of(moment_of(first))
-        ends_us = microseconds_of(calendar.session_closes_at(session))
-        stop = bisect.bisect_left(moments_us, ends_us, position)
+        try:
+            ends_us = microseconds_of(calendar.session_closes_at(session))
+        except OverflowError:  # a session on the calendar's last day: nothing comes after it
+            stop = total
+        else:
+            stop = bisect.bisect_left(moments_us, ends_us, position)
         yield session, stop - position, first, moments_us[stop - 1]
         position = stop
 
