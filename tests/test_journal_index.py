@@ -10,6 +10,7 @@ import os
 import shutil
 import sqlite3
 from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import IO, Any
 
@@ -27,6 +28,8 @@ from trading_bot.durable_files import LogsLock
 from trading_bot.errors import JournalError
 from trading_bot.logging.journal_index import row_from_record
 from trading_bot.logging.trade_record import TradeRecord, parse_trade
+from trading_bot.market_calendar import MarketCalendar
+from trading_bot.phase.trade_limiter import SessionEntries
 
 WriteJournal = Callable[..., Path]
 
@@ -699,3 +702,36 @@ def test_session_counts_of_unrecorded_entries_equal_the_calendar_line_by_line(tm
     assert from_index.first_at == line_by_line.first_at
     assert from_index.last_at == line_by_line.last_at
     assert sum(from_index.by_session.values()) == len(minutes)
+
+
+def test_closes_between_two_instants_are_a_run_of_the_close_order(trades_dir: Path, write_journal: WriteJournal) -> None:
+    write_journal(trades_dir / "a.jsonl", *[closed(f"o-{n}", f"2026-03-10T15:{n:02d}:00Z") for n in range(6)])
+    journal = TradeJournal(trades_dir)
+    journal.refresh()
+
+    def at(minute: int) -> datetime:
+        return datetime(2026, 3, 10, 15, minute, tzinfo=timezone.utc)
+
+    assert [r.order_id for r in journal.closed_between(at(1), at(4))] == ["o-1", "o-2", "o-3"]  # low in, high out
+    assert [r.order_id for r in journal.closed_between(at(1), at(4), as_of=at(2))] == ["o-1", "o-2"]
+    assert list(journal.closed_between(at(4), at(1))) == []
+    assert [r.order_id for r in journal.closed_between(at(0), at(59))] == [f"o-{n}" for n in range(6)]
+
+
+def test_entry_times_between_two_instants(trades_dir: Path, write_journal: WriteJournal) -> None:
+    write_journal(trades_dir / "a.jsonl", *[{"order_id": f"o-{n}", "timestamp": f"2026-03-10T14:0{n}:00Z"} for n in range(5)])
+    journal = TradeJournal(trades_dir)
+    journal.refresh()
+    low, high = datetime(2026, 3, 10, 14, 1, tzinfo=timezone.utc), datetime(2026, 3, 10, 14, 3, tzinfo=timezone.utc)
+    assert journal.entries.times_between(low, high) == [low, low + timedelta(minutes=1)]
+    assert journal.as_of(low).entries.times_between(low, high) == [low]
+
+
+def test_an_entry_in_the_last_session_of_the_calendar_is_counted(trades_dir: Path, write_journal: WriteJournal) -> None:
+    write_journal(trades_dir / "a.jsonl", {"order_id": "o-1", "timestamp": "9999-12-31T15:00:00Z"}, {"order_id": "o-2", "timestamp": "9999-12-31T15:01:00Z"})
+    journal = TradeJournal(trades_dir)
+    journal.refresh()
+    calendar = MarketCalendar()
+    counted = SessionEntries.of(calendar, journal.entries)
+    session = calendar.session_of(datetime(9999, 12, 31, 15, 0, tzinfo=timezone.utc))
+    assert counted.count(session) == 2

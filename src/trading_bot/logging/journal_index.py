@@ -54,7 +54,7 @@ from trading_bot.phase.models import Phase
 
 # Bump SCHEMA_VERSION when the tables change, CODE_VERSION when parsing or consolidation
 # changes: an index built by other rules is rebuilt, never read.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 CODE_VERSION = 1
 INDEX_DIR_NAME = ".derived"
 INDEX_FILE_NAME = "journal.sqlite3"
@@ -94,9 +94,10 @@ CREATE INDEX IF NOT EXISTS records_order ON records(order_id);
 CREATE INDEX IF NOT EXISTS records_entry ON records(entry_seq) WHERE entry_seq IS NOT NULL;
 CREATE INDEX IF NOT EXISTS records_close ON records(close_pos) WHERE close_pos IS NOT NULL;
 CREATE INDEX IF NOT EXISTS records_close_key ON records(exit_us, timestamp_us, file, line) WHERE close_pos IS NOT NULL;
+CREATE INDEX IF NOT EXISTS records_entry_time ON records(timestamp_us) WHERE entry_seq IS NOT NULL;
 CREATE INDEX IF NOT EXISTS records_open ON records(first_id) WHERE current = 1 AND outcome = 'open';
 """
-_INDEX_NAMES = ("records_order", "records_entry", "records_close", "records_close_key", "records_open")
+_INDEX_NAMES = ("records_order", "records_entry", "records_close", "records_close_key", "records_entry_time", "records_open")
 # The columns that make a TradeRecord, in its field order (file and line last).
 RECORD_COLUMNS = (
     "timestamp_us, symbol, action, quantity, price, order_id, outcome, exit_us, net_pnl, stop_loss, "

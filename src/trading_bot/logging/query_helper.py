@@ -40,7 +40,8 @@ from trading_bot.logging.trade_record import TradeRecord
 
 
 class SessionCalendar(Protocol):
-    """What placing an entry of the original bot (no recorded session) needs: its session."""
+    """What placing an entry of the original bot (no recorded session) needs: its session,
+    and where sessions begin and end."""
 
     def session_of(self, moment: datetime) -> date: ...
 
@@ -383,6 +384,22 @@ class TradeJournal:
             open_trades=open_trades,
         )
 
+    def closed_between(self, low: datetime, high: datetime, *, as_of: datetime | None = None) -> RecordSequence:
+        """Closed trades with `low <= exit < high` (those closed by `as_of`, if given), in
+        close order: a run of the close order, which is sorted by exit first."""
+        index = self._view()
+
+        def closes_before(moment_us: int, inclusive: bool = False) -> int:
+            test = "<=" if inclusive else "<"
+            sql = f"SELECT count(*) FROM records WHERE close_pos IS NOT NULL AND exit_us {test} ?"
+            return int(index.query(sql, (moment_us,)).fetchone()[0])
+
+        start = closes_before(microseconds_of(low))
+        stop = closes_before(microseconds_of(high))
+        if as_of is not None:
+            stop = min(stop, closes_before(microseconds_of(as_of), inclusive=True))
+        return RecordSequence(self, _CLOSE_ORDER, start, max(start, stop))
+
     # ---- for the views -------------------------------------------------------------
 
     def _count(self, order: str) -> int:
@@ -417,8 +434,8 @@ def _guard_intact(path: Path, head: bytes, guard: bytes, offset: int) -> bool:
 class JournalView:
     """A fixed picture of the journal (used for `--as-of` and replays)."""
 
-    closed_trades: Sequence[TradeRecord]
-    entries: Mapping[str, TradeRecord]
+    closed_trades: RecordSequence
+    entries: JournalEntries
     open_trades: list[TradeRecord]
 
 
@@ -448,6 +465,13 @@ class RecordSequence(Sequence[TradeRecord]):
     def __getitem__(self, item: slice) -> Sequence[TradeRecord]: ...
 
     def __getitem__(self, item: int | slice) -> TradeRecord | Sequence[TradeRecord]:
+        if item.__class__ is int and item >= 0 and self._stop is None:
+            # The common walk (`trades[i]`, i rising): straight from the cached block. A
+            # position once read stays valid while the generation holds.
+            cached = self._journal._blocks.get(self._order)
+            position = self._start + item
+            if cached is not None and cached[0] == self._journal.generation and 0 <= position - cached[1] < len(cached[2]):
+                return cached[2][position - cached[1]]
         start, stop = self._bounds()
         size = stop - start
         if isinstance(item, slice):
@@ -540,6 +564,15 @@ class JournalEntries(Mapping[str, TradeRecord]):
                 return
             for row in chunk:
                 yield record_from_row(row, base)
+
+    def times_between(self, low: datetime, high: datetime) -> list[datetime]:
+        """The entry instants with `low <= instant < high`, in time order."""
+        where, params = self._where("timestamp_us >= ? AND timestamp_us < ?")
+        rows = self._journal._view().query(
+            f"SELECT timestamp_us FROM records WHERE {where} ORDER BY timestamp_us",
+            (*params, microseconds_of(low), microseconds_of(high)),
+        )
+        return [moment_of(moment_us) for (moment_us,) in rows]
 
     def earliest_entry(self) -> datetime | None:
         """The earliest entry instant, or None without entries."""

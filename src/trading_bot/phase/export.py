@@ -169,9 +169,15 @@ def closed_trades_of(manager: PhaseManager) -> Sequence[TradeRecord]:
     return manager.journal.as_of(manager.as_of).closed_trades
 
 
-def entry_times_of(manager: PhaseManager) -> Iterable[datetime]:
+def closed_trades_between(manager: PhaseManager, low: datetime, high: datetime) -> Sequence[TradeRecord]:
+    """The closed trades with `low <= exit < high`, in close order, as the manager sees them."""
+    return manager.journal.closed_between(low, high, as_of=manager.as_of)
+
+
+def entry_times_between(manager: PhaseManager, low: datetime, high: datetime) -> Iterable[datetime]:
+    """Entry instants with `low <= instant < high` (entered by `as_of`, if the manager has one)."""
     entries = manager.journal.entries if manager.as_of is None else manager.journal.as_of(manager.as_of).entries
-    return (record.timestamp for record in entries.values())
+    return entries.times_between(low, high)
 
 
 def override_lines_of(manager: PhaseManager) -> Sequence[LogLine]:
@@ -254,15 +260,14 @@ def export_from_state(manager: PhaseManager, state: PhaseState, start: date, end
     context = SessionContext(ledger, calendar, state.now)
     context.add_size_changes(history_lines)
     low, high = session_bounds(calendar, start, end)
-    in_range = [t for t in closed_trades_of(manager) if t.exit_timestamp is not None and low <= t.exit_timestamp < high]
+    in_range = closed_trades_between(manager, low, high)
     tracker = PerformanceTracker(calendar)
     metrics = tracker.session_metrics(in_range, phase_at=context.phase_at, sizes_at=context.sizes_at, trips_at=context.trips_at)
     by_date = {row.date: row for row in metrics}
-    for moment in entry_times_of(manager):
-        if low <= moment < high:
-            session = calendar.session_of(moment)
-            if session not in by_date:
-                by_date[session] = _entries_only_row(session, context)
+    for moment in entry_times_between(manager, low, high):
+        session = calendar.session_of(moment)
+        if session not in by_date:
+            by_date[session] = _entries_only_row(session, context)
     rows = [
         SessionRow(metrics=by_date[session], position_size=context.size_at_close(session), notes=context.notes(session))
         for session in sorted(by_date)
