@@ -90,7 +90,7 @@ class PhaseManager:
         self.lock = LogsLock(self.paths.logs_dir)
         self.high_water = HighWater.beside(self.lock)
         # Who is named when this process notices the clock behind the desk's records
-        # (asked only then, so a command does not look up its login name for nothing).
+        # (asked only then: the bot's default, or the CLI's command and login name).
         self.noticed_by: Callable[[], str] = lambda: "bot"
         self._clock_step_noted: datetime | None = None
         self.history = ChainedLog(self.paths.phase_dir / HISTORY_FILE, self.lock, clock)
