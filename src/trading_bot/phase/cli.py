@@ -309,8 +309,6 @@ def _json_refusal(args: argparse.Namespace, io: Io, reason: str) -> None:
 
 def _who_noticed(command: str) -> str:
     """Named in a `clock_stepped_back` line: the command and the login that ran it."""
-    from trading_bot.bot import default_operator
-
     return f"{command} ({default_operator()})"
 
 
