@@ -108,8 +108,11 @@ def _iso(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _journal_line(rng: random.Random, serial: int, entry: datetime, exit_: datetime) -> bytes:
-    """One closed trade in the TradeRecord shape, padded with realistic extras to ~750 bytes."""
+def _journal_line(rng: random.Random, serial: int, entry: datetime, exit_: datetime, session: date | None) -> bytes:
+    """One closed trade in the TradeRecord shape, padded with realistic extras to ~750 bytes.
+
+    `session`: the entry's and the exit's session, recorded as this product's bot records
+    them; None writes a line as the original bot did (the calendar then places it)."""
     symbol = _SYMBOLS[serial % len(_SYMBOLS)]
     price = Decimal(rng.randrange(2_000, 60_000)) / 100
     quantity = rng.randrange(1, 10)
@@ -140,7 +143,7 @@ def _journal_line(rng: random.Random, serial: int, entry: datetime, exit_: datet
         "profit_loss": str(pnl + Decimal("0.02")),
         "exit_price": str(exit_price),
         "exit_reason": _REASONS[serial % len(_REASONS)] if not win else "take_profit",
-        "strategy": "momentum_breakout_v3",
+        "strategy": "breakout_v3",
         "commission": "0.01",
         "slippage": "0.01",
         "indicators": {
@@ -151,9 +154,11 @@ def _journal_line(rng: random.Random, serial: int, entry: datetime, exit_: datet
             "volume_ratio": round(rng.uniform(0.5, 3), 2),
         },
         "decision_reasoning": (
-            f"{symbol}: 20-day breakout on {rng.uniform(1.2, 3.0):.2f}x volume, RSI/MACD confirm"
+            f"{symbol}: breakout on {rng.uniform(1.2, 3.0):.2f}x volume"
         ),
     }
+    if session is not None:
+        record["session"] = record["exit_session"] = session.isoformat()
     # Compact, as the bot writes it (orjson); padded with a notes field to the spec's size.
     raw = json.dumps(record, separators=(",", ":"))
     pad = LINE_BYTES - 1 - len(raw) - len(',"notes":""')
@@ -164,7 +169,8 @@ def _journal_line(rng: random.Random, serial: int, entry: datetime, exit_: datet
 
 
 def build_fixture(
-    root: Path, trades: int, layout: str, calendar: MarketCalendar, seed: int = 7, sessions: int | None = None
+    root: Path, trades: int, layout: str, calendar: MarketCalendar, seed: int = 7, sessions: int | None = None,
+    recorded_sessions: bool = True,
 ) -> Fixture:
     """A config copy and `logs/trades/*.jsonl` holding `trades` closed trades before NOW."""
     root.mkdir(parents=True, exist_ok=True)
@@ -212,7 +218,7 @@ def build_fixture(
                             old.close()
                         handles.clear()
                     handle = handles[name] = open(trades_dir / name, "ab", buffering=1 << 20)
-                line = _journal_line(rng, serial, entry, exit_)
+                line = _journal_line(rng, serial, entry, exit_, day if recorded_sessions else None)
                 handle.write(line)
                 total += len(line)
     finally:
@@ -232,14 +238,15 @@ def fresh_copy(fixture: Fixture, root: Path) -> Fixture:
                    fixture.bytes, fixture.first_session, fixture.last_session)
 
 
-def append_one_trade(fixture: Fixture, layout: str, now: datetime) -> int:
+def append_one_trade(fixture: Fixture, layout: str, now: datetime, recorded_sessions: bool = True) -> int:
     """One closed trade a minute before `now`, written as the bot writes it; returns its bytes.
 
     `now` is the real clock's: the whole-process commands run on it, and a trade dated in a
     session the phase history has already summarised would be a different question."""
     exit_ = now.replace(microsecond=0) - timedelta(minutes=1)
     entry = exit_ - timedelta(minutes=5)
-    line = _journal_line(random.Random(fixture.trades), fixture.trades + 1, entry, exit_)
+    session = MarketCalendar().session_of(entry) if recorded_sessions else None
+    line = _journal_line(random.Random(fixture.trades), fixture.trades + 1, entry, exit_, session)
     if layout == "single":
         name = "trades.jsonl"
     elif layout == "day":
@@ -522,7 +529,9 @@ def times_loop(seconds: float, loop_seconds: float) -> str:
     return f"{seconds / loop_seconds:.2f}×" if loop_seconds > 0 else "-"
 
 
-def whole_process_rows(desk: Fixture, layout: str, base: Path, runs: int, first_runs: int, loop_s: float) -> list[Row]:
+def whole_process_rows(
+    desk: Fixture, layout: str, base: Path, runs: int, first_runs: int, loop_s: float, recorded_sessions: bool
+) -> list[Row]:
     """The operator's and the bot's view: commands as whole processes, and the bot's start."""
     rows: list[Row] = []
     scratch = base / "runs"
@@ -583,7 +592,7 @@ def whole_process_rows(desk: Fixture, layout: str, base: Path, runs: int, first_
     # One appended trade: what the next `status` reads from the journal folder.
     journal_bytes = sum(path.stat().st_size for path in desk.trades_dir.glob("*.jsonl"))
     unchanged = journal_bytes_read(desk, ["status"], scratch)
-    appended = append_one_trade(desk, layout, datetime.now(timezone.utc))
+    appended = append_one_trade(desk, layout, datetime.now(timezone.utc), recorded_sessions)
     after = journal_bytes_read(desk, ["status"], scratch)
     if unchanged is None or after is None:
         rows.append(Row("one appended trade, then `status`: journal bytes read", "not measurable here (no strace)",
@@ -611,6 +620,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rebuild-repeats", type=int, default=None, help="rebuild runs (default 1; 3 with --quick)")
     parser.add_argument("--layout", choices=("month", "day", "single"), default="day",
                         help="journal files: one per UTC day, as the bot writes them (default), one per month, or one")
+    parser.add_argument("--original-bot-lines", action="store_true",
+                        help="journal lines without the recorded sessions this product's bot writes (the calendar places them)")
     parser.add_argument("--workdir", type=Path, default=None, help="build the fixtures in this new or empty folder (kept) instead of a temp dir")
     parser.add_argument("--profile", action="store_true", help="print cProfile output for the measured paths")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
@@ -650,16 +661,17 @@ def main(argv: list[str] | None = None) -> int:
         # ---- fixtures ----
         log(f"writing {args.trades_small:,} and {large_n:,} trades ({args.layout} files) under {base}")
         start = time.perf_counter()
-        small = build_fixture(base / "small", args.trades_small, args.layout, calendar)
-        large = build_fixture(base / "large", large_n, args.layout, calendar)
+        recorded = not args.original_bot_lines
+        small = build_fixture(base / "small", args.trades_small, args.layout, calendar, recorded_sessions=recorded)
+        large = build_fixture(base / "large", large_n, args.layout, calendar, recorded_sessions=recorded)
         # The small history again, thinly spread over the large one's sessions and files,
         # to tell the cost of more trades from the cost of more files.
-        spread = build_fixture(base / "spread", args.trades_small, args.layout, calendar, sessions=large.sessions)
+        spread = build_fixture(base / "spread", args.trades_small, args.layout, calendar, sessions=large.sessions, recorded_sessions=recorded)
         # The whole-process desk: the large history's files when it has the desk's size.
         if large.trades == args.desk_trades:
             desk = fresh_copy(large, base / "desk")
         else:
-            desk = build_fixture(base / "desk", args.desk_trades, args.layout, calendar)
+            desk = build_fixture(base / "desk", args.desk_trades, args.layout, calendar, recorded_sessions=recorded)
         log(
             f"fixtures written in {time.perf_counter() - start:.1f} s: small {small.trades:,} trades / "
             f"{small.sessions} sessions / {small.files} files; large {large.trades:,} trades / "
@@ -681,7 +693,7 @@ def main(argv: list[str] | None = None) -> int:
                         f"{desk_loop_s:.3f} s", "(the yardstick)", None, "1.00×"))
 
         # ---- 1. whole processes, on the desk ----
-        rows.extend(whole_process_rows(desk, args.layout, base, runs, args.first_runs, desk_loop_s))
+        rows.extend(whole_process_rows(desk, args.layout, base, runs, args.first_runs, desk_loop_s, recorded))
 
         # ---- 2. the pre-trade check ----
         figures: dict[str, float] = {}
@@ -765,7 +777,8 @@ def main(argv: list[str] | None = None) -> int:
             temp.cleanup()
 
     print()
-    print(f"SPEC §12 benchmark — {'quick' if args.quick else 'full'} run; {args.layout} journal files; "
+    print(f"SPEC §12 benchmark — {'quick' if args.quick else 'full'} run; {args.layout} journal files"
+          f"{' of original-bot lines (no recorded sessions)' if args.original_bot_lines else ''}; "
           f"whole-process figures: medians of {runs} runs (first start: {args.first_runs}); pre-trade check: "
           f"medians of {repeats} batches of up to {args.batch} checks; rebuild runs: {rebuild_repeats}")
     print(f"machine at start: {facts_at_start}")
