@@ -111,7 +111,7 @@ class PhaseState:
         trading_days = self.calendar.trading_days_between(first_day, self.session) if first_day <= self.session else 0
         completed_last = self.calendar.previous_trading_day(self.session)
         days = self.calendar.trading_days(first_day, completed_last) if first_day <= completed_last else []
-        entered = self.entries.sessions_with_entries_since(stint.since, self.journal_entries)
+        entered = self.entries.sessions_with_entries_since(stint.since)
         skipped = {
             day
             for day in days

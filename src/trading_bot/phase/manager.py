@@ -89,8 +89,9 @@ class PhaseManager:
         self.paths = PhasePaths.resolve(self.config_path, logs_dir, self.config.env)
         self.lock = LogsLock(self.paths.logs_dir)
         self.high_water = HighWater.beside(self.lock)
-        # Who is named when this process notices the clock behind the desk's records.
-        self.noticed_by = "bot"
+        # Who is named when this process notices the clock behind the desk's records
+        # (asked only then, so a command does not look up its login name for nothing).
+        self.noticed_by: Callable[[], str] = lambda: "bot"
         self._clock_step_noted: datetime | None = None
         self.history = ChainedLog(self.paths.phase_dir / HISTORY_FILE, self.lock, clock)
         self.overrides = ChainedLog(self.paths.phase_dir / OVERRIDES_FILE, self.lock, clock)
@@ -212,13 +213,15 @@ class PhaseManager:
             self.overrides.reread()
             if self.overrides.damage() is not None:
                 return  # the damage halts entries itself; the note waits for `recover`
-            noted = any(line.type == CLOCK_STEPPED_BACK and line.data.get("high_water") == mark for line in self.overrides.lines())
+            noted = any(
+                line.type == CLOCK_STEPPED_BACK and line.data.get("high_water") == mark for line in self.overrides.lines()
+            )
             if not noted:
                 payload = {
                     "clock_reading": format_timestamp(now),
                     "high_water": mark,
                     "behind_seconds": int((high - now).total_seconds()),
-                    "noticed_by": self.noticed_by,
+                    "noticed_by": self.noticed_by(),
                     "reason": "the clock reads earlier than the latest instant this desk recorded; new entries wait for it",
                 }
                 try:
