@@ -252,6 +252,23 @@ def test_a_saved_position_is_usable_only_within_the_same_journal_up_to_what_it_h
     assert (saved.mismatch(current) is None) is usable
 
 
+@pytest.mark.parametrize(
+    ("saved", "now", "needs_a_save"),
+    [
+        (None, key(3, 3), True),
+        (key(3, 3), key(3, 3), False),
+        (key(3, 3), key(3, 5), False),  # entries appended: nothing saved changes
+        (key(3, 3), key(4, 4), True),  # a close folded
+        (key(3, 3), key(3, 3, "e2"), True),  # another journal
+        (key(0, 0), key(0, 0, "e2"), False),  # an empty journal read again
+    ],
+)
+def test_a_save_is_skipped_only_when_the_saved_state_already_resumes_to_the_same_fold(
+    saved: SnapshotKey | None, now: SnapshotKey, needs_a_save: bool
+) -> None:
+    assert now.same_fold(saved) is not needs_a_save
+
+
 # ---- the desk: a history of several phases, downgrades, a size step and overrides --------
 
 
@@ -614,3 +631,18 @@ def test_a_command_process_resumes_from_the_state_saved_before_and_answers_as_a_
         cold.append((code, json.loads(out.getvalue())))
     assert warm == cold
     assert (copy / "logs" / ".derived" / "state.json").exists()  # the cold command saved one
+
+
+def test_a_running_process_resumes_from_the_state_another_process_saved_after_writing_history(history: Desk, tmp_path: Path) -> None:
+    """A command writes the last session's summary; the bot picks up its saved fold, not a full replay."""
+    bot = reader(history)
+    bot.state()
+    history.next_session()
+    lines_before = len(history.history())
+    reader(history).state()  # a command: writes the summary of the session that closed, saves its fold
+    assert [line["type"] for line in history.history()[lines_before:]] == ["session_summary"]
+    folded_before = bot.engine.trades_folded
+    got = answers(bot)
+    assert bot.snapshot_note.startswith("resumed after")
+    assert bot.engine.trades_folded == folded_before
+    assert got == cold_answers(history, tmp_path)

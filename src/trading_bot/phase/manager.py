@@ -313,7 +313,10 @@ class PhaseManager:
                 self._repair_override_records()
             trades, entries, session_entries = self._journal_view()
             journal_valid = self.journal_problem() is None
-            resume = self._replay if self._replay is not None else self._resume_from_snapshot(trades, now)
+            resume = self._replay
+            if resume is None or resume.head_seq != self.history.head()[0]:
+                # Another process wrote the history since: the state it saved may be its fold.
+                resume = self._resume_from_snapshot(trades, now) or resume
             replay = self.engine.apply_due(
                 self.history,
                 trades,

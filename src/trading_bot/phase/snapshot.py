@@ -67,15 +67,11 @@ class SnapshotKey:
     closes: int
     entries: int
 
-    def same_fold(self, other: SnapshotKey | None) -> bool:
-        """Whether a save would write the same fold again (new entries alone change nothing
-        saved: their sessions are pended again from the journal at every start)."""
-        return (
-            other is not None
-            and (self.version, self.settings, self.history_seq, self.history_hash, self.closes)
-            == (other.version, other.settings, other.history_seq, other.history_hash, other.closes)
-            and (self.closes == 0 or self.journal_epoch == other.journal_epoch)
-        )
+    def same_fold(self, saved: SnapshotKey | None) -> bool:
+        """Whether the state saved under `saved` already resumes to this fold, so a save is
+        not needed (entries appended since change nothing saved: every start pends the
+        sessions of all entries again)."""
+        return saved is not None and saved.closes == self.closes and saved.mismatch(self) is None
 
     def mismatch(self, current: SnapshotKey) -> str | None:
         """Why a fold saved under this key is not the current records' fold, or None."""
