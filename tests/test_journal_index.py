@@ -16,7 +16,7 @@ from typing import IO, Any
 
 import orjson
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from tests.conftest import journal_fields, journal_line, write_journal_lines
@@ -698,3 +698,40 @@ def test_an_entry_in_the_last_session_of_the_calendar_is_counted(trades_dir: Pat
     counted = SessionEntries.of(calendar, journal.entries)
     session = calendar.session_of(datetime(9999, 12, 31, 15, 0, tzinfo=timezone.utc))
     assert counted.count(session) == 2
+
+
+# ---- entries of the original bot (no recorded session) are placed by the calendar ----------
+
+
+@given(
+    minutes=st.lists(st.integers(min_value=0, max_value=60 * 24 * 40), min_size=1, max_size=60),
+)
+@example(minutes=[209, 210, 1649, 1650, 1651])  # the minute before, at and after two opens (14:30 UTC)
+def test_session_counts_of_unrecorded_entries_equal_the_calendar_line_by_line(tmp_path_factory: Any, minutes: list[int]) -> None:
+    """Over weekends, a holiday (2026-04-03, Good Friday) and a DST change (2026-03-08),
+    the index's per-session counts, first and last instants equal placing each line alone."""
+    from datetime import datetime, time, timedelta, timezone
+
+    from trading_bot.market_calendar import MarketCalendar
+    from trading_bot.phase.trade_limiter import SessionEntries
+
+    trades_dir = tmp_path_factory.mktemp("journal") / "logs" / "trades"
+    start = datetime(2026, 3, 2, 11, 0, tzinfo=timezone.utc)
+    moments = [start + timedelta(minutes=value) for value in minutes]
+    write_journal_lines(
+        trades_dir / "2026-03.jsonl",
+        *[{"order_id": f"o-{n}", "timestamp": moment.strftime("%Y-%m-%dT%H:%M:%SZ")} for n, moment in enumerate(moments)],
+    )
+    calendar = MarketCalendar(time(9, 30), time(16, 0), "America/New_York")
+    journal = TradeJournal(trades_dir)
+    journal.refresh()
+    try:
+        from_index = SessionEntries.of(calendar, journal.entries)
+        line_by_line = SessionEntries(calendar)
+        line_by_line.fold(journal.entries.values())
+    finally:
+        journal.close()
+    assert from_index.by_session == line_by_line.by_session
+    assert from_index.first_at == line_by_line.first_at
+    assert from_index.last_at == line_by_line.last_at
+    assert sum(from_index.by_session.values()) == len(minutes)

@@ -17,6 +17,8 @@ trust model).
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Final
@@ -48,6 +50,8 @@ class HighWater:
         self.path = Path(logs_dir) / HIGH_WATER_FILE
         self._key: tuple[int, int, int, int] | None = None
         self._value: datetime | None = None
+        self._holding = 0
+        self._held_fresh = False
 
     @classmethod
     def beside(cls, lock: LogsLock) -> HighWater:
@@ -60,6 +64,9 @@ class HighWater:
         An unreadable file extends no trust: records are then judged against the clock
         alone, as if the desk had never recorded an instant.
         """
+        if self._holding and self._held_fresh:
+            return self._value
+        self._held_fresh = bool(self._holding)
         try:
             stat = os.stat(self.path)
         except (FileNotFoundError, NotADirectoryError):
@@ -71,6 +78,18 @@ class HighWater:
         self._value = self._parse()
         self._key = key
         return self._value
+
+    @contextmanager
+    def one_read(self) -> Iterator[None]:
+        """Within this block the file is stat'ed once: a pre-trade check asks for the
+        high-water twice (future-dated lines, a clock behind) and needs one answer."""
+        self._holding += 1
+        try:
+            yield
+        finally:
+            self._holding -= 1
+            if self._holding == 0:
+                self._held_fresh = False
 
     def _parse(self) -> datetime | None:
         try:
@@ -101,4 +120,4 @@ class HighWater:
         if stored is not None and moment - step <= stored:
             return
         atomic_write_bytes(self.path, (format_timestamp(moment) + "\n").encode("ascii"))
-        self._key, self._value = None, None
+        self._key, self._value, self._held_fresh = None, None, False

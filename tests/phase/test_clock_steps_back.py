@@ -6,6 +6,9 @@ from __future__ import annotations
 import errno
 import json
 import os
+import shutil
+import subprocess
+import sys
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -14,7 +17,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import journal_line
-from tests.phase.conftest import PASSWORD, Desk, advance_to
+from tests.phase.conftest import PASSWORD, SHIPPED_CONFIG, Desk, advance_to
 from trading_bot.clock import CLOCK_TOLERANCE, FixedClock
 from trading_bot.durable_files import LogsLock
 from trading_bot.high_water import HIGH_WATER_STEP, LATEST_HIGH_WATER, HighWater
@@ -526,3 +529,42 @@ def test_a_breaker_tripped_before_a_step_back_is_acknowledged_after_it(desk: Des
     assert code == 0 and status["circuit_breaker"]["tripped"] is False
     assert status["entry_refusal_code"] == "clock_behind"
     assert desk.cli("verify")[0] == 0
+
+
+def test_within_one_read_the_high_water_is_looked_at_once(tmp_path: Path) -> None:
+    mark = HighWater(tmp_path)
+    mark.raise_to(T)
+    other_process = HighWater(tmp_path)
+    with mark.one_read():
+        assert mark.read() == T
+        other_process.raise_to(T + timedelta(hours=1))
+        assert mark.read() == T  # one answer for one pre-trade check
+    assert mark.read() == T + timedelta(hours=1)
+
+
+def test_whole_processes_on_a_clock_three_hours_behind_the_desk_read_its_journal(tmp_path: Path) -> None:
+    """The desk wrote while its clock ran three hours ahead; NTP set it right. Real
+    `python -m trading_bot.phase` processes on the real clock read what it wrote."""
+    shutil.copyfile(SHIPPED_CONFIG, tmp_path / "config.json")
+    ahead = datetime.now(UTC) + timedelta(hours=3)
+    writer = StructuredTradeLogger(tmp_path / "logs" / "trades", LogsLock(tmp_path / "logs"))
+    entry = open_record("o-1", ahead)
+    writer.log_trade(entry, ahead)
+    writer.log_trade(entry.closed(exit_timestamp=ahead + timedelta(minutes=5), net_pnl=Decimal("2")), ahead + timedelta(minutes=5))
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PHASE_")}
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "trading_bot.phase", *args], cwd=tmp_path, capture_output=True, text=True, env=env, timeout=60
+        )
+
+    status = run("status")
+    assert (status.returncode, status.stderr) == (0, "")
+    check = run("check-trade", "--json")
+    assert check.returncode == 1 and json.loads(check.stdout)["code"] == "clock_behind"
+    verify = run("verify")
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    overrides = [json.loads(raw) for raw in (tmp_path / "logs" / "phase" / "phase-overrides.jsonl").read_text().splitlines()]
+    notes = [line for line in overrides if line["type"] == "clock_stepped_back"]
+    assert len(notes) == 1 and notes[0]["noticed_by"].startswith("status (")
+    assert notes[0]["high_water"] == stamp(ahead + timedelta(minutes=5))

@@ -11,6 +11,8 @@ kept in memory.
 
 from __future__ import annotations
 
+import bisect
+
 import os
 import sqlite3
 import sys
@@ -42,8 +44,6 @@ class SessionCalendar(Protocol):
     and where sessions begin and end."""
 
     def session_of(self, moment: datetime) -> date: ...
-
-    def open_of(self, day: date) -> datetime: ...
 
     def session_closes_at(self, session: date) -> datetime: ...
 
@@ -342,8 +342,8 @@ class TradeJournal:
         return next(self._view().records("order_id = ? AND current = 1", (order_id,)), None)
 
     def problem(self, now: datetime | None = None) -> JournalError | None:
-        """The first invalid line, or a trade dated after `now` (the real clock) by more
-        than the clock tolerance."""
+        """The first invalid line, or a trade dated after `now` by more than the clock
+        tolerance (the caller passes the later of the clock and the desk's high-water)."""
         index = self._view()
         problem = index.problem()
         if problem is not None:
@@ -357,7 +357,7 @@ class TradeJournal:
                     self._base + name,
                     line,
                     field_name,
-                    f"is in the future ({moment.isoformat()}; the clock reads {now.isoformat()}); "
+                    f"is in the future ({moment.isoformat()}; now is {now.isoformat()}); "
                     "entries stay halted until the clock passes it",
                 )
         return None
@@ -580,11 +580,6 @@ class JournalEntries(Mapping[str, TradeRecord]):
         (earliest,) = self._journal._view().query(f"SELECT min(timestamp_us) FROM records WHERE {where}", params).fetchone()
         return None if earliest is None else moment_of(earliest)
 
-    def entry_sessions_since(self, since: datetime | None, calendar: SessionCalendar) -> set[date]:
-        """Sessions with an entry at or after `since`: recorded sessions are read as
-        written; a line of the original bot is placed by `calendar`."""
-        return {session for session, _, _, _ in self.session_counts(calendar, since)}
-
     def session_counts(self, calendar: SessionCalendar, since: datetime | None = None) -> list[tuple[date, int, datetime, datetime]]:
         """Per entry session: the entry count and the first and last entry instants."""
         extra = "" if since is None else "timestamp_us >= ?"
@@ -599,27 +594,34 @@ class JournalEntries(Mapping[str, TradeRecord]):
             params,
         ):
             totals[date.fromordinal(session)] = [count, first, last]
-        # In time order a session is an interval [its open, the next open): the calendar is
-        # asked once per session, not once per entry.
-        low = high = -1
-        known: list[Any] = []
-        for (moment_us,) in index.query(
-            f"SELECT timestamp_us FROM records WHERE {where} AND session IS NULL ORDER BY timestamp_us", params
-        ):
-            if not low <= moment_us < high:
-                session = calendar.session_of(moment_of(moment_us))
-                try:
-                    low = microseconds_of(calendar.open_of(session))
-                    high = microseconds_of(calendar.session_closes_at(session))
-                except OverflowError:  # the last session of the calendar has no next open
-                    low = high = -1
-                if not low <= moment_us < high:
-                    low = high = -1  # not an interval of this calendar: ask again next time
-                known = totals.setdefault(session, [0, moment_us, moment_us])
-            known[0] += 1
-            known[1] = min(known[1], moment_us)
-            known[2] = max(known[2], moment_us)
+        unrecorded = [moment_us for (moment_us,) in index.query(f"SELECT timestamp_us FROM records WHERE {where} AND session IS NULL ORDER BY timestamp_us", params)]
+        for session, count, first, last in _group_by_session(unrecorded, calendar):
+            known = totals.get(session)
+            if known is None:
+                totals[session] = [count, first, last]
+            else:
+                known[0] += count
+                known[1] = min(known[1], first)
+                known[2] = max(known[2], last)
         return [(session, count, moment_of(first), moment_of(last)) for session, (count, first, last) in sorted(totals.items())]
+
+
+def _group_by_session(moments_us: list[int], calendar: SessionCalendar) -> Iterator[tuple[date, int, int, int]]:
+    """Sorted instants (µs) grouped by the calendar's session, as (session, count, first,
+    last): one calendar question per session, not per line (a session runs from its open to
+    the next trading day's open, so the run ends where that open falls)."""
+    position = 0
+    total = len(moments_us)
+    while position < total:
+        first = moments_us[position]
+        session = calendar.session_of(moment_of(first))
+        try:
+            ends_us = microseconds_of(calendar.session_closes_at(session))
+        except OverflowError:  # the calendar's last session has no next open: it runs to the end
+            ends_us = moments_us[-1] + 1
+        stop = bisect.bisect_left(moments_us, ends_us, position)
+        yield session, stop - position, first, moments_us[stop - 1]
+        position = stop
 
 
 class _Streamed:

@@ -41,7 +41,8 @@ class EntryGate:
         """
         if order is None:
             order = OrderIntent(symbol="", action="", price=None, dollars=None, at=self.manager.now(), mode=self.manager.config.mode)
-        with self.manager.history.one_read(), self.manager.overrides.one_read():
+        manager = self.manager
+        with manager.history.one_read(), manager.overrides.one_read(), manager.high_water.one_read():
             try:
                 if not self.manager.read_only:
                     self.manager.mirror.reload_config()  # one stat: a hand edit (hours, limits) counts at once
