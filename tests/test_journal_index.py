@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 import json
+import multiprocessing
 import os
 import shutil
 import sqlite3
@@ -14,14 +15,15 @@ from typing import IO, Any
 
 import orjson
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
-from tests.conftest import journal_fields, journal_line
+from tests.conftest import journal_fields, journal_line, write_journal_lines
 from tests.phase.conftest import Desk, advance_to, desk  # noqa: F401  (the desk fixture)
 from trading_bot.logging import journal_index
 from trading_bot.logging.journal_index import CODE_VERSION, INDEX_DIR_NAME, INDEX_FILE_NAME
 from trading_bot.logging.query_helper import TradeJournal
+from trading_bot.durable_files import LogsLock
 from trading_bot.errors import JournalError
 from trading_bot.logging.journal_index import row_from_record
 from trading_bot.logging.trade_record import TradeRecord, parse_trade
@@ -138,6 +140,7 @@ def test_an_appended_line_is_read_alone_and_moves_the_offset_by_its_length(
     delta = journal.refresh()
     assert [r.order_id for r in delta.new_closes] == ["o-2"] and not delta.rebuilt
     assert reads.bytes == len(line.encode())
+    assert journal.lines_read == 3
     assert _stored_offset(trades_dir, "a.jsonl") == offset_before + len(line.encode())
     assert answers(journal) == fresh_answers(trades_dir)
 
@@ -571,3 +574,128 @@ def test_a_rebuild_parsed_by_worker_processes_equals_one_read_in_order(
     journal.refresh()
     assert answers(journal) == expected
     assert journal.problem() is not None and journal.problem().line == 3  # type: ignore[union-attr]
+
+
+# ---- two processes at once -------------------------------------------------------------------
+
+
+def _refresh_in_a_child(trades_dir: str, start: Any, results: Any) -> None:
+    """A second process (the bot or a command): wait at the start line, then refresh."""
+    journal = TradeJournal(Path(trades_dir))
+    start.wait()
+    journal.refresh()
+    results.put(answers(journal))
+    journal.close()
+
+
+def _append_and_refresh_in_a_child(trades_dir: str) -> None:
+    """Another process writes a close that lands before the last one, and indexes it."""
+    write_journal_lines(Path(trades_dir) / "2026-03-09.jsonl", closed("early", "2026-03-10T14:30:00Z", timestamp="2026-03-09T15:00:00Z"))
+    journal = TradeJournal(Path(trades_dir))
+    journal.refresh()
+    journal.close()
+
+
+@pytest.mark.parametrize("index_state", ["behind", "deleted", "damaged"])
+def test_two_processes_updating_the_index_at_once_agree_with_the_files(
+    trades_dir: Path, write_journal: WriteJournal, index_state: str
+) -> None:
+    a_history(trades_dir, write_journal)
+    TradeJournal(trades_dir).refresh()
+    write_journal(trades_dir / "2026-03-12.jsonl", {"order_id": "o-4", "timestamp": "2026-03-12T15:00:00Z"}, closed("o-4", "2026-03-12T16:00:00Z", timestamp="2026-03-12T15:00:00Z"))
+    if index_state == "deleted":
+        shutil.rmtree(index_file(trades_dir).parent)
+    elif index_state == "damaged":
+        _garbage(index_file(trades_dir))
+    expected = fresh_answers(trades_dir)
+    context = multiprocessing.get_context("spawn")
+    start = context.Barrier(3)
+    results = context.Queue()
+    lock = LogsLock(trades_dir.parent)
+    children = [context.Process(target=_refresh_in_a_child, args=(str(trades_dir), start, results)) for _ in range(2)]
+    with lock.held():  # both start while the lock is held: they update the index one after the other
+        for child in children:
+            child.start()
+        start.wait()
+    got = [results.get(timeout=120) for _ in children]
+    for child in children:
+        child.join(timeout=120)
+        assert child.exitcode == 0
+    assert got == [expected, expected]
+    with sqlite3.connect(index_file(trades_dir)) as connection:
+        assert connection.execute("PRAGMA quick_check").fetchone() == ("ok",)
+    after = TradeJournal(trades_dir)
+    after.refresh()
+    assert answers(after) == expected
+
+
+def test_a_reader_keeps_its_picture_while_another_process_reorders_the_index(trades_dir: Path, write_journal: WriteJournal) -> None:
+    a_history(trades_dir, write_journal)
+    reader = TradeJournal(trades_dir)
+    reader.refresh()
+    picture = answers(reader)
+    epoch = reader.epoch
+    context = multiprocessing.get_context("spawn")
+    writer = context.Process(target=_append_and_refresh_in_a_child, args=(str(trades_dir),))
+    writer.start()
+    writer.join(timeout=120)
+    assert writer.exitcode == 0
+    assert answers(reader) == picture  # positions read before its next refresh keep their meaning
+    generation = reader.generation
+    reader.refresh()
+    assert (reader.epoch != epoch, reader.generation > generation) == (True, True)
+    assert [r.order_id for r in reader.closed_trades][0] == "early"
+    # A file that sorts before those already read is read after them (as the reader
+    # always did): the entry log keeps its order and only grows; every entry is there.
+    now, fresh = answers(reader), fresh_answers(trades_dir)
+    assert now[:1] + now[2:] == fresh[:1] + fresh[2:]
+    assert sorted(map(repr, now[1])) == sorted(map(repr, fresh[1]))
+    assert [r.order_id for r in reader.entry_log][-1] == "early"
+
+
+def test_a_new_file_sorting_first_rebuilds_when_a_problem_is_held(trades_dir: Path, write_journal: WriteJournal) -> None:
+    write_journal(trades_dir / "b.jsonl", {}, {"order_id": "o-2", "price": "x"})
+    journal = TradeJournal(trades_dir)
+    journal.refresh()
+    early = write_journal(trades_dir / "a.jsonl", {"order_id": "o-3", "outcome": "maybe"})
+    assert journal.refresh().rebuilt
+    problem = journal.problem()
+    assert problem is not None and problem.file == str(early)
+    assert answers(journal) == fresh_answers(trades_dir)
+
+
+# ---- entries of the original bot (no recorded session) are placed by the calendar ----------
+
+
+@given(
+    minutes=st.lists(st.integers(min_value=0, max_value=60 * 24 * 40), min_size=1, max_size=60),
+)
+@example(minutes=[209, 210, 1649, 1650, 1651])  # the minute before, at and after two opens (14:30 UTC)
+def test_session_counts_of_unrecorded_entries_equal_the_calendar_line_by_line(tmp_path_factory: Any, minutes: list[int]) -> None:
+    """Over weekends, a holiday (2026-04-03, Good Friday) and a DST change (2026-03-08),
+    the index's per-session counts, first and last instants equal placing each line alone."""
+    from datetime import datetime, time, timedelta, timezone
+
+    from trading_bot.market_calendar import MarketCalendar
+    from trading_bot.phase.trade_limiter import SessionEntries
+
+    trades_dir = tmp_path_factory.mktemp("journal") / "logs" / "trades"
+    start = datetime(2026, 3, 2, 11, 0, tzinfo=timezone.utc)
+    moments = [start + timedelta(minutes=value) for value in minutes]
+    write_journal_lines(
+        trades_dir / "2026-03.jsonl",
+        *[{"order_id": f"o-{n}", "timestamp": moment.strftime("%Y-%m-%dT%H:%M:%SZ")} for n, moment in enumerate(moments)],
+    )
+    calendar = MarketCalendar(time(9, 30), time(16, 0), "America/New_York")
+    journal = TradeJournal(trades_dir)
+    journal.refresh()
+    try:
+        from_index = SessionEntries.of(calendar, journal.entries)
+        line_by_line = SessionEntries(calendar)
+        line_by_line.fold(journal.entries.values())
+    finally:
+        journal.close()
+    assert from_index.by_session == line_by_line.by_session
+    assert from_index.first_at == line_by_line.first_at
+    assert from_index.last_at == line_by_line.last_at
+    assert sum(from_index.by_session.values()) == len(minutes)

@@ -32,7 +32,7 @@ LAYERS: dict[str, list[str]] = {
         "phase.ledger", "entry_checks", "phase.timeline",
     ],
     # Decide and record: the phase system and the trading loop.
-    "shell": ["phase.engine", "phase.mirror", "phase.integrity", "phase.commands", "phase.entry_gate", "phase.manager", "bot", "phase.export", "phase.report"],
+    "shell": ["phase.engine", "phase.snapshot", "phase.mirror", "phase.integrity", "phase.commands", "phase.entry_gate", "phase.manager", "bot", "phase.export", "phase.report"],
     # The one assembly and the commands: the only modules that know every part.
     "assembly": ["app", "phase.cli", "phase.__main__", "phase.virtual_desk", "phase.simulation", "phase.replay"],
 }

@@ -53,11 +53,15 @@ def test_status_and_validate_transition_load_neither_the_bot_nor_reports_nor_the
         assert "trading_bot.phase.manager" in loaded  # the command did run
 
 
-def test_export_loads_the_export_when_it_runs_and_advance_never_needs_the_bot(tmp_path: Path) -> None:
+def test_export_and_report_load_their_modules_when_they_run_and_advance_never_needs_the_bot(tmp_path: Path) -> None:
     config = desk(tmp_path)
     result = run(config, "export", "--start", "2026-01-05", "--end", "2026-01-09")
     assert result["code"] == 0, result["err"]
     assert "trading_bot.phase.export" in result["loaded"]  # type: ignore[operator]
+    result = run(config, "report", "--output", str(tmp_path / "report.html"))
+    assert result["code"] == 0, result["err"]
+    assert "trading_bot.phase.report" in result["loaded"]  # type: ignore[operator]
+    assert (tmp_path / "report.html").read_text(encoding="utf-8").startswith("<!")
     result = run(config, "advance", "--to", "proof", "--yes", "--operator", "")
     assert result["code"] == 2 and "--operator must not be empty" in str(result["err"])
     assert "trading_bot.bot" not in result["loaded"]  # type: ignore[operator]

@@ -292,6 +292,22 @@ class RollingWindow:
             self.losses += 1
             self.loss_sum += abs(pnl)
 
+    def contents(self) -> list[tuple[str, Decimal]]:
+        """The (outcome, P&L) of each trade held, oldest first (to save the fold)."""
+        return list(self._items)
+
+    @classmethod
+    def restored(
+        cls, size: int, contents: list[tuple[str, Decimal]], wins: int, losses: int, win_sum: Decimal, loss_sum: Decimal
+    ) -> RollingWindow:
+        """A window as saved, sums included as they were (exact to the last digit and exponent)."""
+        if len(contents) > size:
+            raise ValueError(f"{len(contents)} trades saved in a window of {size}")
+        window = cls(size)
+        window._items.extend(contents)
+        window.wins, window.losses, window.win_sum, window.loss_sum = wins, losses, win_sum, loss_sum
+        return window
+
     def _remove(self, outcome: str, pnl: Decimal) -> None:
         if outcome == WIN:
             self.wins -= 1

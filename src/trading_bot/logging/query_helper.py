@@ -11,6 +11,8 @@ kept in memory.
 
 from __future__ import annotations
 
+import bisect
+
 import os
 import sqlite3
 import sys
@@ -41,6 +43,8 @@ class SessionCalendar(Protocol):
     """What placing an entry of the original bot (no recorded session) needs: its session."""
 
     def session_of(self, moment: datetime) -> date: ...
+
+    def session_closes_at(self, session: date) -> datetime: ...
 
 
 JOURNAL_SUFFIX = ".jsonl"
@@ -208,6 +212,9 @@ class TradeJournal:
                 return True, []
             state = files.get(name)
             if state is None:
+                if index.meta.problem is not None and files and name < max(files):
+                    # Read in name order, its lines may hold the first problem: start over.
+                    return True, []
                 plan.append((name, stat))
                 continue
             if stat.st_ino != state.inode or stat.st_size < state.offset:
@@ -315,6 +322,11 @@ class TradeJournal:
     def entries(self) -> JournalEntries:
         """The first record seen of each order that counts as an entry, by order id."""
         return JournalEntries(self)
+
+    @property
+    def lines_read(self) -> int:
+        """Journal lines indexed so far, over every file (blank and invalid ones included)."""
+        return sum(state.line_count for state in self._view().files.values())
 
     def torn_tails(self) -> dict[str, int]:
         """Files whose last line is unterminated (a crash mid-write), with its byte count."""
@@ -535,11 +547,6 @@ class JournalEntries(Mapping[str, TradeRecord]):
         (earliest,) = self._journal._view().query(f"SELECT min(timestamp_us) FROM records WHERE {where}", params).fetchone()
         return None if earliest is None else moment_of(earliest)
 
-    def entry_sessions_since(self, since: datetime | None, calendar: SessionCalendar) -> set[date]:
-        """Sessions with an entry at or after `since`: recorded sessions are read as
-        written; a line of the original bot is placed by `calendar`."""
-        return {session for session, _, _, _ in self.session_counts(calendar, since)}
-
     def session_counts(self, calendar: SessionCalendar, since: datetime | None = None) -> list[tuple[date, int, datetime, datetime]]:
         """Per entry session: the entry count and the first and last entry instants."""
         extra = "" if since is None else "timestamp_us >= ?"
@@ -554,16 +561,34 @@ class JournalEntries(Mapping[str, TradeRecord]):
             params,
         ):
             totals[date.fromordinal(session)] = [count, first, last]
-        for (moment_us,) in index.query(f"SELECT timestamp_us FROM records WHERE {where} AND session IS NULL", params):
-            session = calendar.session_of(moment_of(moment_us))
+        unrecorded = [moment_us for (moment_us,) in index.query(f"SELECT timestamp_us FROM records WHERE {where} AND session IS NULL ORDER BY timestamp_us", params)]
+        for session, count, first, last in _group_by_session(unrecorded, calendar):
             known = totals.get(session)
             if known is None:
-                totals[session] = [1, moment_us, moment_us]
+                totals[session] = [count, first, last]
             else:
-                known[0] += 1
-                known[1] = min(known[1], moment_us)
-                known[2] = max(known[2], moment_us)
+                known[0] += count
+                known[1] = min(known[1], first)
+                known[2] = max(known[2], last)
         return [(session, count, moment_of(first), moment_of(last)) for session, (count, first, last) in sorted(totals.items())]
+
+
+def _group_by_session(moments_us: list[int], calendar: SessionCalendar) -> Iterator[tuple[date, int, int, int]]:
+    """Sorted instants (µs) grouped by the calendar's session, as (session, count, first,
+    last): one calendar question per session, not per line (a session runs from its open to
+    the next trading day's open, so the run ends where that open falls)."""
+    position = 0
+    total = len(moments_us)
+    while position < total:
+        first = moments_us[position]
+        session = calendar.session_of(moment_of(first))
+        try:
+            ends_us = microseconds_of(calendar.session_closes_at(session))
+        except OverflowError:  # a line dated in the calendar's last days: its session runs to the end
+            ends_us = moments_us[-1] + 1
+        stop = bisect.bisect_left(moments_us, ends_us, position)
+        yield session, stop - position, first, moments_us[stop - 1]
+        position = stop
 
 
 class _Streamed:

@@ -111,7 +111,7 @@ class PhaseState:
         trading_days = self.calendar.trading_days_between(first_day, self.session) if first_day <= self.session else 0
         completed_last = self.calendar.previous_trading_day(self.session)
         days = self.calendar.trading_days(first_day, completed_last) if first_day <= completed_last else []
-        entered = self.entries.sessions_with_entries_since(stint.since, self.journal_entries)
+        entered = self.entries.sessions_with_entries_since(stint.since)
         skipped = {
             day
             for day in days
@@ -193,6 +193,8 @@ class PhaseEngine:
         self.settings = settings
         self.calendar = calendar
         self.mode = mode
+        # Closed trades folded so far by this engine: shows what a resumed replay skipped.
+        self.trades_folded = 0
 
     def new_progress(self, ledger: Ledger) -> StintProgress:
         phase = ledger.stint.phase
@@ -209,6 +211,7 @@ class PhaseEngine:
         progress = self.new_progress(ledger)
         for trade in trades:
             progress.fold(trade)
+            self.trades_folded += 1
         return progress
 
     def state(
@@ -314,6 +317,7 @@ class PhaseEngine:
             close_sessions_before(session)
             replay.index += 1
             replay.pend(session)
+            self.trades_folded += 1
             if not replay.progress.fold(trade):
                 continue
             hits = fired_triggers(rules, replay.progress)

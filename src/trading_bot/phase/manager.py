@@ -35,6 +35,7 @@ from trading_bot.phase.integrity import Integrity
 from trading_bot.phase.mirror import ConfigMirror
 from trading_bot.phase.ledger import Ledger, read_ledger
 from trading_bot.phase.models import GateResult, Phase
+from trading_bot.phase.snapshot import DERIVED_DIR, SNAPSHOT_VERSION, STATE_FILE, SnapshotKey, SnapshotUnusable, StateSnapshot, settings_digest
 from trading_bot.phase.record_types import (
     CLOCK_STEPPED_BACK,
     EMERGENCY_EXIT,
@@ -110,6 +111,11 @@ class PhaseManager:
         self._ledger_key: tuple[Any, ...] | None = None
         self._bookkeeping_key: tuple[Any, ...] | None = None
         self._swept = False
+        self.snapshot = StateSnapshot(self.paths.logs_dir / DERIVED_DIR / STATE_FILE)
+        # What became of the saved state at the last replay (resumed, or why not): for people and tests.
+        self.snapshot_note = "not read"
+        self._snapshot_saved: SnapshotKey | None = None
+        self._settings_digest: str | None = None
         self.mirror = ConfigMirror(self)
         self.integrity = Integrity(self)
         self.commands = OperatorCommands(self)
@@ -289,7 +295,8 @@ class PhaseManager:
             self.mirror.reload_config()
             self.sync_journal()
             if not self._swept:
-                for target in (self.config_path, self.history.checkpoint_path, self.overrides.checkpoint_path, self.high_water.path):
+                swept = (self.config_path, self.history.checkpoint_path, self.overrides.checkpoint_path, self.high_water.path, self.snapshot.path)
+                for target in swept:
                     remove_stale_temp_files(target)
                 self._swept = True
             self.mirror.mark_empty_logs()
@@ -306,6 +313,7 @@ class PhaseManager:
                 self._repair_override_records()
             trades, entries, session_entries = self._journal_view()
             journal_valid = self.journal_problem() is None
+            resume = self._replay if self._replay is not None else self._resume_from_snapshot(trades, now)
             replay = self.engine.apply_due(
                 self.history,
                 trades,
@@ -314,7 +322,7 @@ class PhaseManager:
                 entries,
                 now,
                 journal_valid=journal_valid,
-                resume=self._replay,
+                resume=resume,
                 new_entry_sessions=self._new_entry_sessions,
             )
             self._new_entry_sessions = set()
@@ -327,7 +335,54 @@ class PhaseManager:
                 self.mirror.record_config_request(now)
                 self.mirror.write()
             self._bookkeeping_key = (self.config_version, self.history.head(), self.overrides.head())
+            self._save_snapshot(replay, trades)
         return written
+
+    # ---- the saved fold (a cache of the replay between processes) ----------------------
+
+    def _snapshot_key(self, closes: int) -> SnapshotKey:
+        """The key of a fold of the first `closes` closed trades on the records as they are."""
+        if self._settings_digest is None:
+            self._settings_digest = settings_digest(self.engine.settings, self.engine.mode)
+        seq, head_hash = self.history.head()
+        return SnapshotKey(
+            version=SNAPSHOT_VERSION,
+            settings=self._settings_digest,
+            history_seq=seq,
+            history_hash=head_hash,
+            journal_epoch=self.journal.epoch,
+            closes=closes,
+            entries=len(self.journal.entry_log),
+        )
+
+    def _resume_from_snapshot(self, trades: Sequence[TradeRecord], now: datetime) -> Replay | None:
+        """The fold saved by the last process, if it is this records' fold; else None (full replay)."""
+        current = self._snapshot_key(len(trades))
+        engine = self.engine
+        try:
+            saved, replay = self.snapshot.load(
+                current, now, lambda: read_ledger(self.history.lines(), engine.settings, engine.mode), engine.new_progress
+            )
+        except SnapshotUnusable as reason:
+            self.snapshot_note = f"replayed in full: {reason}"
+            return None
+        self.snapshot_note = f"resumed after {replay.index} closed trades"
+        self._snapshot_saved = saved
+        return replay
+
+    def _save_snapshot(self, replay: Replay, trades: Sequence[TradeRecord]) -> None:
+        """Save the fold at this committed point, unless the file already holds it."""
+        key = self._snapshot_key(replay.index)
+        if replay.head_seq != key.history_seq or key.same_fold(self._snapshot_saved):
+            return
+        folded_through = trades[replay.index - 1].exit_timestamp if replay.index else None
+        try:
+            self.snapshot.save(key, replay, folded_through)
+        except (OSError, ValueError) as error:
+            # A cache that cannot be written costs the next start time, never an answer.
+            self.snapshot_note = f"not saved: {getattr(error, 'strerror', None) or error}"
+            return
+        self._snapshot_saved = key
 
     # ---- the folded history -----------------------------------------------------------
 
@@ -427,6 +482,7 @@ class PhaseManager:
         hours = self.config.settings.trading.hours
         self.calendar = MarketCalendar(hours.start_time, hours.end_time, hours.timezone)
         self.engine = PhaseEngine(self.config.settings, self.calendar, self.config.mode)
+        self._settings_digest = None
         self._journal_generation = -1
         self._replay = None
         self._state = None

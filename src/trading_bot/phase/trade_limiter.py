@@ -36,8 +36,6 @@ class EntryAggregates(Protocol):
 
     def earliest_entry(self) -> datetime | None: ...
 
-    def entry_sessions_since(self, since: datetime | None, calendar: MarketCalendar) -> set[date]: ...
-
     def session_counts(self, calendar: MarketCalendar) -> list[tuple[date, int, datetime, datetime]]: ...
 
 
@@ -90,15 +88,10 @@ class SessionEntries:
     def count(self, session: date) -> int:
         return self.by_session.get(session, 0)
 
-    def sessions_with_entries_since(self, since: datetime | None, entries: Mapping[str, TradeRecord]) -> set[date]:
-        """Sessions with an entry at or after `since` (for the missed-days rule)."""
-        if isinstance(entries, EntryAggregates):
-            return entries.entry_sessions_since(since, self.calendar)
-        return {
-            self.calendar.entry_session(record)
-            for record in entries.values()
-            if since is None or record.timestamp >= since
-        }
+    def sessions_with_entries_since(self, since: datetime | None) -> set[date]:
+        """Sessions with an entry at or after `since` (for the missed-days rule): a session
+        qualifies exactly when its last entry is at or after `since`."""
+        return {session for session, last in self.last_at.items() if since is None or last >= since}
 
 
 def check_session_limit(
