@@ -735,3 +735,61 @@ def test_an_entry_in_the_last_session_of_the_calendar_is_counted(trades_dir: Pat
     counted = SessionEntries.of(calendar, journal.entries)
     session = calendar.session_of(datetime(9999, 12, 31, 15, 0, tzinfo=timezone.utc))
     assert counted.count(session) == 2
+
+
+# ---- the structure check is skipped only while the index files are as a process left them --
+
+
+def _age(path: Path, seconds: int = 5) -> None:
+    """Date the index files' last change `seconds` back (no sleeping: set their mtimes)."""
+    for suffix in ("", "-wal"):
+        target = Path(str(path) + suffix)
+        if target.exists():
+            moment = target.stat().st_mtime - seconds
+            os.utime(target, (moment, moment))
+
+
+def _open_and_close(path: Path, said: Said) -> bool:
+    index = journal_index.JournalIndex(path, os.path.join(str(path.parent.parent / "trades"), ""), said)
+    index.open()
+    checked = index.structure_checked
+    index.close()
+    return checked
+
+
+def test_an_index_left_as_it_was_is_not_checked_again_and_any_change_is(
+    trades_dir: Path, write_journal: WriteJournal, said: Said
+) -> None:
+    a_history(trades_dir, write_journal)
+    first = TradeJournal(trades_dir, warn=said)
+    first.refresh()
+    expected = answers(first)
+    first.close()
+    path = index_file(trades_dir)
+    # Just written: its mtime is too close to the note to vouch for it.
+    assert _open_and_close(path, said) is True
+    _age(path)
+    assert _open_and_close(path, said) is True  # the mtimes moved: checked, then vouched for
+    assert _open_and_close(path, said) is False  # as that process left it: not read whole again
+    _scribbled_pages(path)  # same size, new bytes, a new mtime
+    journal = TradeJournal(trades_dir, warn=said)
+    journal.refresh()
+    assert answers(journal) == expected
+    assert len(said.lines) == 1 and "rebuilding it from the journal" in said.lines[0]
+    journal.close()
+
+
+def test_a_missing_or_unreadable_note_means_a_check(trades_dir: Path, write_journal: WriteJournal, said: Said) -> None:
+    a_history(trades_dir, write_journal)
+    first = TradeJournal(trades_dir, warn=said)
+    first.refresh()
+    first.close()
+    path = index_file(trades_dir)
+    _age(path)
+    _open_and_close(path, said)
+    note = Path(str(path) + journal_index.VOUCH_SUFFIX)
+    note.write_bytes(b"{not json")
+    assert _open_and_close(path, said) is True
+    note.unlink()
+    assert _open_and_close(path, said) is True
+    assert said.lines == []

@@ -18,7 +18,9 @@ import os
 import re
 import secrets
 import sqlite3
+import time
 from collections import deque
+from contextlib import suppress
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from itertools import islice
@@ -59,6 +61,10 @@ CODE_VERSION = 1
 INDEX_DIR_NAME = ".derived"
 INDEX_FILE_NAME = "journal.sqlite3"
 GUARD_BYTES = 64
+# Beside the index: how its files looked when a process last checked or closed them.
+VOUCH_SUFFIX = ".vouched"
+# A file modified this close to the note is checked anyway (mtime ticks are coarse).
+VOUCH_SETTLE_NS = 100_000_000
 _BATCH_ROWS = 4096
 # A rebuild with this much to read uses worker processes (their start-up is paid back).
 PARALLEL_BYTES = 16 << 20
@@ -533,6 +539,8 @@ class JournalIndex:
         self.warn = warn
         self.connection: sqlite3.Connection | None = None
         self.inode: int | None = None
+        # Whether the last open ran SQLite's quick check (not vouched for by the previous process).
+        self.structure_checked = False
         self.meta = IndexMeta(epoch="", base=base)
         self.files: dict[str, FileState] = {}
         self._in_read = False
@@ -558,6 +566,7 @@ class JournalIndex:
         except (sqlite3.DatabaseError, IndexDamaged) as error:
             self.replace_damaged(error)
         self._stat_inode()
+        self._vouch()
 
     def _stat_inode(self) -> None:
         try:
@@ -576,9 +585,12 @@ class JournalIndex:
 
     def _check(self) -> None:
         assert self.connection is not None
-        verdict = self.connection.execute("PRAGMA quick_check").fetchone()
-        if verdict is None or verdict[0] != "ok":
-            raise IndexDamaged("fails SQLite's quick check")
+        self.structure_checked = False
+        if not self._vouched_for():
+            verdict = self.connection.execute("PRAGMA quick_check").fetchone()
+            if verdict is None or verdict[0] != "ok":
+                raise IndexDamaged("fails SQLite's quick check")
+            self.structure_checked = True
         try:
             rows = dict(self.connection.execute("SELECT key, value FROM meta").fetchall())
         except sqlite3.DatabaseError:
@@ -596,7 +608,7 @@ class JournalIndex:
         assert self.path is not None
         self.warn(f"{self.path}: (index): {error or type(error).__name__}; rebuilding it from the journal")
         self.close()
-        for suffix in ("", "-wal", "-shm", "-journal"):
+        for suffix in ("", "-wal", "-shm", "-journal", VOUCH_SUFFIX):
             try:
                 os.unlink(str(self.path) + suffix)
             except FileNotFoundError:
@@ -619,6 +631,55 @@ class JournalIndex:
                 self.connection.close()
             finally:
                 self.connection = None
+            self._vouch()
+
+    # ---- the structure check, skipped while the files are as a process left them -------
+
+    def _file_states(self) -> list[list[int]]:
+        """(inode, size, mtime) of the index file and its write-ahead log ([] when absent or empty)."""
+        assert self.path is not None
+        states: list[list[int]] = []
+        for suffix in ("", "-wal"):
+            try:
+                found = os.stat(str(self.path) + suffix)
+            except FileNotFoundError:
+                states.append([])
+                continue
+            # An empty write-ahead log holds nothing: opening a connection creates one.
+            states.append([found.st_ino, found.st_size, found.st_mtime_ns] if found.st_size or not suffix else [])
+        return states
+
+    def _vouch(self) -> None:
+        """Note how the index files look now that this process checked or closed them, so
+        the next open may skip SQLite's quick check (it reads the whole file: 0.1 s a
+        command at 100,000 trades, ten times that at a million). Best effort: a note that
+        cannot be written only costs the next open its check."""
+        if self.path is None or not self.path.exists():
+            return
+        note = {"files": self._file_states(), "at_ns": time.time_ns()}
+        target = Path(str(self.path) + VOUCH_SUFFIX)
+        temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        try:
+            temporary.write_bytes(orjson.dumps(note))
+            os.replace(temporary, target)
+        except OSError:
+            with suppress(OSError):
+                temporary.unlink()
+
+    def _vouched_for(self) -> bool:
+        """The files are exactly as a process noted them after checking or closing them, and
+        were last modified well before the note (so a later change could not hide in the
+        same mtime tick). Anything else — no note, another size, inode or mtime — checks."""
+        assert self.path is not None
+        try:
+            note = orjson.loads(Path(str(self.path) + VOUCH_SUFFIX).read_bytes())
+            files, noted_at = note["files"], note["at_ns"]
+        except (OSError, orjson.JSONDecodeError, TypeError, KeyError):
+            return False
+        if not isinstance(noted_at, int) or files != self._file_states():
+            return False
+        newest = max((state[2] for state in files if state), default=noted_at)
+        return noted_at - newest >= VOUCH_SETTLE_NS
 
     # ---- transactions ------------------------------------------------------------
 
