@@ -429,3 +429,20 @@ def test_rolling_window_agrees_with_the_list_functions_over_the_last_n(
     assert window.avg_rr() == avg_rr(last)
     assert len(window) == len(last)
     assert window.full == (len(last) == size)
+
+
+def test_folding_passes_every_trade_on_and_tallies_as_a_fold_would() -> None:
+    from tests.conftest import journal_fields
+    from trading_bot.logging.trade_record import parse_trade
+
+    trades = [
+        parse_trade(journal_fields(order_id=f"o-{n}", outcome=outcome, exit_timestamp="2026-03-10T15:00:00Z", net_profit_loss=pnl), "j", n)
+        for n, (outcome, pnl) in enumerate([("win", "5"), ("loss", "-2"), ("loss", "-1"), ("breakeven", "0")])
+    ]
+    streamed = RunningTally()
+    passed_on = list(streamed.folding(iter(trades)))
+    assert passed_on == trades
+    folded = RunningTally(trades)
+    assert (streamed.closed, streamed.wins, streamed.losses, streamed.net_pnl, streamed.max_consecutive_losses) == (
+        folded.closed, folded.wins, folded.losses, folded.net_pnl, folded.max_consecutive_losses
+    ) == (4, 1, 2, Decimal("2"), 2)

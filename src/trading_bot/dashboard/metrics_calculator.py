@@ -11,7 +11,7 @@ keep as close order (journal order). Open trades are ignored everywhere.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -215,6 +215,13 @@ class RunningTally:
         self.max_consecutive_losses = 0
         for trade in trades:
             self.fold(trade)
+
+    def folding(self, trades: Iterable[TradeRecord]) -> Iterator[TradeRecord]:
+        """Pass the trades on, folding each on its way: one stream serves this tally and
+        whatever reads the trades next."""
+        for trade in trades:
+            self.fold(trade)
+            yield trade
 
     def fold(self, trade: TradeRecord) -> None:
         """Add one trade in close order; open trades are ignored, flagged ones only add P&L."""

@@ -7,7 +7,7 @@ previous session's).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime, timezone
 from decimal import Decimal
 
@@ -89,10 +89,15 @@ class PerformanceTracker:
             if (low is None or exit_at >= low) and (high is None or exit_at <= high):
                 selected.append((exit_at, trade))
         selected.sort(key=lambda pair: pair[0])
-        tally = RunningTally(trade for _, trade in selected)
+        return self.summary_of(RunningTally(trade for _, trade in selected), low, high)
+
+    @staticmethod
+    def summary_of(tally: RunningTally, start: datetime | None = None, end: datetime | None = None) -> PerformanceSummary:
+        """The summary of trades already folded in exit order (a caller that streams the
+        trades once for several figures folds them itself)."""
         return PerformanceSummary(
-            start=low,
-            end=high,
+            start=start,
+            end=end,
             trades_closed=tally.closed,
             counted_trades=tally.counted,
             wins=tally.wins,
@@ -107,7 +112,7 @@ class PerformanceTracker:
 
     def session_metrics(
         self,
-        trades: Sequence[TradeRecord],
+        trades: Iterable[TradeRecord],
         *,
         phase_at: Callable[[date], Phase | None] | None = None,
         sizes_at: Callable[[date], tuple[Decimal, ...]] | None = None,

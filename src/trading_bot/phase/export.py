@@ -19,7 +19,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from trading_bot.dashboard.metrics_calculator import Ratio
+from trading_bot.dashboard.metrics_calculator import Ratio, RunningTally
 from trading_bot.durable_files import atomic_write_bytes
 from trading_bot.errors import InputError
 from trading_bot.logging.trade_record import TradeRecord
@@ -262,7 +262,12 @@ def export_from_state(manager: PhaseManager, state: PhaseState, start: date, end
     low, high = session_bounds(calendar, start, end)
     in_range = closed_trades_between(manager, low, high)
     tracker = PerformanceTracker(calendar)
-    metrics = tracker.session_metrics(in_range, phase_at=context.phase_at, sizes_at=context.sizes_at, trips_at=context.trips_at)
+    # One pass over the closes (read from the index a block at a time) feeds both the
+    # session rows and the summary: the range is never held, nor read twice.
+    summary = RunningTally()
+    metrics = tracker.session_metrics(
+        summary.folding(in_range), phase_at=context.phase_at, sizes_at=context.sizes_at, trips_at=context.trips_at
+    )
     by_date = {row.date: row for row in metrics}
     for moment in entry_times_between(manager, low, high):
         session = calendar.session_of(moment)
@@ -281,7 +286,7 @@ def export_from_state(manager: PhaseManager, state: PhaseState, start: date, end
         sessions=rows,
         transitions=transitions,
         overrides=overrides,
-        summary=tracker.get_summary(trades=in_range),
+        summary=tracker.summary_of(summary),
     )
 
 
