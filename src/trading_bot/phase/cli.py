@@ -250,7 +250,7 @@ def _run(argv: Sequence[str] | None, io: Io, environ: Mapping[str, str] | None, 
         desk = Desk.open(args.config, logs_dir=args.logs_dir, clock=clock, environ=environ, as_of=as_of)
         manager = desk.phase
         manager.journal.warn = io.err
-        manager.noticed_by = lambda: f"{args.command} ({default_operator()})"
+        manager.noticed_by = lambda: _who_noticed(args.command)
         if as_of is not None and as_of > manager.trusted_now() + CLOCK_TOLERANCE:
             # The records cannot say how things will be: a view of the future is bad input,
             # judged like a future-dated trade (the later of the clock and the high-water).
@@ -305,6 +305,11 @@ def _json_refusal(args: argparse.Namespace, io: Io, reason: str) -> None:
     """`--json` always prints one object, a refusal included."""
     if getattr(args, "json", False):
         io.out(json.dumps({"ok": False, "reason": reason}))
+
+
+def _who_noticed(command: str) -> str:
+    """Named in a `clock_stepped_back` line: the command and the login that ran it."""
+    return f"{command} ({default_operator()})"
 
 
 def _operator(value: str | None) -> str:
