@@ -19,6 +19,9 @@ real files, so the parent can kill it, race it against another process, or wait 
   cli CONFIG OPS START            after "go" on stdin: status, check-trade, acknowledge and a
                                   wrong-password override, OPS operations in turn
   hold-lock LOCK_PATH SECONDS     hold the logs lock (filelock) for SECONDS
+  catch-up CONFIG NOW POINT       open the desk at the instant NOW (ISO) and apply what is
+                                  due, SIGKILLing itself at its POINT-th write point; exits 0
+                                  if the catch-up finished first
 
 `bot` and `cli` print one JSON summary line at the end; any unexpected outcome exits 3
 with the reason on stderr.
@@ -287,6 +290,15 @@ def hold_lock(lock_path: str, seconds: float) -> None:
     lock.release()
 
 
+def catch_up(config: str, now: str, point: int) -> None:
+    from trading_bot.clock import FixedClock
+    from trading_bot.phase.manager import PhaseManager
+
+    manager = PhaseManager(config, clock=FixedClock(datetime.fromisoformat(now)), environ={})
+    kill_at(point)
+    manager.apply_due()
+
+
 if __name__ == "__main__":
     role, *rest = sys.argv[1:]
     if role == "transitions":
@@ -299,5 +311,7 @@ if __name__ == "__main__":
         cli(rest[0], int(rest[1]), rest[2])
     elif role == "hold-lock":
         hold_lock(rest[0], float(rest[1]))
+    elif role == "catch-up":
+        catch_up(rest[0], rest[1], int(rest[2]))
     else:
         _fail(f"unknown role {role!r}")

@@ -46,11 +46,18 @@ from trading_bot.phase.record_types import (
     OVERRIDES_FILE,
     RESET,
     SESSION_SUMMARY,
+    SIZE_CHANGE,
+    SUGGESTION,
     TRANSITION,
 )
 from trading_bot.phase.trade_limiter import SessionEntries
 
 HISTORY_DIR_VAR = "PHASE_HISTORY_DIR"
+
+# What the engine's catch-up may hold back until the end of `apply_due` (one fsync for
+# the lot): nothing outside the call acts on these before it returns. A downgrade (a
+# transition) is written at once, since the bot obeys it.
+CATCH_UP_TYPES = frozenset({SESSION_SUMMARY, SIZE_CHANGE, SUGGESTION})
 
 @dataclass(frozen=True)
 class PhasePaths:
@@ -317,17 +324,21 @@ class PhaseManager:
             if resume is None or resume.head_seq != self.history.head()[0]:
                 # Another process wrote the history since: the state it saved may be its fold.
                 resume = self._resume_from_snapshot(trades, now) or resume
-            replay = self.engine.apply_due(
-                self.history,
-                trades,
-                session_entries,
-                self.overrides.lines(),
-                entries,
-                now,
-                journal_valid=journal_valid,
-                resume=resume,
-                new_entry_sessions=self._new_entry_sessions,
-            )
+            # The catch-up's summaries, size steps and suggestion reach the disk together
+            # (one fsync) when the block ends, before the checkpoint, the mirror and the
+            # lock release; a downgrade is written at once with whatever precedes it.
+            with self.history.batched(CATCH_UP_TYPES):
+                replay = self.engine.apply_due(
+                    self.history,
+                    trades,
+                    session_entries,
+                    self.overrides.lines(),
+                    entries,
+                    now,
+                    journal_valid=journal_valid,
+                    resume=resume,
+                    new_entry_sessions=self._new_entry_sessions,
+                )
             self._new_entry_sessions = set()
             self._replay = replay
             written.extend(replay.written)
