@@ -170,3 +170,32 @@ def remove_stale_temp_files(path: Path) -> list[Path]:
         except FileNotFoundError:
             pass
     return removed
+
+
+class StatsOncePerRead:
+    """A reader that stats its file before each answer, except inside `one_read()`: there
+    the first stat serves every question, so several questions get one consistent answer
+    (a pre-trade check asks a log or the high-water more than once)."""
+
+    _holding = 0
+    _held_fresh = False
+
+    @contextmanager
+    def one_read(self) -> Iterator[None]:
+        self._holding += 1
+        try:
+            yield
+        finally:
+            self._holding -= 1
+            if self._holding == 0:
+                self._held_fresh = False
+
+    def _stat_due(self, force: bool = False) -> bool:
+        """Whether to stat now: always outside a block, once inside it (or when forced)."""
+        if self._holding and self._held_fresh and not force:
+            return False
+        self._held_fresh = bool(self._holding)
+        return True
+
+    def _forget_read(self) -> None:
+        self._held_fresh = False

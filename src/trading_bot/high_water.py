@@ -17,14 +17,12 @@ trust model).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Final
 
 from trading_bot.clock import ensure_utc, format_timestamp, parse_timestamp
-from trading_bot.durable_files import LogsLock, atomic_write_bytes
+from trading_bot.durable_files import LogsLock, StatsOncePerRead, atomic_write_bytes
 
 HIGH_WATER_FILE: Final = "high_water"
 
@@ -43,15 +41,13 @@ _MAX_BYTES: Final = 64
 LATEST_HIGH_WATER: Final = datetime(9999, 1, 1, tzinfo=timezone.utc)
 
 
-class HighWater:
+class HighWater(StatsOncePerRead):
     """The high-water file beside the logs lock, read with one stat when unchanged."""
 
     def __init__(self, logs_dir: Path) -> None:
         self.path = Path(logs_dir) / HIGH_WATER_FILE
         self._key: tuple[int, int, int, int] | None = None
         self._value: datetime | None = None
-        self._holding = 0
-        self._held_fresh = False
 
     @classmethod
     def beside(cls, lock: LogsLock) -> HighWater:
@@ -64,9 +60,8 @@ class HighWater:
         An unreadable file extends no trust: records are then judged against the clock
         alone, as if the desk had never recorded an instant.
         """
-        if self._holding and self._held_fresh:
+        if not self._stat_due():
             return self._value
-        self._held_fresh = bool(self._holding)
         try:
             stat = os.stat(self.path)
         except (FileNotFoundError, NotADirectoryError):
@@ -78,18 +73,6 @@ class HighWater:
         self._value = self._parse()
         self._key = key
         return self._value
-
-    @contextmanager
-    def one_read(self) -> Iterator[None]:
-        """Within this block the file is stat'ed once: a pre-trade check asks for the
-        high-water twice (future-dated lines, a clock behind) and needs one answer."""
-        self._holding += 1
-        try:
-            yield
-        finally:
-            self._holding -= 1
-            if self._holding == 0:
-                self._held_fresh = False
 
     def _parse(self) -> datetime | None:
         try:
@@ -120,4 +103,5 @@ class HighWater:
         if stored is not None and moment - step <= stored:
             return
         atomic_write_bytes(self.path, (format_timestamp(moment) + "\n").encode("ascii"))
-        self._key, self._value, self._held_fresh = None, None, False
+        self._key, self._value = None, None
+        self._forget_read()

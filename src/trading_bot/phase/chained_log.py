@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from trading_bot.clock import Clock, ensure_utc
-from trading_bot.durable_files import LogsLock, append_many_durably
+from trading_bot.durable_files import LogsLock, StatsOncePerRead, append_many_durably
 from trading_bot.high_water import HighWater
 import trading_bot.phase.log_repair as log_repair
 from trading_bot.phase.log_format import (
@@ -35,7 +35,7 @@ _FIRST_BYTES: Final = 64
 _MISSING: Final = ("missing",)
 
 
-class ChainedLog:
+class ChainedLog(StatsOncePerRead):
     """One hash-chained log file: incremental verified reads, locked appends, repair.
 
     Readers keep the parsed lines and the byte offset in memory and, on each call, stat
@@ -176,9 +176,6 @@ class ChainedLog:
         self._torn: bytes | None = None
         self._digest = hashlib.sha256()  # of the bytes up to `_offset`, for writers to re-confirm
 
-    _holding = 0
-    _held_fresh = False
-
     def _forget(self) -> None:
         """Drop the cache so the next read starts from scratch (after a replace of the file)."""
         self._reset()
@@ -189,25 +186,12 @@ class ChainedLog:
         """Look at the file now, even inside `one_read` (after waiting for the lock, say)."""
         self._refresh(force=True)
 
-    @contextmanager
-    def one_read(self) -> Iterator[None]:
-        """Within this block readers stat the file once: a pre-trade check asks the log
-        several questions and needs one consistent answer, not several stats."""
-        self._holding += 1
-        try:
-            yield
-        finally:
-            self._holding -= 1
-            if self._holding == 0:
-                self._held_fresh = False
-
     def _refresh(self, force: bool = False) -> None:
         """Bring the cache up to date: one stat when unchanged, appended bytes when grown."""
         if self._batch is not None and self._batch.lines:
             return  # the cache is ahead of the disk by the pending lines, under our lock
-        if self._holding and self._held_fresh and not force:
+        if not self._stat_due(force):
             return
-        self._held_fresh = bool(self._holding)
         try:
             st = os.stat(self.path)
         except FileNotFoundError:
