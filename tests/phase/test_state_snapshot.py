@@ -15,7 +15,7 @@ import io
 import json
 import os
 import shutil
-from dataclasses import fields
+from dataclasses import fields, replace
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -41,6 +41,8 @@ from trading_bot.phase.manager import PhaseManager
 from trading_bot.phase.models import Phase
 from trading_bot.phase.record_types import TRANSITION
 from trading_bot.phase.snapshot import (
+    ENTRY_SESSIONS_FILE,
+    SavedEntrySessions,
     SNAPSHOT_VERSION,
     SnapshotKey,
     progress_to_json,
@@ -49,6 +51,7 @@ from trading_bot.phase.snapshot import (
     restore_replay,
 )
 from trading_bot.phase.stint import StintProgress
+from trading_bot.phase.trade_limiter import SessionEntries
 
 EPOCH = "the-same-journal-files"
 SHIPPED = Config.from_text(Path("config.json"), (Path(__file__).resolve().parents[2] / "config.json").read_text(encoding="utf-8"))
@@ -330,6 +333,7 @@ def cold_answers(desk: Desk, tmp_path: Path) -> dict[str, Any]:
         saved.rmdir()
     else:
         saved.unlink(missing_ok=True)
+    (copy / "logs" / ".derived" / ENTRY_SESSIONS_FILE).unlink(missing_ok=True)
     manager = PhaseManager(copy / "config.json", environ=desk.env)
     result = answers(manager)
     assert manager.snapshot_note == "replayed in full: no saved state"
@@ -646,3 +650,67 @@ def test_a_running_process_resumes_from_the_state_another_process_saved_after_wr
     assert bot.snapshot_note.startswith("resumed after")
     assert bot.engine.trades_folded == folded_before
     assert got == cold_answers(history, tmp_path)
+
+
+# ---- the entries per session, saved beside the fold -------------------------------------------
+
+
+def counts_of(entries: Any) -> tuple[Any, ...]:
+    return (entries.by_session, entries.first_at, entries.last_at)
+
+
+def full_count(manager: PhaseManager) -> tuple[Any, ...]:
+    return counts_of(SessionEntries.of(manager.calendar, manager.journal.entries))
+
+
+def test_a_second_process_takes_the_saved_entry_counts_and_counts_nothing_old(history: Desk, tmp_path: Path) -> None:
+    second = reader(history)
+    got = answers(second)
+    assert second.entry_sessions_note == f"resumed after {len(second.journal.entry_log)} entries"
+    assert counts_of(second.entries) == full_count(second)
+    assert got == cold_answers(history, tmp_path)
+
+
+def test_entries_after_the_saved_counts_are_counted_on_top_of_them(history: Desk) -> None:
+    manager = reader(history)
+    manager.sync_journal()
+    log = manager.journal.entry_log
+    assert len(log) > 4
+    partial = SessionEntries(manager.calendar)
+    partial.fold(log[: len(log) - 3])
+    key = manager._entry_sessions_key()
+    SavedEntrySessions(history.logs_dir / ".derived" / ENTRY_SESSIONS_FILE).save(replace(key, entries=len(log) - 3), partial)
+    later = reader(history)
+    later.sync_journal()
+    assert later.entry_sessions_note == f"resumed after {len(log) - 3} entries"
+    assert counts_of(later.entries) == full_count(later)
+
+
+def entry_counts_edited(path: Path) -> None:
+    document = orjson.loads(path.read_bytes())
+    document["sessions"][0][1] += 1  # one entry more in the first session, checksum left alone
+    path.write_bytes(orjson.dumps(document))
+
+
+def entry_counts_garbage(path: Path) -> None:
+    path.write_bytes(b"\x00 not json")
+
+
+@pytest.mark.parametrize("damage", [entry_counts_edited, entry_counts_garbage], ids=["edited", "garbage"])
+def test_damaged_entry_counts_are_counted_again_in_full(history: Desk, tmp_path: Path, damage: Any) -> None:
+    damage(history.logs_dir / ".derived" / ENTRY_SESSIONS_FILE)
+    manager = reader(history)
+    got = answers(manager)
+    assert manager.entry_sessions_note.startswith("counted in full: entry counts")
+    assert counts_of(manager.entries) == full_count(manager)
+    assert got == cold_answers(history, tmp_path)
+
+
+def test_entry_counts_saved_under_other_hours_are_counted_again(history: Desk) -> None:
+    config = json.loads(history.config_path.read_text())
+    config["trading"]["hours"]["start_time"] = "09:30"
+    history.config_path.write_text(json.dumps(config))
+    manager = reader(history)
+    manager.sync_journal()
+    assert manager.entry_sessions_note == "counted in full: stale entry counts: code or settings changed"
+    assert counts_of(manager.entries) == full_count(manager)

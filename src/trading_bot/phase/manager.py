@@ -35,7 +35,18 @@ from trading_bot.phase.integrity import Integrity
 from trading_bot.phase.mirror import ConfigMirror
 from trading_bot.phase.ledger import Ledger, read_ledger
 from trading_bot.phase.models import GateResult, Phase
-from trading_bot.phase.snapshot import DERIVED_DIR, SNAPSHOT_VERSION, STATE_FILE, SnapshotKey, SnapshotUnusable, StateSnapshot, settings_digest
+from trading_bot.phase.snapshot import (
+    DERIVED_DIR,
+    ENTRY_SESSIONS_FILE,
+    SNAPSHOT_VERSION,
+    STATE_FILE,
+    EntrySessionsKey,
+    SavedEntrySessions,
+    SnapshotKey,
+    SnapshotUnusable,
+    StateSnapshot,
+    settings_digest,
+)
 from trading_bot.phase.record_types import (
     CLOCK_STEPPED_BACK,
     EMERGENCY_EXIT,
@@ -119,6 +130,9 @@ class PhaseManager:
         self._bookkeeping_key: tuple[Any, ...] | None = None
         self._swept = False
         self.snapshot = StateSnapshot(self.paths.logs_dir / DERIVED_DIR / STATE_FILE)
+        self.entry_sessions = SavedEntrySessions(self.paths.logs_dir / DERIVED_DIR / ENTRY_SESSIONS_FILE)
+        self.entry_sessions_note = "not read"
+        self._entry_sessions_saved: EntrySessionsKey | None = None
         # What became of the saved state at the last replay (resumed, or why not): for people and tests.
         self.snapshot_note = "not read"
         self._snapshot_saved: SnapshotKey | None = None
@@ -156,8 +170,8 @@ class PhaseManager:
         journal.refresh(quick=quick)
         if journal.generation != self._journal_generation:
             self._journal_generation = journal.generation
-            self.entries = SessionEntries.of(self.calendar, journal.entries)
             self._entries_seen = len(journal.entry_log)
+            self.entries = self._count_entries()
             self._closes_seen = len(journal.closed_trades)
             self._replay = None
             self._new_entry_sessions = set(self.entries.by_session)
@@ -302,7 +316,7 @@ class PhaseManager:
             self.mirror.reload_config()
             self.sync_journal()
             if not self._swept:
-                swept = (self.config_path, self.history.checkpoint_path, self.overrides.checkpoint_path, self.high_water.path, self.snapshot.path)
+                swept = (self.config_path, self.history.checkpoint_path, self.overrides.checkpoint_path, self.high_water.path, self.snapshot.path, self.entry_sessions.path)
                 for target in swept:
                     remove_stale_temp_files(target)
                 self._swept = True
@@ -350,6 +364,7 @@ class PhaseManager:
                 self.mirror.write()
             self._bookkeeping_key = (self.config_version, self.history.head(), self.overrides.head())
             self._save_snapshot(replay, trades)
+            self._save_entry_sessions()
         return written
 
     # ---- the saved fold (a cache of the replay between processes) ----------------------
@@ -368,6 +383,45 @@ class PhaseManager:
             closes=closes,
             entries=len(self.journal.entry_log),
         )
+
+    def _entry_sessions_key(self) -> EntrySessionsKey:
+        if self._settings_digest is None:
+            self._settings_digest = settings_digest(self.engine.settings, self.engine.mode)
+        return EntrySessionsKey(
+            version=SNAPSHOT_VERSION, settings=self._settings_digest, journal_epoch=self.journal.epoch, entries=self._entries_seen
+        )
+
+    def _count_entries(self) -> SessionEntries:
+        """Entries per session over the whole journal: the counts the last process saved plus
+        the entries after them, else one grouping of the journal (a read-only view never
+        reads the saved counts: it counts its own picture)."""
+        journal = self.journal
+        if not self.read_only:
+            try:
+                saved, rows = self.entry_sessions.load(self._entry_sessions_key())
+            except SnapshotUnusable as reason:
+                self.entry_sessions_note = f"counted in full: {reason}"
+            else:
+                counted = SessionEntries(self.calendar)
+                for session, count, first, last in rows:
+                    counted.add(session, count, first, last)
+                counted.fold(journal.entry_log[saved.entries : self._entries_seen])
+                self.entry_sessions_note = f"resumed after {saved.entries} entries"
+                self._entry_sessions_saved = saved
+                return counted
+        return SessionEntries.of(self.calendar, journal.entries)
+
+    def _save_entry_sessions(self) -> None:
+        """Save the entry counts at this committed point, unless the file already holds them."""
+        key = self._entry_sessions_key()
+        if key == self._entry_sessions_saved:
+            return
+        try:
+            self.entry_sessions.save(key, self.entries)
+        except (OSError, ValueError) as error:
+            self.entry_sessions_note = f"not saved: {getattr(error, 'strerror', None) or error}"
+            return
+        self._entry_sessions_saved = key
 
     def _resume_from_snapshot(self, trades: Sequence[TradeRecord], now: datetime) -> Replay | None:
         """The fold saved by the last process, if it is this records' fold; else None (full replay)."""

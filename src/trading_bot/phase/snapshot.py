@@ -402,3 +402,86 @@ def _trade(value: Any) -> TradeRecord | None:
     data = _object(value)
     file, line = _text(data["file"]), _count(data["line"])
     return replace(parse_trade(_object(data["record"]), file, line), extra=_object(data["extra"]))
+
+
+# ---- the entries per session, saved beside the fold ---------------------------------------
+
+ENTRY_SESSIONS_FILE = "entry_sessions.json"
+ENTRY_SESSIONS_FORMAT = "trading-bot entries per session"
+
+
+@dataclass(frozen=True)
+class EntrySessionsKey:
+    """What saved counts were computed from: the code, the settings (hours and zone place an
+    original-bot line), the journal's epoch and how many entries of its entry log."""
+
+    version: int
+    settings: str
+    journal_epoch: str
+    entries: int
+
+    def mismatch(self, current: EntrySessionsKey) -> str | None:
+        if (self.version, self.settings) != (current.version, current.settings):
+            return "code or settings changed"
+        if self.journal_epoch != current.journal_epoch:
+            return "journal rebuilt or reordered since (epoch differs)"
+        if self.entries > current.entries:
+            return f"journal holds {current.entries} entries, fewer than the {self.entries} counted"
+        return None
+
+
+class SavedEntrySessions:
+    """`entry_sessions.json`: the per-session entry counts (and first and last entry instants)
+    of the first `entries` entries of the journal, so a start counts only the entries after
+    them instead of grouping the whole journal. Checked like the saved fold: every key must
+    hold and the content must match its own checksum, or the counts are rebuilt."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def save(self, key: EntrySessionsKey, counts: Any) -> None:
+        """Atomic replace; `counts` is a `SessionEntries` (by_session, first_at, last_at)."""
+        rows = [
+            [day.isoformat(), count, format_timestamp(counts.first_at[day]), format_timestamp(counts.last_at[day])]
+            for day, count in sorted(counts.by_session.items())
+        ]
+        key_json = asdict(key)
+        document = {"format": ENTRY_SESSIONS_FORMAT, "key": key_json, "sessions": rows, "digest": _rows_digest(key_json, rows)}
+        atomic_write_bytes(self.path, orjson.dumps(document))
+
+    def load(self, current: EntrySessionsKey) -> tuple[EntrySessionsKey, list[tuple[date, int, datetime, datetime]]]:
+        """The saved counts and the key they were saved under; raises `SnapshotUnusable`."""
+        try:
+            document = orjson.loads(self.path.read_bytes())
+        except FileNotFoundError:
+            raise SnapshotUnusable("no saved entry counts") from None
+        except (OSError, orjson.JSONDecodeError) as error:
+            raise SnapshotUnusable(f"entry counts unreadable ({error})") from None
+        try:
+            if not isinstance(document, dict) or document.get("format") != ENTRY_SESSIONS_FORMAT:
+                raise SnapshotUnusable("not saved entry counts")
+            if document.get("digest") != _rows_digest(document.get("key"), document.get("sessions")):
+                raise SnapshotUnusable("entry counts do not match their checksum (edited or damaged)")
+            data = _object(document["key"])
+            saved = EntrySessionsKey(
+                version=_count(data["version"]),
+                settings=_text(data["settings"]),
+                journal_epoch=_text(data["journal_epoch"]),
+                entries=_count(data["entries"]),
+            )
+            reason = saved.mismatch(current)
+            if reason is not None:
+                raise SnapshotUnusable(f"stale entry counts: {reason}")
+            rows = [
+                (_day(day), _count(count), parse_timestamp(_text(first)), parse_timestamp(_text(last)))
+                for day, count, first, last in document["sessions"]
+            ]
+        except SnapshotUnusable:
+            raise
+        except (KeyError, TypeError, ValueError, JournalError) as error:
+            raise SnapshotUnusable(f"entry counts malformed ({error})") from None
+        return saved, rows
+
+
+def _rows_digest(key: Any, rows: Any) -> str:
+    return hashlib.sha256(orjson.dumps({"key": key, "sessions": rows})).hexdigest()
