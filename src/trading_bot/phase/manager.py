@@ -414,7 +414,7 @@ class PhaseManager:
     def _save_entry_sessions(self) -> None:
         """Save the entry counts at this committed point, unless the file already holds them."""
         key = self._entry_sessions_key()
-        if key == self._entry_sessions_saved:
+        if key.same_counts(self._entry_sessions_saved):
             return
         try:
             self.entry_sessions.save(key, self.entries)

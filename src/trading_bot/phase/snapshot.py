@@ -420,10 +420,15 @@ class EntrySessionsKey:
     journal_epoch: str
     entries: int
 
+    def same_counts(self, saved: EntrySessionsKey | None) -> bool:
+        """Whether the counts saved under `saved` are exactly these (no save needed)."""
+        return saved is not None and saved.entries == self.entries and saved.mismatch(self) is None
+
     def mismatch(self, current: EntrySessionsKey) -> str | None:
         if (self.version, self.settings) != (current.version, current.settings):
             return "code or settings changed"
-        if self.journal_epoch != current.journal_epoch:
+        if self.entries and self.journal_epoch != current.journal_epoch:
+            # Counts of no entry hold under any epoch (a desk with no trades yet).
             return "journal rebuilt or reordered since (epoch differs)"
         if self.entries > current.entries:
             return f"journal holds {current.entries} entries, fewer than the {self.entries} counted"
