@@ -308,7 +308,8 @@ class PhaseEngine:
                     replay.written.append(self._size_change(history, replay.ledger, step, closed_at, closed_at))
                     reread()
 
-        while replay.index < len(trades):
+        total = len(trades)  # a journal view: its length costs a query, and it does not change here
+        while replay.index < total:
             trade = trades[replay.index]
             assert trade.exit_timestamp is not None
             if trade.exit_timestamp > now:
@@ -376,7 +377,7 @@ class PhaseEngine:
         return history.append(TRANSITION, payload, now)
 
     def _streak_step(self, ledger: Ledger, progress: StintProgress, trade: TradeRecord) -> SizeStep | None:
-        if ledger.stint.phase is not Phase.SCALING:
+        if ledger.phase is not Phase.SCALING:  # checked per trade: `ledger.stint` builds a Stint
             return None
         settings = self.settings.phase_progression.scaling
         assert trade.exit_timestamp is not None
