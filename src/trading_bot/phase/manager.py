@@ -253,25 +253,30 @@ class PhaseManager:
 
     def damage(self) -> str | None:
         """Damage that halts new entries: a damaged phase log, a cut history, a bad journal line."""
+        found = self._log_damage()
+        if found is not None:
+            # config.json was read when the desk opened and the logs without the lock: a
+            # writer may have appended (a batch still landing) and mirrored the head in
+            # between. Damage is only damage when it is still there under the lock.
+            with self.lock.held():
+                self.history.reread()
+                self.overrides.reread()
+                self.mirror.reload_config()
+                found = self._log_damage()
+        if found is not None:
+            return found
+        journal = self.journal_problem()
+        if journal is not None:
+            return f"journal has an invalid line: {journal.one_line()}; fix or remove it"
+        return None
+
+    def _log_damage(self) -> str | None:
         for log in (self.history, self.overrides):
             problem = log.damage()
             if problem is not None:
                 return f"phase log damaged: {problem.one_line()}; run `recover`"
         cut = self.mirror.cut_log()
-        if cut is not None:
-            # config.json was read when the desk opened, the logs just now: a writer may have
-            # appended and mirrored the head in between. Look again under its lock first.
-            with self.lock.held():
-                self.history.reread()
-                self.overrides.reread()
-                self.mirror.reload_config()
-                cut = self.mirror.cut_log()
-        if cut is not None:
-            return f"{cut}; run `recover`"
-        journal = self.journal_problem()
-        if journal is not None:
-            return f"journal has an invalid line: {journal.one_line()}; fix or remove it"
-        return None
+        return None if cut is None else f"{cut}; run `recover`"
 
     def state(self, *, quick: bool = False) -> PhaseState:
         """The derived state now; applies what is due first unless read-only."""
