@@ -544,8 +544,12 @@ class PhaseManager:
         return self.commands.acknowledge(operator_id, note)
 
     def append_override(self, kind: str, payload: dict[str, Any], timestamp: datetime | None = None) -> LogLine:
-        """Append to the override log and mirror its head, so cutting its end is noticed."""
+        """Append to the override log and mirror its head, so cutting its end is noticed.
+
+        Whatever the path (a command's clock-step note may come before anything else is
+        applied), a log's first line is preceded by its empty head in config.json."""
         with self.lock.held():
+            self.mirror.mark_empty_logs()
             line = self.overrides.append(kind, payload, timestamp)
             self.mirror.write()
         return line
