@@ -296,15 +296,21 @@ def _old_schema(path: Path) -> None:
         connection.execute("UPDATE meta SET value = ? WHERE key = 'code_version'", (CODE_VERSION - 1,))
 
 
-@pytest.mark.parametrize("damage", [_garbage, _cut, _scribbled_pages, _old_schema], ids=lambda f: f.__name__.strip("_"))
-def test_a_damaged_index_is_said_once_and_rebuilt(
-    trades_dir: Path, write_journal: WriteJournal, said: Said, damage: Callable[[Path], None]
-) -> None:
+def indexed_history(trades_dir: Path, write_journal: WriteJournal, said: Said) -> tuple[Any, ...]:
+    """Write `a_history`, index it in one process that then lets go; its answers."""
     a_history(trades_dir, write_journal)
     first = TradeJournal(trades_dir, warn=said)
     first.refresh()
     expected = answers(first)
     first.close()
+    return expected
+
+
+@pytest.mark.parametrize("damage", [_garbage, _cut, _scribbled_pages, _old_schema], ids=lambda f: f.__name__.strip("_"))
+def test_a_damaged_index_is_said_once_and_rebuilt(
+    trades_dir: Path, write_journal: WriteJournal, said: Said, damage: Callable[[Path], None]
+) -> None:
+    expected = indexed_history(trades_dir, write_journal, said)
     damage(index_file(trades_dir))
     journal = TradeJournal(trades_dir, warn=said)
     journal.refresh()
@@ -760,11 +766,7 @@ def _open_and_close(path: Path, said: Said) -> bool:
 def test_an_index_left_as_it_was_is_not_checked_again_and_any_change_is(
     trades_dir: Path, write_journal: WriteJournal, said: Said
 ) -> None:
-    a_history(trades_dir, write_journal)
-    first = TradeJournal(trades_dir, warn=said)
-    first.refresh()
-    expected = answers(first)
-    first.close()
+    expected = indexed_history(trades_dir, write_journal, said)
     path = index_file(trades_dir)
     # Just written: its mtime is too close to the note to vouch for it.
     assert _open_and_close(path, said) is True
@@ -780,10 +782,7 @@ def test_an_index_left_as_it_was_is_not_checked_again_and_any_change_is(
 
 
 def test_a_missing_or_unreadable_note_means_a_check(trades_dir: Path, write_journal: WriteJournal, said: Said) -> None:
-    a_history(trades_dir, write_journal)
-    first = TradeJournal(trades_dir, warn=said)
-    first.refresh()
-    first.close()
+    indexed_history(trades_dir, write_journal, said)
     path = index_file(trades_dir)
     _age(path)
     _open_and_close(path, said)
