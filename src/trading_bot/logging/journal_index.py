@@ -959,6 +959,15 @@ class _Writer:
         if len(self.pending) >= _BATCH_ROWS:
             self._flush()
 
+    def _repeat_must_match(
+        self, earlier_id: int, parsed: list[Any], display: str, line: int, field: str, says: Callable[[str], str]
+    ) -> None:
+        """A repeated terminal record is harmless only as an exact copy of the one held;
+        otherwise it is an invalid line naming where the first one is."""
+        earlier = self._stored(earlier_id)
+        if not earlier.same_content(self._record(parsed)):
+            self._note_problem(JournalError(display, line, field, says(f"{earlier.file}:{earlier.line}")))
+
     def _take_known(self, parsed: list[Any], previous: _OrderState, outcome: str, is_closed: bool) -> None:
         """A further record of an order already seen."""
         meta = self.meta
@@ -990,28 +999,16 @@ class _Writer:
             if previous.current_outcome == OPEN:
                 self._make_current(previous, row or self._new_row(parsed, previous.first_id), outcome)
             else:
-                earlier = self._stored(previous.current_id)
-                if not earlier.same_content(self._record(parsed)):
-                    self._note_problem(
-                        JournalError(
-                            display,
-                            line,
-                            "outcome",
-                            f"order {order_id!r} is both rejected by the broker and closed (see {earlier.file}:{earlier.line})",
-                        )
-                    )
+                self._repeat_must_match(
+                    previous.current_id, parsed, display, line, "outcome",
+                    lambda at: f"order {order_id!r} is both rejected by the broker and closed (see {at})",
+                )
             return
         if previous.current_outcome in CLOSED_OUTCOMES and is_closed:
-            earlier = self._stored(previous.current_id)
-            if not earlier.same_content(self._record(parsed)):
-                self._note_problem(
-                    JournalError(
-                        display,
-                        line,
-                        "order_id",
-                        f"a second, different close for order {order_id!r} (first closed at {earlier.file}:{earlier.line})",
-                    )
-                )
+            self._repeat_must_match(
+                previous.current_id, parsed, display, line, "order_id",
+                lambda at: f"a second, different close for order {order_id!r} (first closed at {at})",
+            )
             return
         if is_closed:
             row = row or self._new_row(parsed, previous.first_id)
