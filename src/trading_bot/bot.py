@@ -165,7 +165,9 @@ class TradingBot:
                 halted = self._write_unwritten(now)
                 if halted is not None:
                     return self._refuse(order, refused_without_state(order, CODE_LOGS, halted))
-                decision = self.phase.gate.entry_decision(order, broker_breaker=self.broker_breaker.state)
+                # Every record read again under the lock, whatever the generation says: what is
+                # placed is decided on the files themselves, hand edits included.
+                decision = self.phase.gate.entry_decision(order, broker_breaker=self.broker_breaker.state, reread=True)
                 if not decision.allowed:
                     return self._refuse(order, decision)
                 assert decision.shares is not None

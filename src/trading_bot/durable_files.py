@@ -1,7 +1,9 @@
 """Durable file writes: the logs lock, append-with-fsync and atomic replace.
 
 Every writer of the journal and the phase logs takes the one lock in the logs folder,
-so the bot loop and the CLI can run at once without interleaving lines.
+so the bot loop and the CLI can run at once without interleaving lines. The lock also
+keeps the desk's generation (`LogsLock.generation`): one stat tells a reader whether any
+process wrote anything under the lock since it last looked.
 """
 
 from __future__ import annotations
@@ -19,6 +21,16 @@ from trading_bot.errors import Busy
 LOCK_FILE_NAME = ".phase.lock"
 LOCK_TIMEOUT_SECONDS = 10.0
 
+# The generation file, a cache marker beside the derived state (never a record): its
+# length counts the holds of the logs lock in which something was written.
+GENERATION_FILE = Path(".derived") / "generation"
+# Past this length the next settled hold starts it over as a new, empty file.
+GENERATION_RESTART_BYTES = 65536
+
+# The logs locks this process holds (outermost holds), so a durable write made while one
+# is held marks that desk's generation before it lands.
+_HELD: list[LogsLock] = []
+
 
 class LogsLock:
     """The single inter-process lock serializing all log writers. Re-entrant in-process."""
@@ -27,6 +39,9 @@ class LogsLock:
         self.path = Path(logs_dir) / LOCK_FILE_NAME
         self.timeout = timeout
         self._lock: FileLock | None = None
+        self.generation_path = Path(logs_dir) / GENERATION_FILE
+        self._generation_name = str(self.generation_path)
+        self._writing = False  # this hold has marked the generation as being written
 
     def _file_lock(self) -> FileLock:
         if self._lock is None:
@@ -41,14 +56,88 @@ class LogsLock:
             lock.acquire()
         except Timeout:
             raise Busy(str(self.path), self.timeout) from None
+        outermost = lock.lock_counter == 1
+        if outermost:
+            self._writing = False
+            _HELD.append(self)
         try:
             yield
         finally:
-            lock.release()
+            try:
+                if outermost:
+                    _HELD.remove(self)
+                    if self._writing:
+                        self._writing = False
+                        try:
+                            self._settle_generation()
+                        except OSError:
+                            pass  # left odd: every reader reads the records in full, which is safe
+            finally:
+                lock.release()
+
+    # ---- the generation: has anyone written under the lock since I looked? ----------------
+    #
+    # A seqlock in a file's length. The first durable write of a hold makes the length odd
+    # (before the write lands); the end of the hold makes it even. A reader that finds the
+    # same even length, inode and mtime as before knows no process wrote anything under the
+    # lock in between. A writer killed mid-hold leaves the length odd: every reader then
+    # reads the records in full until the next writer's hold settles it again.
+
+    def generation(self) -> tuple[int, int, int] | None:
+        """The settled generation (inode, length, mtime), or None: no file yet, or a hold
+        that wrote is still open (or was killed), so nothing may be taken as unchanged."""
+        try:
+            stat = os.stat(self._generation_name)
+        except OSError:
+            return None
+        if stat.st_size & 1:
+            return None
+        return (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+
+    def _mark_writing(self) -> None:
+        """Before the first write of this hold lands: an odd length, different from before."""
+        if self._writing:
+            return
+        self.generation_path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self._generation_name, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            size = os.fstat(fd).st_size
+            os.write(fd, b"..." if size & 1 else b".")  # odd already (a killed writer): still odd, longer
+        finally:
+            os.close(fd)
+        self._writing = True
+
+    def _settle_generation(self) -> None:
+        """The hold's writes have landed: an even length (or a new empty file, when long)."""
+        try:
+            size = os.stat(self._generation_name).st_size
+        except FileNotFoundError:
+            size = 0
+        if size >= GENERATION_RESTART_BYTES:
+            # A new file (a new inode: the old one still exists while it is created).
+            fd, tmp_name = tempfile.mkstemp(prefix=".generation.", suffix=".tmp", dir=str(self.generation_path.parent))
+            os.close(fd)
+            os.replace(tmp_name, self._generation_name)
+            return
+        self.generation_path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self._generation_name, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, b"." if size & 1 else b"..")  # even already (the file was replaced): still even, longer
+        finally:
+            os.close(fd)
 
     @property
     def is_held(self) -> bool:
         return self._lock is not None and self._lock.is_locked
+
+
+def _before_durable_write() -> None:
+    """Mark the generation of every logs lock this process holds: a write is about to land.
+
+    A mark that cannot be written stops the write (OSError), so no record ever lands that
+    a reader of the generation could take as unchanged."""
+    for lock in _HELD:
+        lock._mark_writing()
 
 
 def fsync_directory(directory: Path) -> None:
@@ -86,6 +175,7 @@ def append_many_durably(
     lines chained onto bytes the caller read must not land after bytes it never saw.
     """
     path = Path(path)
+    _before_durable_write()
     path.parent.mkdir(parents=True, exist_ok=True)
     created = not path.exists()
     fd = os.open(str(path), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -135,6 +225,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     that is a symbolic link is written through to its target (the link stays a link).
     """
     path = written_path(path)
+    _before_durable_write()
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
     try:

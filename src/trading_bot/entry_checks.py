@@ -98,6 +98,25 @@ class TradingState:
     def entries_allowed(self) -> bool:
         return self.refusal is None
 
+    def at_moment(self, at: datetime) -> TradingState:
+        """The same state seen at another instant of the same reading of the records.
+
+        A copy of the fields (a pre-trade check makes one per call, and `replace` would
+        re-run the dataclass's init for sixteen fields)."""
+        moved = object.__new__(TradingState)
+        fields = moved.__dict__
+        fields.update(self.__dict__)
+        fields["at"] = at
+        return moved
+
+    def with_refusal(self, refusal: Refusal | None) -> TradingState:
+        """The same state with the chain's answer for an entry at the size in force."""
+        decided = object.__new__(TradingState)
+        fields = decided.__dict__
+        fields.update(self.__dict__)
+        fields["refusal"] = refusal
+        return decided
+
     @property
     def status(self) -> TradingStatus:
         return status_of(self.refusal)
@@ -235,6 +254,9 @@ class TradingHours:
         self._day: tuple[date, datetime, datetime] | None = None  # the last day's open and close
 
     def check(self, order: OrderIntent, state: TradingState, dollars: Decimal) -> Refusal | None:
+        known = self._day
+        if known is not None and known[1] <= order.at < known[2]:
+            return None  # within the hours of the trading day seen last
         calendar = self.calendar
         local = order.at.astimezone(calendar.tz)
         day = local.date()
@@ -262,10 +284,22 @@ class MaxDailyLoss:
 
     def __init__(self, max_pct: Decimal | None) -> None:
         self.max_pct = max_pct
+        # The answer for the last (session P&L, opening equity) pair seen: it depends on the
+        # state alone, which stays the same objects between two reads of the records.
+        self._last: tuple[Decimal, Decimal, Refusal | None] | None = None
 
     def check(self, order: OrderIntent, state: TradingState, dollars: Decimal) -> Refusal | None:
         if self.max_pct is None:
             return None
+        last = self._last
+        if last is not None and last[0] is state.session_pnl and last[1] is state.equity_at_session_open:
+            return last[2]
+        refusal = self._judged(state)
+        self._last = (state.session_pnl, state.equity_at_session_open, refusal)
+        return refusal
+
+    def _judged(self, state: TradingState) -> Refusal | None:
+        assert self.max_pct is not None
         if state.equity_at_session_open <= 0:
             # No percentage exists of nothing: any loss in the session stops new entries.
             if state.session_pnl >= 0:
@@ -288,11 +322,17 @@ class MaxPositionPct:
 
     def __init__(self, max_pct: Decimal | None) -> None:
         self.max_pct = max_pct
+        self._cap: tuple[Decimal, Decimal] | None = None  # (equity, its cap) last computed
 
     def check(self, order: OrderIntent, state: TradingState, dollars: Decimal) -> Refusal | None:
         if self.max_pct is None:
             return None
-        cap = state.equity * self.max_pct / 100
+        known = self._cap
+        if known is not None and known[0] is state.equity:
+            cap = known[1]
+        else:
+            cap = state.equity * self.max_pct / 100
+            self._cap = (state.equity, cap)
         if dollars <= cap:
             return None
         return Refusal(
@@ -358,7 +398,7 @@ class EntryChain:
         if refusal is not None:
             shares = None
         if state.refusal is not refusal:
-            state = replace(state, refusal=refusal)
+            state = state.with_refusal(refusal)
         return EntryDecision(state, refusal, dollars, shares)
 
 
