@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import multiprocessing
 import os
+import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
@@ -370,3 +371,25 @@ def test_a_deleted_generation_is_not_taken_as_unchanged(config_path: Path, clock
     desk.lock.generation_path.unlink()
     desk.check_entry("AAPL", "BUY", D("10"))
     assert not desk.phase.gate.reused
+
+
+def test_a_close_written_to_a_new_journal_file_in_the_same_folder_tick_is_seen(trial: Path, clock: FixedClock) -> None:
+    """A close after 20:00 New York lands in the next UTC day's file. If the folder's mtime
+    does not move (the file came in the same coarse tick as the folder's last listing), the
+    quick look at the files being written to cannot see it: the check must list again."""
+    clock.set(datetime(2026, 3, 10, 19, 50, tzinfo=UTC))  # 15:50 EDT
+    desk = open_desk(trial, clock)
+    other = open_desk(trial, clock)
+    entry = other.enter("AAPL", "SELL", D("10"), dollars=D("200"))
+    assert entry.record is not None, entry.reason
+    clock.set(datetime(2026, 3, 11, 0, 10, tzinfo=UTC))  # 20:10 EDT: the same session, a new UTC date
+    settled(desk)
+    trades = trial.parent / "logs" / "trades"
+    listed_at = time.time_ns() + 60 * 10**9  # ahead of any listing this test makes: a tick the folder is "still in"
+    os.utime(trades, ns=(listed_at, listed_at))
+    desk.journal.refresh()  # the folder listed "in the same tick" as its mtime
+    other.close(entry.record.order_id, D("30"))  # 20 shares short, $400 lost
+    assert (trades / "2026-03-11.jsonl").exists()
+    os.utime(trades, ns=(listed_at, listed_at))  # the new file left the folder's mtime as it was
+    decision = desk.check_entry("AAPL", "BUY", D("10"))
+    assert decision.state.session_pnl == D("-400")

@@ -174,7 +174,13 @@ class TradeJournal:
                 dir_stat = os.stat(self.trades_dir)
             except FileNotFoundError:
                 dir_stat = None
-            if dir_stat is not None and dir_stat.st_mtime_ns == self._dir_mtime_ns:
+            # As in `_listing`: a folder listed within a tick of its mtime may have gained a
+            # file since without its mtime showing it.
+            if (
+                dir_stat is not None
+                and dir_stat.st_mtime_ns == self._dir_mtime_ns
+                and self._scan_started_ns - dir_stat.st_mtime_ns > _MTIME_TICK_NS
+            ):
                 if self._plan(self._index, self._hot, listing=False) is None:
                     return JournalDelta()
         return self._refresh_full()
