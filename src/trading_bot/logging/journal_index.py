@@ -544,6 +544,9 @@ class JournalIndex:
         self.meta = IndexMeta(epoch="", base=base)
         self.files: dict[str, FileState] = {}
         self._in_read = False
+        # SQLite's `data_version` when `meta` and `files` were last loaded; None after this
+        # connection wrote (its own commits do not move the number).
+        self._loaded_version: int | None = None
 
     # ---- opening -------------------------------------------------------------------
 
@@ -631,6 +634,7 @@ class JournalIndex:
                 self.connection.close()
             finally:
                 self.connection = None
+                self._loaded_version = None
             self._vouch()
 
     # ---- the structure check, skipped while the files are as a process left them -------
@@ -686,11 +690,13 @@ class JournalIndex:
     def _begin_write(self) -> None:
         assert self.connection is not None
         self._end_read()
+        self._loaded_version = None
         self.connection.execute("BEGIN IMMEDIATE")
 
     def _commit(self) -> None:
         assert self.connection is not None
         self.connection.execute("COMMIT")
+        self._loaded_version = None
 
     def _end_read(self) -> None:
         if self._in_read and self.connection is not None:
@@ -706,7 +712,13 @@ class JournalIndex:
         self._load()
 
     def _load(self) -> None:
+        """Read `meta` and `files`, unless no connection committed anything since the last load:
+        2,520 files cost a few milliseconds a load, and a command looks several times."""
         assert self.connection is not None
+        version = self.connection.execute("PRAGMA data_version").fetchone()[0]
+        if version == self._loaded_version:
+            return
+        self._loaded_version = version
         rows = dict(self.connection.execute("SELECT key, value FROM meta").fetchall())
         self.meta = IndexMeta.from_rows(rows)
         self.files = {
@@ -772,6 +784,7 @@ class JournalIndex:
             self.connection.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", self.meta.to_rows())
             self._commit()
         except BaseException:
+            self._loaded_version = None
             self.connection.execute("ROLLBACK")
             raise
         return writer.result
