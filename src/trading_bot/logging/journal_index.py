@@ -22,13 +22,12 @@ import time
 from collections import deque
 from contextlib import suppress
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
 from itertools import islice
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -53,6 +52,9 @@ from trading_bot.logging.trade_record import (
     recorded_session,
 )
 from trading_bot.phase.models import Phase
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
 
 # Bump SCHEMA_VERSION when the tables change, CODE_VERSION when parsing or consolidation
 # changes: an index built by other rules is rebuilt, never read.
@@ -434,6 +436,10 @@ def _parsed_in_order(tasks: list[tuple[str, str, str, int, int]], unread: int) -
             chunks.append([])
             size = 0
     remaining = iter(chunk for chunk in chunks if chunk)
+    # Imported here: worker processes cost every command 15 ms of imports otherwise, and
+    # only a rebuild of more than PARALLEL_BYTES starts them.
+    from concurrent.futures import ProcessPoolExecutor
+
     with ProcessPoolExecutor(max_workers=_WORKERS) as pool:
         in_flight: deque[Future[list[ParsedFile]]] = deque(
             pool.submit(_parse_files, chunk) for chunk in islice(remaining, _IN_FLIGHT)
