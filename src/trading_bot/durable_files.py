@@ -18,12 +18,16 @@ from filelock import FileLock, Timeout
 
 from trading_bot.errors import Busy
 
+# Beside the logs: caches derived from them (index, saved fold, verified prefixes). Any
+# file there may be deleted at any moment; it costs a rebuild, never an answer.
+DERIVED_DIR = ".derived"
+
 LOCK_FILE_NAME = ".phase.lock"
 LOCK_TIMEOUT_SECONDS = 10.0
 
 # The generation file, a cache marker beside the derived state (never a record): its
 # length counts the holds of the logs lock in which something was written.
-GENERATION_FILE = Path(".derived") / "generation"
+GENERATION_FILE = Path(DERIVED_DIR) / "generation"
 # Past this length the next settled hold starts it over as a new, empty file.
 GENERATION_RESTART_BYTES = 65536
 
