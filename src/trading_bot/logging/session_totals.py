@@ -109,18 +109,19 @@ class _NotExact(Exception):
 # Per recorded session, outcome and flags: counts and integer sums (one pass over an index
 # that holds every column read). The session bounds are only a pre-filter: a recorded
 # session lies within a week before and a day after its instant (`recorded_session`).
+# A loss's P&L is below zero (the journal refuses an outcome its P&L contradicts), so the
+# losses' absolute values sum to minus their sum.
 _RECORDED = (
-    "SELECT exit_session, outcome, emergency_exit OR manual_override, count(*), count(pnl_micros),"
-    " sum(pnl_micros), sum(abs(pnl_micros)) FROM records"
-    " WHERE close_pos IS NOT NULL AND exit_session BETWEEN ? AND ? AND exit_us >= ? AND exit_us < ?"
+    "SELECT exit_session, outcome, emergency_exit, manual_override, count(*), count(pnl_micros), sum(pnl_micros)"
+    " FROM records WHERE close_pos IS NOT NULL AND exit_session BETWEEN ? AND ? AND exit_us >= ? AND exit_us < ?"
     " GROUP BY exit_session, outcome, emergency_exit, manual_override"
 )
 _UNRECORDED = (
-    "SELECT exit_us, outcome, emergency_exit OR manual_override, pnl_micros FROM records"
+    "SELECT exit_us, outcome, emergency_exit, manual_override, pnl_micros FROM records"
     " WHERE close_pos IS NOT NULL AND exit_session IS NULL AND exit_us >= ? AND exit_us < ? ORDER BY exit_us"
 )
 _IN_CLOSE_ORDER = (
-    "SELECT exit_us, exit_session, outcome, emergency_exit OR manual_override, net_pnl FROM records"
+    "SELECT exit_us, exit_session, outcome, emergency_exit, manual_override, net_pnl FROM records"
     " WHERE close_pos IS NOT NULL AND exit_us >= ? AND exit_us < ? ORDER BY close_pos"
 )
 _DAY_US = 86_400_000_000
@@ -139,17 +140,17 @@ def _summed_in_the_index(
     groups: dict[Key, list[int]] = {}
     first_day = _EPOCH_ORDINAL + low_us // _DAY_US - _RECORDED_DAYS_BEFORE
     last_day = _EPOCH_ORDINAL + high_us // _DAY_US + _RECORDED_DAYS_AFTER
-    for session, outcome, flagged, count, exact, total, absolute in journal.index_rows(
+    for session, outcome, emergency, manual, count, exact, total in journal.index_rows(
         _RECORDED, (first_day, last_day, low_us, high_us)
     ):
         if exact != count:
             raise _NotExact
-        _add(groups, key(date.fromordinal(session)), outcome, flagged, count, total, absolute)
+        _add(groups, key(date.fromordinal(session)), outcome, emergency or manual, count, total)
     place = _SessionPlacer(calendar)
-    for exit_us, outcome, flagged, micros in journal.index_rows(_UNRECORDED, (low_us, high_us)):
+    for exit_us, outcome, emergency, manual, micros in journal.index_rows(_UNRECORDED, (low_us, high_us)):
         if micros is None:
             raise _NotExact
-        _add(groups, key(place(exit_us)), outcome, flagged, 1, micros, abs(micros))
+        _add(groups, key(place(exit_us)), outcome, emergency or manual, 1, micros)
     overall = [0] * 8
     for group, sums in groups.items():
         totals.groups[group] = _exact(sums)
@@ -163,7 +164,7 @@ def _summed_in_the_index(
 _CLOSED, _COUNTED, _WINS, _LOSSES, _BREAKEVENS, _NET, _WIN_SUM, _LOSS_SUM = range(8)
 
 
-def _add(groups: dict[Any, list[int]], group: Any, outcome: str, flagged: int, count: int, total: int, absolute: int) -> None:
+def _add(groups: dict[Any, list[int]], group: Any, outcome: str, flagged: int, count: int, total: int) -> None:
     """One (outcome, flagged) bucket of closes into its group, as `RunningTally.fold` counts them."""
     if outcome != WIN and outcome != LOSS and outcome != BREAKEVEN:
         return
@@ -180,7 +181,7 @@ def _add(groups: dict[Any, list[int]], group: Any, outcome: str, flagged: int, c
         sums[_WIN_SUM] += total
     elif outcome == LOSS:
         sums[_LOSSES] += count
-        sums[_LOSS_SUM] += absolute
+        sums[_LOSS_SUM] -= total
     else:
         sums[_BREAKEVENS] += count
 
@@ -210,14 +211,15 @@ def _folded_in_close_order(
     overall = totals.overall
     if high_us <= low_us:
         return totals
-    for exit_us, session, outcome, flagged, pnl_text in journal.index_rows(_IN_CLOSE_ORDER, (low_us, high_us)):
+    for exit_us, session, outcome, emergency, manual, pnl_text in journal.index_rows(_IN_CLOSE_ORDER, (low_us, high_us)):
         group = key(place(exit_us) if session is None else date.fromordinal(session))
         tally = groups.get(group)
         if tally is None:
             tally = groups[group] = CloseTotals()
         pnl = Decimal(pnl_text)
-        for target in (tally, overall):
-            _fold(target, outcome, bool(flagged), pnl)
+        flagged = bool(emergency or manual)
+        _fold(tally, outcome, flagged, pnl)
+        _fold(overall, outcome, flagged, pnl)
     return totals
 
 

@@ -8,6 +8,7 @@ phase, sizes and transitions come from the folded history. Nothing secret is exp
 
 from __future__ import annotations
 
+import bisect
 import csv
 import io
 import json
@@ -102,6 +103,23 @@ class SessionRow:
             "notes": "; ".join(self.notes),
         }
 
+    def csv_cells(self) -> list[object]:
+        """The row's `CSV_COLUMNS`, as `to_json` has them (no value is an empty cell)."""
+        m = self.metrics
+        win_rate, avg_rr = _ratio(m.win_rate), _ratio(m.avg_rr)
+        return [
+            m.date.isoformat(),
+            "" if m.phase is None else m.phase.value,
+            m.trades,
+            m.wins,
+            m.losses,
+            "" if win_rate is None else win_rate,
+            "" if avg_rr is None else avg_rr,
+            money_str(m.net_pnl),
+            money_str(self.position_size),
+            "; ".join(self.notes),
+        ]
+
 
 @dataclass(frozen=True)
 class Export:
@@ -138,9 +156,7 @@ class Export:
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(CSV_COLUMNS)
-        for row in self.sessions:
-            data = row.to_json()
-            writer.writerow(["" if data[column] is None else data[column] for column in CSV_COLUMNS])
+        writer.writerows(row.csv_cells() for row in self.sessions)
         return buffer.getvalue()
 
     def render(self, fmt: str) -> str:
@@ -217,7 +233,12 @@ class SessionContext:
         open_at = self.calendar.open_of(session)
         closed_at = self.calendar.session_closes_at(session)
         sizes = {self.ledger.size_at(open_at)}
-        sizes.update(size for at, size in self.ledger.size_changes if open_at <= at < closed_at)
+        changes = self.ledger.size_changes  # in time order
+        first = bisect.bisect_left(changes, open_at, key=_instant)
+        for at, size in changes[first:]:
+            if at >= closed_at:
+                break
+            sizes.add(size)
         return tuple(sorted(sizes))
 
     def size_at_close(self, session: date) -> Decimal:
@@ -228,6 +249,10 @@ class SessionContext:
 
     def notes(self, session: date) -> tuple[str, ...]:
         return tuple(note for _, note in sorted(self._events.get(session, []), key=lambda item: item[0]))
+
+
+def _instant(change: tuple[datetime, Decimal]) -> datetime:
+    return change[0]
 
 
 def describe_transition(line: LogLine) -> str:
