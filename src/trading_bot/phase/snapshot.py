@@ -26,7 +26,7 @@ import orjson
 from trading_bot.clock import format_timestamp, parse_timestamp
 from trading_bot.config import Settings
 from trading_bot.dashboard.metrics_calculator import RollingWindow, RunningTally
-from trading_bot.durable_files import atomic_write_bytes
+from trading_bot.durable_files import DERIVED_DIR, atomic_write_bytes
 from trading_bot.errors import JournalError
 from trading_bot.logging.trade_record import BREAKEVEN, LOSS, WIN, TradeRecord, parse_trade
 from trading_bot.phase.engine import Replay
@@ -36,7 +36,6 @@ from trading_bot.phase.stint import SessionBook, StintProgress
 # Bump whenever the fold (engine, stint, ledger, rules) or this format changes meaning:
 # a state saved by other code is then replayed, never reused.
 SNAPSHOT_VERSION = 1
-DERIVED_DIR = ".derived"
 STATE_FILE = "state.json"
 FORMAT = "trading-bot folded phase state"
 # config.json's mirror of the records, not settings: the fold never reads them.
