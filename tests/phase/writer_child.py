@@ -273,7 +273,7 @@ def cli(config: str, ops: int, start: str) -> None:
             stdin = "not the password\n"
         code = main(["--config", config, *args], stdin=io.StringIO(stdin), stdout=out, stderr=err, clock=clock)
         if code != expected:
-            _fail(f"op {index} {name} exited {code}, expected {expected}: {err.getvalue().strip()}")
+            _fail(f"op {index} {name} exited {code}, expected {expected}: {err.getvalue().strip()} | {out.getvalue().strip()[:2000]}")
         if "--json" in args:
             json.loads(out.getvalue())
         counts[name] += 1
