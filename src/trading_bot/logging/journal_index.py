@@ -170,6 +170,43 @@ def record_from_row(row: tuple[Any, ...] | list[Any], base: str) -> TradeRecord:
     )
 
 
+# What the rules fold of a closed trade (`ClosedTradeFacts`), after its position.
+FACT_COLUMNS = "timestamp_us, order_id, outcome, exit_us, net_pnl, phase, emergency_exit, manual_override, exit_session"
+
+
+class ClosedTradeFacts:
+    """The fields of a closed trade that the stint fold, the triggers and the size steps
+    read, and its position in the close order. A first start folds every close of the
+    journal: these cost a fraction of a full `TradeRecord` (no amounts but the P&L, no
+    `extra` to decode), and the one the fold keeps is swapped for its full record."""
+
+    __slots__ = (
+        "position", "timestamp", "order_id", "outcome", "exit_timestamp", "net_pnl", "phase",
+        "emergency_exit", "manual_override", "exit_session",
+    )
+
+    def __init__(self, row: tuple[Any, ...]) -> None:
+        (self.position, entry_us, self.order_id, self.outcome, exit_us, pnl, phase, emergency, manual, exit_session) = row
+        self.timestamp = _EPOCH + timedelta(microseconds=entry_us)
+        self.exit_timestamp = None if exit_us is None else _EPOCH + timedelta(microseconds=exit_us)
+        self.net_pnl = None if pnl is None else Decimal(pnl)
+        self.phase = None if phase is None else _PHASES[phase]
+        self.emergency_exit = bool(emergency)
+        self.manual_override = bool(manual)
+        self.exit_session = None if exit_session is None else date.fromordinal(exit_session)
+
+    @property
+    def is_closed(self) -> bool:
+        return self.outcome in CLOSED_OUTCOMES
+
+    @property
+    def is_flagged(self) -> bool:
+        return self.emergency_exit or self.manual_override
+
+    def __repr__(self) -> str:
+        return f"ClosedTradeFacts(position={self.position}, order_id={self.order_id!r}, outcome={self.outcome!r})"
+
+
 def row_from_record(record: TradeRecord, name: str, line: int, offset: int) -> list[Any]:
     """The index row of a parsed line (without the id and the bookkeeping columns)."""
     return [
@@ -308,11 +345,12 @@ def _fast_row(data: dict[str, Any], name: str, line: int, offset: int) -> list[A
         return None
     if quantity.__class__ is not int or not 0 < quantity < MONEY_INT_LIMIT:
         return None
-    raw_price = get("price")
-    price = _plain_amount(raw_price)
-    if price is None or price <= 0 or price * quantity >= MONEY_LIMIT:
+    price_text = _plain_text(get("price"))
+    if price_text is None:
         return None
-    price_text = _plain_text(raw_price)
+    price = Decimal(price_text)
+    if price <= 0 or price * quantity >= MONEY_LIMIT:
+        return None
     if order_id.__class__ is not str or not order_id:
         return None
     outcome = get("outcome", OPEN)
@@ -330,10 +368,9 @@ def _fast_row(data: dict[str, Any], name: str, line: int, offset: int) -> list[A
             raw_pnl = get("net_profit_loss")
             if raw_pnl is None:
                 raw_pnl = get("profit_loss")
-            pnl = _plain_amount(raw_pnl)
-            if pnl is None or outcome_for(pnl) != outcome:
-                return None
             pnl_text = _plain_text(raw_pnl)
+            if pnl_text is None or outcome_for(Decimal(pnl_text)) != outcome:
+                return None
     stop, target = get("stop_loss"), get("target")
     stop_text = target_text = None
     if stop is not None:
@@ -911,6 +948,11 @@ class JournalIndex:
         base = self.base
         for row in self.query(sql, params):
             yield record_from_row(row, base)
+
+    def facts(self, where: str, params: tuple[Any, ...], order: str) -> list[ClosedTradeFacts]:
+        """The rules' columns of the rows `where` says, with their position in `order`."""
+        sql = f"SELECT {order}, {FACT_COLUMNS} FROM records WHERE {where} ORDER BY {order}"
+        return [ClosedTradeFacts(row) for row in self.query(sql, params)]
 
     def problem(self) -> JournalError | None:
         if self.meta.problem is None:
