@@ -20,6 +20,9 @@ NOT_FOR_READING = (
     "trading_bot.phase.export",
     "holidays",
     "dateutil",
+    "concurrent.futures.process",  # the rebuild's worker processes: only a rebuild starts them
+    "multiprocessing",
+    "trading_bot.phase.password",  # only an override reads a password
 )
 
 PROGRAM = """
@@ -27,7 +30,7 @@ import io, json, sys
 from trading_bot.phase.cli import main
 out, err = io.StringIO(), io.StringIO()
 code = main(sys.argv[1:], stdout=out, stderr=err)
-loaded = sorted(name for name in sys.modules if name.split(".")[0] in ("trading_bot", "holidays", "dateutil"))
+loaded = sorted(name for name in sys.modules if name.split(".")[0] in ("trading_bot", "holidays", "dateutil", "concurrent", "multiprocessing"))
 print(json.dumps({"code": code, "err": err.getvalue(), "loaded": loaded}))
 """
 

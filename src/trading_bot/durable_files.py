@@ -16,6 +16,10 @@ from filelock import FileLock, Timeout
 
 from trading_bot.errors import Busy
 
+# Beside the logs: caches derived from them (index, saved fold, verified prefixes). Any
+# file there may be deleted at any moment; it costs a rebuild, never an answer.
+DERIVED_DIR = ".derived"
+
 LOCK_FILE_NAME = ".phase.lock"
 LOCK_TIMEOUT_SECONDS = 10.0
 

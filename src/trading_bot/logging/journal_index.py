@@ -22,13 +22,12 @@ import time
 from collections import deque
 from contextlib import suppress
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
 from itertools import islice
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -52,6 +51,9 @@ from trading_bot.logging.trade_record import (
     parse_trade,
 )
 from trading_bot.phase.models import Phase
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
 
 # Bump SCHEMA_VERSION when the tables change, CODE_VERSION when parsing or consolidation
 # changes: an index built by other rules is rebuilt, never read.
@@ -552,6 +554,10 @@ def _parsed_in_order(tasks: list[tuple[str, str, str, int, int]], unread: int, b
             chunks.append([])
             size = 0
     remaining = iter(chunk for chunk in chunks if chunk)
+    # Imported here: worker processes cost every command 15 ms of imports otherwise, and
+    # only a rebuild of more than PARALLEL_BYTES starts them.
+    from concurrent.futures import ProcessPoolExecutor
+
     with ProcessPoolExecutor(max_workers=_WORKERS) as pool:
         in_flight: deque[Future[list[ParsedFile]]] = deque(
             pool.submit(_parse_files, chunk, bulk) for chunk in islice(remaining, _IN_FLIGHT)
@@ -662,6 +668,9 @@ class JournalIndex:
         self.meta = IndexMeta(epoch="", base=base)
         self.files: dict[str, FileState] = {}
         self._in_read = False
+        # SQLite's `data_version` when `meta` and `files` were last loaded; None after this
+        # connection wrote (its own commits do not move the number).
+        self._loaded_version: int | None = None
 
     # ---- opening -------------------------------------------------------------------
 
@@ -749,6 +758,7 @@ class JournalIndex:
                 self.connection.close()
             finally:
                 self.connection = None
+                self._loaded_version = None
             self._vouch()
 
     # ---- the structure check, skipped while the files are as a process left them -------
@@ -804,11 +814,13 @@ class JournalIndex:
     def _begin_write(self) -> None:
         assert self.connection is not None
         self._end_read()
+        self._loaded_version = None
         self.connection.execute("BEGIN IMMEDIATE")
 
     def _commit(self) -> None:
         assert self.connection is not None
         self.connection.execute("COMMIT")
+        self._loaded_version = None
 
     def _end_read(self) -> None:
         if self._in_read and self.connection is not None:
@@ -824,7 +836,13 @@ class JournalIndex:
         self._load()
 
     def _load(self) -> None:
+        """Read `meta` and `files`, unless no connection committed anything since the last load:
+        2,520 files cost a few milliseconds a load, and a command looks several times."""
         assert self.connection is not None
+        version = self.connection.execute("PRAGMA data_version").fetchone()[0]
+        if version == self._loaded_version:
+            return
+        self._loaded_version = version
         rows = dict(self.connection.execute("SELECT key, value FROM meta").fetchall())
         self.meta = IndexMeta.from_rows(rows)
         self.files = {
@@ -889,6 +907,7 @@ class JournalIndex:
             self.connection.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", self.meta.to_rows())
             self._commit()
         except BaseException:
+            self._loaded_version = None
             self.connection.execute("ROLLBACK")
             raise
         return result

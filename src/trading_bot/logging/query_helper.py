@@ -54,16 +54,20 @@ JOURNAL_SUFFIX = ".jsonl"
 
 def journal_files(trades_dir: Path) -> list[Path]:
     """The journal files: `*.jsonl` directly in the folder, dot-files skipped."""
+    return [Path(trades_dir) / name for name in journal_file_names(trades_dir)]
+
+
+def journal_file_names(trades_dir: Path) -> list[str]:
+    """The journal files' names, sorted (no path objects: a refresh lists thousands)."""
     try:
-        entries = list(os.scandir(trades_dir))
+        with os.scandir(trades_dir) as entries:
+            return sorted(
+                entry.name
+                for entry in entries
+                if entry.name.endswith(JOURNAL_SUFFIX) and not entry.name.startswith(".") and entry.is_file()
+            )
     except FileNotFoundError:
         return []
-    names = sorted(
-        entry.name
-        for entry in entries
-        if entry.name.endswith(JOURNAL_SUFFIX) and not entry.name.startswith(".") and entry.is_file()
-    )
-    return [Path(trades_dir) / name for name in names]
 
 
 _HOT_FILES = 2
@@ -176,7 +180,12 @@ class TradeJournal:
                 dir_stat = os.stat(self.trades_dir)
             except FileNotFoundError:
                 dir_stat = None
-            if dir_stat is not None and dir_stat.st_mtime_ns == self._dir_mtime_ns:
+            # A folder changed within a tick of the last listing may hold a file it missed.
+            if (
+                dir_stat is not None
+                and dir_stat.st_mtime_ns == self._dir_mtime_ns
+                and self._scan_started_ns - dir_stat.st_mtime_ns > _MTIME_TICK_NS
+            ):
                 if self._plan(self._index, self._hot, listing=False) is None:
                     return JournalDelta()
         return self._refresh_full()
@@ -196,7 +205,7 @@ class TradeJournal:
             return self._listed_names
         self._scan_started_ns = time.time_ns()
         self._dir_mtime_ns = dir_stat.st_mtime_ns
-        names = [path.name for path in journal_files(self.trades_dir)]
+        names = journal_file_names(self.trades_dir)
         self._listed = set(names)
         self._listed_names = names
         return names

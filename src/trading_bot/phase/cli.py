@@ -263,6 +263,10 @@ def _run(argv: Sequence[str] | None, io: Io, environ: Mapping[str, str] | None, 
             _check_output(manager, args)
         if args.command != "verify":
             manager.sync_journal()
+            # One command, one full look (a stat of every journal file): its later looks,
+            # under the lock too, catch what a writer appended since (the folder and the files
+            # being written), and look in full again only if the command outlasts a second.
+            manager.looked_in_full = True
             problem = manager.journal_problem()
             if problem is not None and not (args.command == "check-trade" and args.emergency_exit):
                 raise problem  # an exit is always allowed: that answer survives a bad journal

@@ -114,11 +114,7 @@ class PhaseState:
         completed_last = self.calendar.previous_trading_day(self.session)
         days = self.calendar.trading_days(first_day, completed_last) if first_day <= completed_last else []
         entered = self.entries.sessions_with_entries_since(stint.since)
-        skipped = {
-            day
-            for day in days
-            if self.ledger.breaker_tripped_during(self.calendar.open_of(day), self.calendar.session_closes_at(day))
-        }
+        skipped = self.ledger.days_tripped(days, self.calendar.open_of, self.calendar.session_closes_at)
         return GateView(
             progress=self.progress,
             trading_days=trading_days,

@@ -7,7 +7,7 @@ one place that turns its lines into the current stint. It is pure: lines in, sta
 from __future__ import annotations
 
 import bisect
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -143,11 +143,17 @@ class Ledger:
             return [*self.breaker_spans, (self.open_trip, None)]
         return self.breaker_spans
 
-    def breaker_tripped_during(self, start: datetime, end: datetime) -> bool:
+    def days_tripped(self, days: Sequence[date], opens_at: Callable[[date], datetime], closes_at: Callable[[date], datetime]) -> set[date]:
+        """The sessions among `days` (in order) during which the breaker was tripped at any
+        moment between the day's open and its close (a trip that began before the close and
+        was not cleared before the open), found by bisecting the days once per trip instead
+        of asking once per day (ten years: 2,520 days)."""
+        found: set[date] = set()
         for tripped_at, cleared_at in self._spans():
-            if tripped_at < end and (cleared_at is None or cleared_at > start):
-                return True
-        return False
+            first = bisect.bisect_right(days, tripped_at, key=closes_at)
+            last = len(days) if cleared_at is None else bisect.bisect_left(days, cleared_at, key=opens_at)
+            found.update(days[first:last])
+        return found
 
     def trips_during(self, start: datetime, end: datetime) -> int:
         return sum(1 for tripped_at, _ in self._spans() if start <= tripped_at < end)

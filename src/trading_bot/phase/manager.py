@@ -111,14 +111,17 @@ class PhaseManager:
         # (asked only then: the bot's default, or the CLI's command and login name).
         self.noticed_by: Callable[[], str] = lambda: "bot"
         self._clock_step_noted: datetime | None = None
-        self.history = ChainedLog(self.paths.phase_dir / HISTORY_FILE, self.lock, clock)
-        self.overrides = ChainedLog(self.paths.phase_dir / OVERRIDES_FILE, self.lock, clock)
+        self.history = ChainedLog(self.paths.phase_dir / HISTORY_FILE, self.lock, clock, notes=not self.read_only)
+        self.overrides = ChainedLog(self.paths.phase_dir / OVERRIDES_FILE, self.lock, clock, notes=not self.read_only)
         self.journal = TradeJournal(self.paths.trades_dir, lock=self.lock, read_only=self.read_only)
         hours = self.config.settings.trading.hours
         self.calendar = MarketCalendar(hours.start_time, hours.end_time, hours.timezone)
         self.engine = PhaseEngine(self.config.settings, self.calendar, self.config.mode)
         self.entries = SessionEntries(self.calendar)
         self._journal_generation = -1
+        # Set by a command after its one full look at the journal (`cli`): its later looks
+        # stat the folder and the files being written only (`TradeJournal.refresh(quick=)`).
+        self.looked_in_full = False
         self._entries_seen = 0
         self._closes_seen = 0
         self._new_entry_sessions: set[Any] = set()
@@ -167,7 +170,7 @@ class PhaseManager:
         this journal and refresh it itself. Returns whether anything changed.
         """
         journal = self.journal
-        journal.refresh(quick=quick)
+        journal.refresh(quick=quick or self.looked_in_full)
         if journal.generation != self._journal_generation:
             self._journal_generation = journal.generation
             self._entries_seen = len(journal.entry_log)
@@ -319,7 +322,9 @@ class PhaseManager:
             self.history.reread()
             self.overrides.reread()
             self.mirror.reload_config()
-            self.sync_journal()
+            # Quick: what a writer appended or created since the caller's look (a look in
+            # full is forced when the last one is more than a second old).
+            self.sync_journal(quick=True)
             if not self._swept:
                 swept = (self.config_path, self.history.checkpoint_path, self.overrides.checkpoint_path, self.high_water.path, self.snapshot.path, self.entry_sessions.path)
                 for target in swept:
@@ -407,9 +412,7 @@ class PhaseManager:
             except SnapshotUnusable as reason:
                 self.entry_sessions_note = f"counted in full: {reason}"
             else:
-                counted = SessionEntries(self.calendar)
-                for session, count, first, last in rows:
-                    counted.add(session, count, first, last)
+                counted = SessionEntries.restored(self.calendar, rows)
                 counted.fold(journal.entry_log[saved.entries : self._entries_seen])
                 self.entry_sessions_note = f"resumed after {saved.entries} entries"
                 self._entry_sessions_saved = saved
