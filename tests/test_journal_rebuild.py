@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from datetime import datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import journal_fields
+from tests.test_journal_index import _exact_row, _fast
 from trading_bot.logging import journal_index
 from trading_bot.logging.journal_index import INDEX_DIR_NAME, INDEX_FILE_NAME
 from trading_bot.logging.query_helper import TradeJournal
@@ -186,3 +187,48 @@ def test_a_rebuild_keeps_one_row_per_order_but_for_its_entry_and_its_close(tmp_p
         ("o-1", "win", 1, None, 0, 1),
         ("o-2", "loss", 1, None, 1, 1),
     ]
+
+
+_INSTANTS = st.one_of(
+    st.datetimes(min_value=datetime(1960, 1, 1), max_value=datetime(2100, 1, 1)).map(lambda moment: moment.strftime("%Y-%m-%dT%H:%M:%SZ")),
+    st.from_regex(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z", fullmatch=True),
+    st.from_regex(r"2026-03-1[0-9][T ][0-9]{2}:[0-9]{2}:[0-9]{2}(Z|[+]00:00|[.]5Z)", fullmatch=True),
+    st.text(max_size=21),
+)
+
+
+@given(
+    entry=_INSTANTS,
+    exit_after=st.one_of(st.none(), st.integers(min_value=-3600, max_value=9 * 86_400)),
+    session_days=st.one_of(st.none(), st.integers(min_value=-9, max_value=3), st.text(max_size=11)),
+    exit_session_days=st.one_of(st.none(), st.integers(min_value=-9, max_value=3), st.just("2026-W11-2")),
+)
+@example(entry="2026-03-10T24:00:00Z", exit_after=None, session_days=None, exit_session_days=None)
+@example(entry="2026-03-10T14:00:60Z", exit_after=None, session_days=None, exit_session_days=None)
+@example(entry="1970-01-01T00:00:00Z", exit_after=60, session_days=0, exit_session_days=-1)
+@example(entry="2026-03-10T14:00:00Z", exit_after=60, session_days=-8, exit_session_days=None)
+@example(entry="2026-03-10T14:00:00Z", exit_after=60, session_days=-7, exit_session_days=1)
+@example(entry="2026-03-10T14:00:00Z", exit_after=60, session_days=None, exit_session_days=2)
+@example(entry="2026-03-10T14:00:00Z", exit_after=None, session_days=1, exit_session_days=-1)
+def test_any_instant_and_session_are_read_as_the_exact_parse_reads_them(
+    entry: str, exit_after: int | None, session_days: int | str | None, exit_session_days: int | str | None
+) -> None:
+    """The rebuild's own reading of timestamps and recorded sessions (no datetime built)
+    makes the row the exact parse makes, or the same refusal."""
+    fields: dict[str, Any] = {"timestamp": entry}
+    moment: datetime | None = None
+    try:
+        moment = datetime.strptime(entry, "%Y-%m-%dT%H:%M:%SZ")
+    except ValueError:
+        pass
+    base = moment.date() if moment is not None else date(2026, 3, 10)
+    if exit_after is not None:
+        exit_moment = (moment or datetime(2026, 3, 10, 14)) + timedelta(seconds=exit_after)
+        fields.update(outcome="win", exit_timestamp=exit_moment.strftime("%Y-%m-%dT%H:%M:%SZ"), net_profit_loss="5")
+    for name, days in (("session", session_days), ("exit_session", exit_session_days)):
+        if isinstance(days, int):
+            fields[name] = (base + timedelta(days=days)).isoformat()
+        elif days is not None:
+            fields[name] = days
+    for raw in (json.dumps(journal_fields(**fields)).encode(), json.dumps(journal_fields(**fields), separators=(",", ":")).encode()):
+        assert _fast(raw) == _exact_row(raw)

@@ -57,8 +57,8 @@ if TYPE_CHECKING:
 
 # Bump SCHEMA_VERSION when the tables change, CODE_VERSION when parsing or consolidation
 # changes: an index built by other rules is rebuilt, never read.
-SCHEMA_VERSION = 2
-CODE_VERSION = 1
+SCHEMA_VERSION = 3
+CODE_VERSION = 2
 INDEX_DIR_NAME = ".derived"
 INDEX_FILE_NAME = "journal.sqlite3"
 GUARD_BYTES = 64
@@ -91,7 +91,7 @@ CREATE TABLE records (
     quantity INTEGER NOT NULL, price TEXT NOT NULL, order_id TEXT NOT NULL, outcome TEXT NOT NULL,
     exit_us INTEGER, net_pnl TEXT, stop_loss TEXT, target TEXT, execution_mode TEXT NOT NULL,
     phase TEXT, emergency_exit INTEGER NOT NULL, manual_override INTEGER NOT NULL, operator_id TEXT,
-    session INTEGER, exit_session INTEGER, extra BLOB, file TEXT NOT NULL, line INTEGER NOT NULL,
+    session INTEGER, exit_session INTEGER, extra TEXT, file TEXT NOT NULL, line INTEGER NOT NULL,
     offset INTEGER NOT NULL, first_id INTEGER NOT NULL, entry_seq INTEGER, close_pos INTEGER,
     current INTEGER NOT NULL
 );
@@ -230,7 +230,7 @@ def row_from_record(record: TradeRecord, name: str, line: int, offset: int) -> l
         record.operator_id,
         None if record.session is None else record.session.toordinal(),
         None if record.exit_session is None else record.exit_session.toordinal(),
-        orjson.dumps(record.extra) if record.extra else None,
+        orjson.dumps(record.extra).decode() if record.extra else None,
         name,
         line,
         offset,
@@ -419,7 +419,7 @@ def _fast_row(data: dict[str, Any], name: str, line: int, offset: int) -> list[A
     return [
         entry_us, symbol, action, quantity, price_text, order_id, outcome, exit_us, pnl_text, stop_text,
         target_text, mode, phase, int(emergency), int(manual), operator_id, session, exit_session,
-        orjson.dumps(extra) if extra else None, name, line, offset,
+        orjson.dumps(extra).decode() if extra else None, name, line, offset,
     ]
 
 
@@ -489,6 +489,13 @@ class ParsedFile:
     line_count: int
     head: bytes
     guard: bytes
+    # A worker's rows and problems sent back as one JSON text (orjson writes it several
+    # times faster than pickle would the rows); `items` is then empty.
+    packed: bytes | None = None
+
+    def lines(self) -> list[Any]:
+        """The rows and problems, in line order (a problem is a 4-item sequence)."""
+        return self.items if self.packed is None else orjson.loads(self.packed)
 
 
 def parse_file(path: str, name: str, display: str, offset: int, line_count: int, bulk: bool = False) -> ParsedFile:
@@ -534,7 +541,11 @@ def parse_file(path: str, name: str, display: str, offset: int, line_count: int,
 
 def _parse_files(tasks: list[tuple[str, str, str, int, int]], bulk: bool = False) -> list[ParsedFile]:
     """A worker's share of a rebuild: several files parsed in order."""
-    return [parse_file(*task, bulk=bulk) for task in tasks]
+    parsed = [parse_file(*task, bulk=bulk) for task in tasks]
+    if bulk:
+        for one in parsed:
+            one.packed, one.items = orjson.dumps(one.items), []
+    return parsed
 
 
 def _parsed_in_order(tasks: list[tuple[str, str, str, int, int]], unread: int, bulk: bool = False) -> Iterator[ParsedFile]:
@@ -1270,8 +1281,8 @@ class _BulkLoad:
         batch: list[list[Any]] = []
         file_rows = []
         for parsed in parsed_files:
-            for item in parsed.items:
-                if item.__class__ is list:
+            for item in parsed.lines():
+                if len(item) != 4:
                     item[_B_ID] = item[_B_FIRST] = next_id  # type: ignore[index]
                     next_id += 1
                     if item[_B_ENTRY] is not None:  # type: ignore[index]
@@ -1315,7 +1326,8 @@ class _BulkLoad:
         """Apply SPEC §10's rules to the orders read more than once; whether there were any."""
         connection = self.connection
         connection.execute("CREATE INDEX records_order ON records(order_id)")
-        connection.execute("DROP TABLE IF EXISTS temp.repeated")
+        for table in ("repeated", "pairs", "replay"):
+            connection.execute(f"DROP TABLE IF EXISTS temp.{table}")
         connection.execute(
             "CREATE TEMP TABLE repeated AS SELECT order_id, min(id) AS first, max(id) AS last, count(*) AS lines"
             " FROM records GROUP BY order_id HAVING count(*) > 1"
