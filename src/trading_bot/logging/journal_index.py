@@ -57,7 +57,7 @@ if TYPE_CHECKING:
 
 # Bump SCHEMA_VERSION when the tables change, CODE_VERSION when parsing or consolidation
 # changes: an index built by other rules is rebuilt, never read.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 CODE_VERSION = 2
 INDEX_DIR_NAME = ".derived"
 INDEX_FILE_NAME = "journal.sqlite3"
@@ -78,6 +78,23 @@ _PHASES = {phase.value: phase for phase in Phase}
 MONEY_INT_LIMIT = 10**15
 _CLOSED = tuple(sorted(CLOSED_OUTCOMES))
 
+# A net P&L written plainly with at most 12 integer digits and 6 decimals, as exact integer
+# micro-units (NULL otherwise), computed by SQLite from the text as the row is inserted: its
+# sums are exact integers, so per-session totals are one query on one covering index
+# (`session_totals.py`). (A generated column would not let that index cover the query.)
+_PNL_BODY = "replace(net_pnl, '-', '')"
+_PNL_POINT = f"instr({_PNL_BODY}, '.')"
+PNL_MICROS = (
+    "CASE WHEN net_pnl NOT GLOB '*[^0-9.-]*' AND instr(substr(net_pnl, 2), '-') = 0"
+    f" AND {_PNL_BODY} GLOB '[0-9]*' AND ("
+    f"({_PNL_POINT} = 0 AND length({_PNL_BODY}) <= 12) OR ({_PNL_POINT} BETWEEN 2 AND 13"
+    f" AND length({_PNL_BODY}) - {_PNL_POINT} BETWEEN 1 AND 6 AND instr(substr({_PNL_BODY}, {_PNL_POINT} + 1), '.') = 0))"
+    f" THEN (CASE WHEN {_PNL_POINT} = 0 THEN CAST({_PNL_BODY} AS INTEGER) * 1000000"
+    f" ELSE CAST(substr({_PNL_BODY}, 1, {_PNL_POINT} - 1) AS INTEGER) * 1000000"
+    f" + CAST(substr(substr({_PNL_BODY}, {_PNL_POINT} + 1) || '00000', 1, 6) AS INTEGER) END)"
+    " * (CASE WHEN net_pnl GLOB '-*' THEN -1 ELSE 1 END) END"
+)
+
 _SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;
 CREATE TABLE files (
@@ -93,7 +110,7 @@ CREATE TABLE records (
     phase TEXT, emergency_exit INTEGER NOT NULL, manual_override INTEGER NOT NULL, operator_id TEXT,
     session INTEGER, exit_session INTEGER, extra TEXT, file TEXT NOT NULL, line INTEGER NOT NULL,
     offset INTEGER NOT NULL, first_id INTEGER NOT NULL, entry_seq INTEGER, close_pos INTEGER,
-    current INTEGER NOT NULL
+    current INTEGER NOT NULL, pnl_micros INTEGER
 );
 """
 _INDEXES = """
@@ -103,17 +120,25 @@ CREATE INDEX IF NOT EXISTS records_close ON records(close_pos) WHERE close_pos I
 CREATE INDEX IF NOT EXISTS records_close_key ON records(exit_us, timestamp_us, file, line) WHERE close_pos IS NOT NULL;
 CREATE INDEX IF NOT EXISTS records_entry_time ON records(timestamp_us) WHERE entry_seq IS NOT NULL;
 CREATE INDEX IF NOT EXISTS records_open ON records(first_id) WHERE current = 1 AND outcome = 'open';
+CREATE INDEX IF NOT EXISTS records_session_totals ON records(
+    exit_session, outcome, emergency_exit, manual_override, exit_us, pnl_micros, close_pos
+) WHERE close_pos IS NOT NULL;
 """
-_INDEX_NAMES = ("records_order", "records_entry", "records_close", "records_close_key", "records_entry_time", "records_open")
+_INDEX_NAMES = (
+    "records_order", "records_entry", "records_close", "records_close_key", "records_entry_time", "records_open",
+    "records_session_totals",
+)
 # The columns that make a TradeRecord, in its field order (file and line last).
 RECORD_COLUMNS = (
     "timestamp_us, symbol, action, quantity, price, order_id, outcome, exit_us, net_pnl, stop_loss, "
     "target, execution_mode, phase, emergency_exit, manual_override, operator_id, session, "
     "exit_session, extra, file, line"
 )
+_INSERTED = ["id", *RECORD_COLUMNS.split(", "), "offset", "first_id", "entry_seq", "close_pos", "current"]
 _INSERT = (
-    "INSERT INTO records (id, " + RECORD_COLUMNS + ", offset, first_id, entry_seq, close_pos, current) "
-    "VALUES (" + ", ".join("?" * 27) + ")"
+    "INSERT INTO records (" + ", ".join(_INSERTED) + ", pnl_micros) VALUES ("
+    + ", ".join(f"?{number}" for number in range(1, len(_INSERTED) + 1)) + ", "
+    + PNL_MICROS.replace("net_pnl", f"?{_INSERTED.index('net_pnl') + 1}") + ")"
 )
 # Positions in a row as inserted (after the id).
 _R_TS, _R_EXIT, _R_FILE, _R_LINE = 1, 8, 20, 21

@@ -411,6 +411,11 @@ class TradeJournal:
             stop = min(stop, closes_before(microseconds_of(as_of), inclusive=True))
         return RecordSequence(self, _CLOSE_ORDER, start, max(start, stop))
 
+    def index_rows(self, sql: str, params: tuple[Any, ...] = ()) -> sqlite3.Cursor:
+        """A read of the index in this process's current snapshot (the one the views read),
+        for aggregates that need no record per trade (`session_totals.py`)."""
+        return self._view().query(sql, params)
+
     # ---- for the views -------------------------------------------------------------
 
     def _count(self, order: str) -> int:

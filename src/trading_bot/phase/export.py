@@ -1,12 +1,14 @@
 """`export`: the sessions of a date range, their phase and numbers, as CSV or JSON.
 
-Every number comes from the same definitions the gates use (SPEC §4): session rows from
-`PerformanceTracker.session_metrics`, the summary from `PerformanceTracker.get_summary`,
-the phase, sizes and transitions from the folded history. Nothing secret is exported.
+Every number comes from the same definitions the gates use (SPEC §4): the counts and exact
+sums of each session's closes are read from the journal index in one query
+(`session_totals.py`), its ratios are made by the functions `RunningTally` uses, and the
+phase, sizes and transitions come from the folded history. Nothing secret is exported.
 """
 
 from __future__ import annotations
 
+import bisect
 import csv
 import io
 import json
@@ -19,14 +21,13 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from trading_bot.dashboard.metrics_calculator import Ratio, RunningTally
+from trading_bot.dashboard.metrics_calculator import Ratio, avg_rr_from_sums, win_rate_from_counts
 from trading_bot.durable_files import atomic_write_bytes
 from trading_bot.errors import InputError
-from trading_bot.logging.trade_record import TradeRecord
+from trading_bot.logging.session_totals import CloseTotals, totals_by_session
 from trading_bot.market_calendar import MarketCalendar
 from trading_bot.money import money_str, ratio_str
-from trading_bot.performance.models import PerformanceSummary, SessionMetrics
-from trading_bot.performance.tracker import PerformanceTracker
+from trading_bot.performance.models import SessionMetrics
 from trading_bot.phase.engine import PhaseState
 from trading_bot.phase.log_format import LogLine
 from trading_bot.phase.ledger import Ledger, effective_time
@@ -102,6 +103,23 @@ class SessionRow:
             "notes": "; ".join(self.notes),
         }
 
+    def csv_cells(self) -> list[object]:
+        """The row's `CSV_COLUMNS`, as `to_json` has them (no value is an empty cell)."""
+        m = self.metrics
+        win_rate, avg_rr = _ratio(m.win_rate), _ratio(m.avg_rr)
+        return [
+            m.date.isoformat(),
+            "" if m.phase is None else m.phase.value,
+            m.trades,
+            m.wins,
+            m.losses,
+            "" if win_rate is None else win_rate,
+            "" if avg_rr is None else avg_rr,
+            money_str(m.net_pnl),
+            money_str(self.position_size),
+            "; ".join(self.notes),
+        ]
+
 
 @dataclass(frozen=True)
 class Export:
@@ -111,7 +129,7 @@ class Export:
     sessions: list[SessionRow]
     transitions: list[LogLine]
     overrides: list[LogLine]
-    summary: PerformanceSummary
+    summary: CloseTotals
 
     def to_json(self) -> dict[str, Any]:
         s = self.summary
@@ -123,13 +141,13 @@ class Export:
             "overrides": [public_fields(line) for line in self.overrides],
             "summary": {
                 "sessions": len(self.sessions),
-                "trades": s.counted_trades,
-                "trades_closed": s.trades_closed,
+                "trades": s.counted,
+                "trades_closed": s.closed,
                 "wins": s.wins,
                 "losses": s.losses,
                 "breakevens": s.breakevens,
-                "win_rate": _ratio(s.win_rate),
-                "avg_rr": _ratio(s.avg_rr),
+                "win_rate": _ratio(win_rate_of(s)),
+                "avg_rr": _ratio(avg_rr_of(s)),
                 "total_pnl": money_str(s.net_pnl),
             },
         }
@@ -138,9 +156,7 @@ class Export:
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(CSV_COLUMNS)
-        for row in self.sessions:
-            data = row.to_json()
-            writer.writerow(["" if data[column] is None else data[column] for column in CSV_COLUMNS])
+        writer.writerows(row.csv_cells() for row in self.sessions)
         return buffer.getvalue()
 
     def render(self, fmt: str) -> str:
@@ -162,22 +178,14 @@ def public_fields(line: LogLine) -> dict[str, Any]:
     }
 
 
-def closed_trades_of(manager: PhaseManager) -> Sequence[TradeRecord]:
-    """The journal's closed trades in close order, as the manager sees them (or saw them)."""
-    if manager.as_of is None:
-        return manager.journal.closed_trades
-    return manager.journal.as_of(manager.as_of).closed_trades
+def win_rate_of(totals: CloseTotals) -> Ratio:
+    """The win rate of summed closes, as `RunningTally.win_rate` makes it."""
+    return win_rate_from_counts(totals.wins, totals.counted)
 
 
-def closed_trades_between(manager: PhaseManager, low: datetime, high: datetime) -> Sequence[TradeRecord]:
-    """The closed trades with `low <= exit < high`, in close order, as the manager sees them."""
-    return manager.journal.closed_between(low, high, as_of=manager.as_of)
-
-
-def entry_times_between(manager: PhaseManager, low: datetime, high: datetime) -> Iterable[datetime]:
-    """Entry instants with `low <= instant < high` (entered by `as_of`, if the manager has one)."""
-    entries = manager.journal.entries if manager.as_of is None else manager.journal.as_of(manager.as_of).entries
-    return entries.times_between(low, high)
+def avg_rr_of(totals: CloseTotals) -> Ratio:
+    """The R:R of summed closes, as `RunningTally.avg_rr` makes it."""
+    return avg_rr_from_sums(totals.counted, totals.wins, totals.win_sum, totals.losses, totals.loss_sum)
 
 
 def override_lines_of(manager: PhaseManager) -> Sequence[LogLine]:
@@ -225,7 +233,12 @@ class SessionContext:
         open_at = self.calendar.open_of(session)
         closed_at = self.calendar.session_closes_at(session)
         sizes = {self.ledger.size_at(open_at)}
-        sizes.update(size for at, size in self.ledger.size_changes if open_at <= at < closed_at)
+        changes = self.ledger.size_changes  # in time order
+        first = bisect.bisect_left(changes, open_at, key=_instant)
+        for at, size in changes[first:]:
+            if at >= closed_at:
+                break
+            sizes.add(size)
         return tuple(sorted(sizes))
 
     def size_at_close(self, session: date) -> Decimal:
@@ -236,6 +249,10 @@ class SessionContext:
 
     def notes(self, session: date) -> tuple[str, ...]:
         return tuple(note for _, note in sorted(self._events.get(session, []), key=lambda item: item[0]))
+
+
+def _instant(change: tuple[datetime, Decimal]) -> datetime:
+    return change[0]
 
 
 def describe_transition(line: LogLine) -> str:
@@ -260,19 +277,11 @@ def export_from_state(manager: PhaseManager, state: PhaseState, start: date, end
     context = SessionContext(ledger, calendar, state.now)
     context.add_size_changes(history_lines)
     low, high = session_bounds(calendar, start, end)
-    in_range = closed_trades_between(manager, low, high)
-    tracker = PerformanceTracker(calendar)
-    # One pass over the closes (read from the index a block at a time) feeds both the
-    # session rows and the summary: the range is never held, nor read twice.
-    summary = RunningTally()
-    metrics = tracker.session_metrics(
-        summary.folding(in_range), phase_at=context.phase_at, sizes_at=context.sizes_at, trips_at=context.trips_at
-    )
-    by_date = {row.date: row for row in metrics}
-    for moment in entry_times_between(manager, low, high):
-        session = calendar.session_of(moment)
-        if session not in by_date:
-            by_date[session] = _entries_only_row(session, context)
+    # The closes are summed per session in the index; no record per trade is read.
+    totals = totals_by_session(manager.journal, calendar, low, high, as_of=manager.as_of)
+    by_date = {session: _session_metrics(session, group, context) for session, group in totals.groups.items()}
+    for session in sessions_with_entries_only(manager, low, high, by_date):
+        by_date[session] = _session_metrics(session, CloseTotals(), context)
     rows = [
         SessionRow(metrics=by_date[session], position_size=context.size_at_close(session), notes=context.notes(session))
         for session in sorted(by_date)
@@ -286,26 +295,65 @@ def export_from_state(manager: PhaseManager, state: PhaseState, start: date, end
         sessions=rows,
         transitions=transitions,
         overrides=overrides,
-        summary=tracker.summary_of(summary),
+        summary=totals.overall,
     )
 
 
-def _entries_only_row(session: date, context: SessionContext) -> SessionMetrics:
-    """A session with an entry but no close: it had activity, so it is a row."""
-    none = Ratio(None, "no closed trades")
+def _session_metrics(session: date, totals: CloseTotals, context: SessionContext) -> SessionMetrics:
+    """A session row from its summed closes (none: a session with entries only)."""
     return SessionMetrics(
         date=session,
         phase=context.phase_at(session),
-        trades=0,
-        wins=0,
-        losses=0,
-        breakevens=0,
-        win_rate=none,
-        avg_rr=none,
-        net_pnl=Decimal(0),
+        trades=totals.closed,
+        wins=totals.wins,
+        losses=totals.losses,
+        breakevens=totals.breakevens,
+        win_rate=win_rate_of(totals),
+        avg_rr=avg_rr_of(totals),
+        net_pnl=totals.net_pnl,
         position_sizes=context.sizes_at(session),
         breaker_trips=context.trips_at(session),
     )
+
+
+def sessions_with_entries_only(manager: PhaseManager, low: datetime, high: datetime, closed: Iterable[date]) -> list[date]:
+    """Sessions of entries with `low <= instant < high` (entered by `as_of`, if the manager
+    has one) that are not among `closed`. Only the time outside the sessions already known
+    is read: a session runs from its open to the next trading day's open."""
+    calendar = manager.calendar
+    entries = manager.journal.entries if manager.as_of is None else manager.journal.as_of(manager.as_of).entries
+    found: list[date] = []
+    for gap_low, gap_high in _time_outside(calendar, low, high, closed):
+        session: date | None = None
+        ends: datetime | None = None
+        for moment in entries.times_between(gap_low, gap_high):
+            if ends is not None and moment < ends:
+                continue
+            session = calendar.session_of(moment)
+            ends = calendar.session_closes_at(session)
+            found.append(session)
+    return found
+
+
+def _time_outside(calendar: MarketCalendar, low: datetime, high: datetime, sessions: Iterable[date]) -> list[tuple[datetime, datetime]]:
+    """[low, high) less the time of the given sessions, as ascending spans. A day that is not
+    a trading day is no session of any instant, so it covers no time."""
+    spans: list[tuple[datetime, datetime]] = []
+    cursor = low
+    for session in sorted(sessions):
+        if not calendar.is_trading_day(session):
+            continue
+        opens, closes = calendar.open_of(session), calendar.session_closes_at(session)
+        if closes <= cursor:
+            continue
+        if opens >= high:
+            break
+        if opens > cursor:
+            spans.append((cursor, opens))
+        cursor = closes
+    if cursor < high:
+        spans.append((cursor, high))
+    return spans
 
 
 def check_output_path(path: Path, *, config_path: Path, record_folders: Iterable[Path]) -> None:

@@ -8,19 +8,18 @@ file is escaped. The numbers are the export's and the gate's (one definition, §
 from __future__ import annotations
 
 import html
-from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, tzinfo
+from datetime import date, datetime, tzinfo
 from decimal import Decimal
 from pathlib import Path
 
-from trading_bot.logging.trade_record import TradeRecord
+from trading_bot.logging.journal_index import moment_of
+from trading_bot.logging.session_totals import closes_in_order, closes_seen, totals_by_session
 from trading_bot.market_calendar import format_local
 from trading_bot.money import money_str, ratio_str
-from trading_bot.performance.tracker import PerformanceTracker
 from trading_bot.phase.engine import PhaseState
-from trading_bot.phase.export import Export, SessionRow, closed_trades_of, describe_transition, export_from_state
-from trading_bot.phase.ledger import effective_time
+from trading_bot.phase.export import Export, SessionRow, avg_rr_of, describe_transition, export_from_state, win_rate_of
+from trading_bot.phase.ledger import Ledger, effective_time
 from trading_bot.phase.manager import PhaseManager
 from trading_bot.phase.models import Phase
 from trading_bot.phase.stint import StintProgress
@@ -38,14 +37,6 @@ def esc(value: object) -> str:
     return html.escape("" if value is None else str(value), quote=True)
 
 
-class PhaseLookup:
-    def __init__(self, state: PhaseState) -> None:
-        self.ledger = state.ledger
-
-    def __call__(self, trade: TradeRecord) -> Phase:
-        return trade.phase if trade.phase is not None else self.ledger.phase_at(trade.timestamp)
-
-
 @dataclass(frozen=True)
 class EquityPoint:
     at: datetime
@@ -53,34 +44,44 @@ class EquityPoint:
     with_paper: Decimal
 
 
-def equity_points(trades: Sequence[TradeRecord], starting: Decimal, phase_of: PhaseLookup) -> list[EquityPoint]:
-    """Equity after each close (§4: experience is simulated money), and the same with it."""
-    equity = paper = starting
-    points = []
-    for trade in trades:
-        assert trade.exit_timestamp is not None and trade.net_pnl is not None
-        if phase_of(trade) is not Phase.EXPERIENCE:
-            equity += trade.net_pnl
-        paper += trade.net_pnl
-        points.append(EquityPoint(trade.exit_timestamp, equity, paper))
-    return points
+@dataclass(frozen=True)
+class EquityCurve:
+    """The points the chart draws (at most `limit`, the last always among them) and the
+    lowest and highest value over every close and the starting equity (the chart's scale)."""
+
+    points: list[EquityPoint]
+    low: Decimal
+    high: Decimal
 
 
-def _thin(points: list[EquityPoint], limit: int = 1500) -> list[EquityPoint]:
-    """At most `limit` points, always keeping the last one (a chart, not a ledger)."""
-    if len(points) <= limit:
-        return points
-    step = len(points) / limit
-    chosen = [points[int(i * step)] for i in range(limit)]
-    chosen[-1] = points[-1]
-    return chosen
+def equity_curve(manager: PhaseManager, ledger: Ledger, starting: Decimal, closes: int, limit: int = 1500) -> EquityCurve:
+    """Equity after each close (§4: experience is simulated money), and the same with it,
+    streamed in close order: only the drawn points are kept. A close whose record names no
+    phase takes the phase in force at its entry."""
+    step = closes / limit
+    wanted = list(range(closes)) if closes <= limit else [int(i * step) for i in range(limit - 1)] + [closes - 1]
+    points: list[EquityPoint] = []
+    equity = paper = low = high = starting
+    next_wanted = iter(wanted)
+    pick = next(next_wanted, -1)
+    experience = Phase.EXPERIENCE.value
+    for position, (exit_us, entry_us, phase, pnl) in enumerate(closes_in_order(manager.journal, manager.as_of)):
+        if phase is None:
+            phase = ledger.phase_at(moment_of(entry_us)).value
+        if phase != experience:
+            equity += pnl
+        paper += pnl
+        low, high = min(low, equity, paper), max(high, equity, paper)
+        if position == pick:
+            points.append(EquityPoint(moment_of(exit_us), equity, paper))
+            pick = next(next_wanted, -1)
+    return EquityCurve(points, low, high)
 
 
-def equity_svg(state: PhaseState, points: list[EquityPoint], start: datetime, end: datetime, tz: tzinfo) -> str:
+def equity_svg(state: PhaseState, curve: EquityCurve, start: datetime, end: datetime, tz: tzinfo) -> str:
     """The equity curve over the whole history, phases as labelled bands, transitions marked."""
     span = max((end - start).total_seconds(), 1.0)
-    values = [p.equity for p in points] + [p.with_paper for p in points] + [state.settings.account.starting_equity]
-    low, high = min(values), max(values)
+    low, high = curve.low, curve.high
     if high == low:
         high = low + 1
     pad = (high - low) / 10
@@ -123,7 +124,7 @@ def equity_svg(state: PhaseState, points: list[EquityPoint], start: datetime, en
         parts.append(f'<text x="{LEFT - 6}" y="{y(value) + 4:.1f}" text-anchor="end">${esc(money_str(value))}</text>')
     parts.append(f'<text x="{LEFT}" y="{HEIGHT - 12}">{esc(format_local(start, tz))}</text>')
     parts.append(f'<text x="{WIDTH - RIGHT}" y="{HEIGHT - 12}" text-anchor="end">{esc(format_local(end, tz))}</text>')
-    thin = _thin(points)
+    thin = curve.points
     if thin:
         starting = state.settings.account.starting_equity
         paper = f"M{x(start):.1f},{y(starting):.1f} " + " ".join(f"L{x(p.at):.1f},{y(p.with_paper):.1f}" for p in thin)
@@ -168,13 +169,15 @@ def drawdown_text(progress: StintProgress) -> str:
 def render_report(manager: PhaseManager, state: PhaseState) -> str:
     """The page for the desk's records as the manager sees them now (or at --as-of)."""
     tz = manager.calendar.tz
-    trades = closed_trades_of(manager)
+    seen = closes_seen(manager.journal, manager.as_of)
     stint = state.ledger.stint
-    first_times = [t.timestamp for t in trades] + [at for at, _ in state.ledger.phase_changes]
+    first_times = [at for at, _ in state.ledger.phase_changes]
+    if seen.earliest_entry is not None:
+        first_times.append(seen.earliest_entry)
     start = min(first_times) if first_times else state.now
     end = max(state.now, start)
     export = export_from_state(manager, state, manager.calendar.session_of(start), manager.calendar.session_of(end))
-    points = equity_points(trades, state.settings.account.starting_equity, PhaseLookup(state))
+    curve = equity_curve(manager, state.ledger, state.settings.account.starting_equity, seen.count)
     decision = manager.gate.entry_decision()
     gate = state.gate()
     tally = state.progress.tally
@@ -185,7 +188,7 @@ def render_report(manager: PhaseManager, state: PhaseState) -> str:
         f"<title>Trading desk report — {esc(stint.phase.title)}</title>",
         f"<style>{STYLE}</style></head><body>",
         "<h1>Trading desk report</h1>",
-        f"<p>Records as of {esc(format_local(state.now, tz))}; {len(trades)} closed trades, {len(export.sessions)} sessions with activity.</p>",
+        f"<p>Records as of {esc(format_local(state.now, tz))}; {seen.count} closed trades, {len(export.sessions)} sessions with activity.</p>",
         "<h2>Now</h2><dl>",
         f"<dt>Phase</dt><dd>{esc(stint.phase.title)} ({esc(stint.phase.value)})"
         + (f" since {esc(format_local(stint.phase_since, tz))}" if stint.phase_since else "")
@@ -219,10 +222,10 @@ def render_report(manager: PhaseManager, state: PhaseState) -> str:
             )
         out.append("</table>")
     out.append("<h2>Equity and phases</h2>")
-    out.append(equity_svg(state, points, start, end, tz))
+    out.append(equity_svg(state, curve, start, end, tz))
     out.append(_transitions_table(export, tz))
     out.append(sessions_table(export.sessions))
-    out.append(_months_table(manager, export, trades))
+    out.append(_months_table(manager, export))
     out.append("</body></html>")
     return "\n".join(out) + "\n"
 
@@ -258,29 +261,36 @@ def sessions_table(sessions: list[SessionRow]) -> str:
     return "\n".join(rows)
 
 
-def _months_table(manager: PhaseManager, export: Export, trades: Sequence[TradeRecord]) -> str:
-    """Every month in one row, so a ten-year history stays a small page."""
-    calendar = manager.calendar
-    by_month: dict[str, list[TradeRecord]] = {}
-    for trade in trades:
-        assert trade.exit_timestamp is not None
-        by_month.setdefault(calendar.exit_session(trade).strftime("%Y-%m"), []).append(trade)
+def _month(session: date) -> str:
+    return session.strftime("%Y-%m")
+
+
+def _months_table(manager: PhaseManager, export: Export) -> str:
+    """Every month in one row, so a ten-year history stays a small page; each month's
+    closes are summed in the journal index (by the session each counts in)."""
+    by_month = totals_by_session(manager.journal, manager.calendar, as_of=manager.as_of, key=_month).groups
     sessions_by_month: dict[str, int] = {}
     for row in export.sessions:
-        key = row.metrics.date.strftime("%Y-%m")
+        key = _month(row.metrics.date)
         sessions_by_month[key] = sessions_by_month.get(key, 0) + 1
-    tracker = PerformanceTracker(calendar)
     rows = [
         '<h2>Months, newest first</h2><table><tr><th class="text">month</th><th>sessions</th><th>trades</th><th>wins</th>'
         "<th>losses</th><th>win rate</th><th>R:R</th><th>P&amp;L</th></tr>"
     ]
     for month in sorted(set(by_month) | set(sessions_by_month), reverse=True):
-        summary = tracker.get_summary(trades=by_month.get(month, []))
-        rate = "—" if summary.win_rate.value is None else ratio_str(summary.win_rate.value)
-        rr = "—" if summary.avg_rr.value is None else ratio_str(summary.avg_rr.value)
+        totals = by_month.get(month)
+        if totals is None:
+            counted = wins = losses = 0
+            rate = rr = "—"
+            pnl = Decimal(0)
+        else:
+            counted, wins, losses, pnl = totals.counted, totals.wins, totals.losses, totals.net_pnl
+            win_rate, avg_rr = win_rate_of(totals).value, avg_rr_of(totals).value
+            rate = "—" if win_rate is None else ratio_str(win_rate)
+            rr = "—" if avg_rr is None else ratio_str(avg_rr)
         rows.append(
-            f'<tr><td class="text">{esc(month)}</td><td>{sessions_by_month.get(month, 0)}</td><td>{summary.counted_trades}</td>'
-            f"<td>{summary.wins}</td><td>{summary.losses}</td><td>{esc(rate)}</td><td>{esc(rr)}</td><td>{esc(money_str(summary.net_pnl))}</td></tr>"
+            f'<tr><td class="text">{esc(month)}</td><td>{sessions_by_month.get(month, 0)}</td><td>{counted}</td>'
+            f"<td>{wins}</td><td>{losses}</td><td>{esc(rate)}</td><td>{esc(rr)}</td><td>{esc(money_str(pnl))}</td></tr>"
         )
     rows.append("</table>")
     return "\n".join(rows)
