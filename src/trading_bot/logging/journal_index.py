@@ -49,7 +49,6 @@ from trading_bot.logging.trade_record import (
     TradeRecord,
     outcome_for,
     parse_trade,
-    recorded_session,
 )
 from trading_bot.phase.models import Phase
 
@@ -58,8 +57,8 @@ if TYPE_CHECKING:
 
 # Bump SCHEMA_VERSION when the tables change, CODE_VERSION when parsing or consolidation
 # changes: an index built by other rules is rebuilt, never read.
-SCHEMA_VERSION = 3
-CODE_VERSION = 1
+SCHEMA_VERSION = 4
+CODE_VERSION = 2
 INDEX_DIR_NAME = ".derived"
 INDEX_FILE_NAME = "journal.sqlite3"
 GUARD_BYTES = 64
@@ -109,7 +108,7 @@ CREATE TABLE records (
     quantity INTEGER NOT NULL, price TEXT NOT NULL, order_id TEXT NOT NULL, outcome TEXT NOT NULL,
     exit_us INTEGER, net_pnl TEXT, stop_loss TEXT, target TEXT, execution_mode TEXT NOT NULL,
     phase TEXT, emergency_exit INTEGER NOT NULL, manual_override INTEGER NOT NULL, operator_id TEXT,
-    session INTEGER, exit_session INTEGER, extra BLOB, file TEXT NOT NULL, line INTEGER NOT NULL,
+    session INTEGER, exit_session INTEGER, extra TEXT, file TEXT NOT NULL, line INTEGER NOT NULL,
     offset INTEGER NOT NULL, first_id INTEGER NOT NULL, entry_seq INTEGER, close_pos INTEGER,
     current INTEGER NOT NULL, pnl_micros INTEGER
 );
@@ -198,6 +197,43 @@ def record_from_row(row: tuple[Any, ...] | list[Any], base: str) -> TradeRecord:
     )
 
 
+# What the rules fold of a closed trade (`ClosedTradeFacts`), after its position.
+FACT_COLUMNS = "timestamp_us, order_id, outcome, exit_us, net_pnl, phase, emergency_exit, manual_override, exit_session"
+
+
+class ClosedTradeFacts:
+    """The fields of a closed trade that the stint fold, the triggers and the size steps
+    read, and its position in the close order. A first start folds every close of the
+    journal: these cost a fraction of a full `TradeRecord` (no amounts but the P&L, no
+    `extra` to decode), and the one the fold keeps is swapped for its full record."""
+
+    __slots__ = (
+        "position", "timestamp", "order_id", "outcome", "exit_timestamp", "net_pnl", "phase",
+        "emergency_exit", "manual_override", "exit_session",
+    )
+
+    def __init__(self, row: tuple[Any, ...]) -> None:
+        (self.position, entry_us, self.order_id, self.outcome, exit_us, pnl, phase, emergency, manual, exit_session) = row
+        self.timestamp = _EPOCH + timedelta(microseconds=entry_us)
+        self.exit_timestamp = None if exit_us is None else _EPOCH + timedelta(microseconds=exit_us)
+        self.net_pnl = None if pnl is None else Decimal(pnl)
+        self.phase = None if phase is None else _PHASES[phase]
+        self.emergency_exit = bool(emergency)
+        self.manual_override = bool(manual)
+        self.exit_session = None if exit_session is None else date.fromordinal(exit_session)
+
+    @property
+    def is_closed(self) -> bool:
+        return self.outcome in CLOSED_OUTCOMES
+
+    @property
+    def is_flagged(self) -> bool:
+        return self.emergency_exit or self.manual_override
+
+    def __repr__(self) -> str:
+        return f"ClosedTradeFacts(position={self.position}, order_id={self.order_id!r}, outcome={self.outcome!r})"
+
+
 def row_from_record(record: TradeRecord, name: str, line: int, offset: int) -> list[Any]:
     """The index row of a parsed line (without the id and the bookkeeping columns)."""
     return [
@@ -219,7 +255,7 @@ def row_from_record(record: TradeRecord, name: str, line: int, offset: int) -> l
         record.operator_id,
         None if record.session is None else record.session.toordinal(),
         None if record.exit_session is None else record.exit_session.toordinal(),
-        orjson.dumps(record.extra) if record.extra else None,
+        orjson.dumps(record.extra).decode() if record.extra else None,
         name,
         line,
         offset,
@@ -244,32 +280,103 @@ def _plain_amount(value: Any) -> Decimal | None:
     return None
 
 
-def _utc_z_microseconds(value: Any) -> tuple[datetime, int] | None:
-    """A `YYYY-MM-DDTHH:MM:SSZ` timestamp (how this bot writes them) from 1970 on."""
-    if value.__class__ is not str or len(value) != 20 or value[19] != "Z":
+def _plain_text(value: Any) -> str | None:
+    """A plainly written amount as the index stores it (the text of its Decimal); None when
+    the full check must decide. Plain text is already that text, but for amounts below a
+    millionth, which a Decimal writes with an exponent."""
+    if value.__class__ is str and _PLAIN_NUMBER.fullmatch(value):
+        return str(Decimal(value)) if value.startswith(("0.000000", "-0.000000")) else value
+    amount = _plain_amount(value)
+    return None if amount is None else str(amount)
+
+
+_KNOWN_FIELD_LIST = tuple(sorted(KNOWN_FIELDS))
+_EPOCH_ORDINAL = _EPOCH.date().toordinal()
+_DAY_US = 86_400_000_000
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_ISO_TIME_Z = re.compile(r"T([0-9]{2}):([0-9]{2}):([0-9]{2})Z")
+# A journal repeats a few thousand dates and at most a day's seconds: each is read once.
+# Bounded, so lines of arbitrary text cannot grow them.
+_MEMO_LIMIT = 100_000
+_DAY_ORDINALS: dict[str, int | None] = {}
+_DAY_SECONDS: dict[str, int | None] = {}
+
+
+def _day_ordinal(text: str) -> int | None:
+    """The ordinal of a date written `YYYY-MM-DD`; None for anything else (even what
+    `date.fromisoformat` would take: the exact parse decides those)."""
+    known = _DAY_ORDINALS.get(text, -1)
+    if known != -1:
+        return known
+    ordinal = None
+    if _ISO_DATE.fullmatch(text):
+        with suppress(ValueError):
+            ordinal = date.fromisoformat(text).toordinal()
+    if len(_DAY_ORDINALS) < _MEMO_LIMIT:
+        _DAY_ORDINALS[text] = ordinal
+    return ordinal
+
+
+def _second_of_day(text: str) -> int | None:
+    """The seconds since midnight of `THH:MM:SSZ`; None for anything else."""
+    known = _DAY_SECONDS.get(text, -1)
+    if known != -1:
+        return known
+    second = None
+    found = _ISO_TIME_Z.fullmatch(text)
+    if found is not None:
+        hours, minutes, seconds = (int(part) for part in found.groups())
+        if hours < 24 and minutes < 60 and seconds < 60:
+            second = (hours * 60 + minutes) * 60 + seconds
+    if len(_DAY_SECONDS) < _MEMO_LIMIT:
+        _DAY_SECONDS[text] = second
+    return second
+
+
+def _utc_z_day_us(value: Any) -> tuple[int, int] | None:
+    """The day ordinal and microseconds since 1970 of a `YYYY-MM-DDTHH:MM:SSZ` timestamp
+    (how this bot writes them) from 1970 on; None for anything else."""
+    if value.__class__ is not str or len(value) != 20:
         return None
-    try:
-        moment = datetime.fromisoformat(value[:19] + "+00:00")
-    except ValueError:
+    day = _day_ordinal(value[:10])
+    if day is None or day < _EPOCH_ORDINAL:
         return None
-    us = _us(moment)
-    return (moment, us) if us >= 0 else None
+    second = _second_of_day(value[10:])
+    if second is None:
+        return None
+    return day, (day - _EPOCH_ORDINAL) * _DAY_US + second * 1_000_000
+
+
+def _session_near(value: Any, day: int | None) -> int | None:
+    """The ordinal of a recorded session that `recorded_session` accepts for an instant on
+    day `day`; None when the exact parse must decide (or refuse)."""
+    if day is None or value.__class__ is not str:
+        return None
+    session = _day_ordinal(value)
+    if session is None or not -1 <= day - session <= 7:
+        return None
+    return session
 
 
 def _fast_row(data: dict[str, Any], name: str, line: int, offset: int) -> list[Any] | None:
     """The index row of a line in the shape this bot writes, with every check of
-    `parse_trade` made; None for anything else (the exact parse then decides)."""
+    `parse_trade` made; None for anything else (the exact parse then decides). A row
+    made takes the known fields out of `data`: what is left is the row's `extra`."""
     get = data.get
-    entry = _utc_z_microseconds(get("timestamp"))
+    entry = _utc_z_day_us(get("timestamp"))
     if entry is None:
         return None
+    entry_day, entry_us = entry
     symbol, action, quantity, order_id = get("symbol"), get("action"), get("quantity"), get("order_id")
     if symbol.__class__ is not str or not symbol or action.__class__ is not str or not action:
         return None
     if quantity.__class__ is not int or not 0 < quantity < MONEY_INT_LIMIT:
         return None
-    price = _plain_amount(get("price"))
-    if price is None or price <= 0 or price * quantity >= MONEY_LIMIT:
+    price_text = _plain_text(get("price"))
+    if price_text is None:
+        return None
+    price = Decimal(price_text)
+    if price <= 0 or price * quantity >= MONEY_LIMIT:
         return None
     if order_id.__class__ is not str or not order_id:
         return None
@@ -278,33 +385,29 @@ def _fast_row(data: dict[str, Any], name: str, line: int, offset: int) -> list[A
         outcome = OPEN
     if outcome.__class__ is not str or outcome not in OUTCOMES:
         return None
-    exit_us = pnl_text = None
-    exit_moment = None
+    exit_us = pnl_text = exit_day = None
     if outcome != OPEN:
-        exit_at = _utc_z_microseconds(get("exit_timestamp"))
-        if exit_at is None or exit_at[1] < entry[1]:
+        exit_at = _utc_z_day_us(get("exit_timestamp"))
+        if exit_at is None or exit_at[1] < entry_us:
             return None
-        exit_moment, exit_us = exit_at
+        exit_day, exit_us = exit_at
         if outcome != REJECTED:
             raw_pnl = get("net_profit_loss")
             if raw_pnl is None:
                 raw_pnl = get("profit_loss")
-            pnl = _plain_amount(raw_pnl)
-            if pnl is None or outcome_for(pnl) != outcome:
+            pnl_text = _plain_text(raw_pnl)
+            if pnl_text is None or outcome_for(Decimal(pnl_text)) != outcome:
                 return None
-            pnl_text = str(pnl)
     stop, target = get("stop_loss"), get("target")
     stop_text = target_text = None
     if stop is not None:
-        amount = _plain_amount(stop)
-        if amount is None:
+        stop_text = _plain_text(stop)
+        if stop_text is None:
             return None
-        stop_text = str(amount)
     if target is not None:
-        amount = _plain_amount(target)
-        if amount is None:
+        target_text = _plain_text(target)
+        if target_text is None:
             return None
-        target_text = str(amount)
     mode = get("execution_mode") or "paper"
     if mode.__class__ is not str:
         return None
@@ -324,19 +427,24 @@ def _fast_row(data: dict[str, Any], name: str, line: int, offset: int) -> list[A
     if operator_id is not None and operator_id.__class__ is not str:
         return None
     session, exit_session = get("session"), get("exit_session")
-    if session is not None or exit_session is not None:
-        try:
-            session = recorded_session(session, entry[0])
-            exit_session = recorded_session(exit_session, exit_moment)
-        except ValueError:
+    if session is not None:
+        session = _session_near(session, entry_day)
+        if session is None:
             return None
-    extra = {key: value for key, value in data.items() if key not in KNOWN_FIELDS}
+    if exit_session is not None:
+        exit_session = _session_near(exit_session, exit_day)
+        if exit_session is None:
+            return None
+    # The other fields, in their written order: the known ones are all read above, so
+    # they are taken out of the decoded line itself (which nothing else reads).
+    pop = data.pop
+    for key in _KNOWN_FIELD_LIST:
+        pop(key, None)
+    extra = data
     return [
-        entry[1], symbol, action, quantity, str(price), order_id, outcome, exit_us, pnl_text, stop_text,
-        target_text, mode, phase, int(emergency), int(manual), operator_id,
-        None if session is None else session.toordinal(),
-        None if exit_session is None else exit_session.toordinal(),
-        orjson.dumps(extra) if extra else None, name, line, offset,
+        entry_us, symbol, action, quantity, price_text, order_id, outcome, exit_us, pnl_text, stop_text,
+        target_text, mode, phase, int(emergency), int(manual), operator_id, session, exit_session,
+        orjson.dumps(extra).decode() if extra else None, name, line, offset,
     ]
 
 
@@ -378,7 +486,9 @@ def parse_row(raw: bytes, name: str, display: str, line: int, offset: int) -> li
         return JournalError(display, line, "(line)", f"not valid JSON ({error.msg})")
     if raw_json_may_nest_too_deep(raw) and json_depth_exceeds(data):
         return JournalError(display, line, "(line)", f"nested deeper than {MAX_JSON_DEPTH} levels")
-    if not keys_surely_distinct(raw, data) and may_hold_duplicate_keys(raw, data):
+    # A line written exactly as orjson writes its value holds no repeated key (one would
+    # have collapsed): the usual case, settled by one write instead of counting keys.
+    if orjson.dumps(data) != raw and not keys_surely_distinct(raw, data) and may_hold_duplicate_keys(raw, data):
         duplicate = first_duplicate_key(raw.decode("utf-8"))
         if duplicate is not None:
             return JournalError(display, line, duplicate[0], "duplicate key (a reader sees the first, the parser would take the last)")
@@ -404,10 +514,20 @@ class ParsedFile:
     line_count: int
     head: bytes
     guard: bytes
+    # A worker's rows and problems sent back as one JSON text (orjson writes it several
+    # times faster than pickle would the rows); `items` is then empty.
+    packed: bytes | None = None
+
+    def lines(self) -> list[Any]:
+        """The rows and problems, in line order (a problem is a 4-item sequence)."""
+        return self.items if self.packed is None else orjson.loads(self.packed)
 
 
-def parse_file(path: str, name: str, display: str, offset: int, line_count: int) -> ParsedFile:
-    """Parse the complete lines of a journal file from `offset` (a torn last line is left)."""
+def parse_file(path: str, name: str, display: str, offset: int, line_count: int, bulk: bool = False) -> ParsedFile:
+    """Parse the complete lines of a journal file from `offset` (a torn last line is left).
+
+    `bulk` (a rebuild into an empty index) makes each row the whole insert row (`_INSERT`
+    order), its id left to the inserting process, so that process only numbers it."""
     with open(path, "rb") as handle:
         handle.seek(offset)
         data = handle.read()
@@ -424,6 +544,11 @@ def parse_file(path: str, name: str, display: str, offset: int, line_count: int)
             continue
         parsed = parse_row(raw, name, display, line_no, start)
         if parsed.__class__ is list:
+            if bulk:
+                # id, the record, offset, first_id, entry mark (none for an emergency exit
+                # with no open), close position, current.
+                entry_mark = None if parsed[13] and parsed[6] in CLOSED_OUTCOMES else 0  # type: ignore[index]
+                parsed = [None, *parsed, None, entry_mark, None, 1]  # type: ignore[misc]
             items.append(parsed)  # type: ignore[arg-type]
         else:
             assert isinstance(parsed, JournalError)
@@ -439,18 +564,22 @@ def parse_file(path: str, name: str, display: str, offset: int, line_count: int)
     )
 
 
-def _parse_files(tasks: list[tuple[str, str, str, int, int]]) -> list[ParsedFile]:
+def _parse_files(tasks: list[tuple[str, str, str, int, int]], bulk: bool = False) -> list[ParsedFile]:
     """A worker's share of a rebuild: several files parsed in order."""
-    return [parse_file(*task) for task in tasks]
+    parsed = [parse_file(*task, bulk=bulk) for task in tasks]
+    if bulk:
+        for one in parsed:
+            one.packed, one.items = orjson.dumps(one.items), []
+    return parsed
 
 
-def _parsed_in_order(tasks: list[tuple[str, str, str, int, int]], unread: int) -> Iterator[ParsedFile]:
+def _parsed_in_order(tasks: list[tuple[str, str, str, int, int]], unread: int, bulk: bool = False) -> Iterator[ParsedFile]:
     """The files parsed, in the order given. Above `PARALLEL_BYTES` two worker processes
     parse while this one consolidates and inserts; a few chunks are in flight at a time,
     so memory stays bounded whatever the journal's size."""
     if unread < PARALLEL_BYTES or (os.cpu_count() or 1) < 2 or len(tasks) < 2:
         for task in tasks:
-            yield parse_file(*task)
+            yield parse_file(*task, bulk=bulk)
         return
     chunks: list[list[tuple[str, str, str, int, int]]] = [[]]
     size = 0
@@ -467,13 +596,13 @@ def _parsed_in_order(tasks: list[tuple[str, str, str, int, int]], unread: int) -
 
     with ProcessPoolExecutor(max_workers=_WORKERS) as pool:
         in_flight: deque[Future[list[ParsedFile]]] = deque(
-            pool.submit(_parse_files, chunk) for chunk in islice(remaining, _IN_FLIGHT)
+            pool.submit(_parse_files, chunk, bulk) for chunk in islice(remaining, _IN_FLIGHT)
         )
         while in_flight:
             done = in_flight.popleft().result()
             following = next(remaining, None)
             if following is not None:
-                in_flight.append(pool.submit(_parse_files, following))
+                in_flight.append(pool.submit(_parse_files, following, bulk))
             yield from done
 
 
@@ -800,17 +929,16 @@ class JournalIndex:
             fresh = rebuild or (self.meta.next_id == 1 and self.meta.problem is None and not self.files)
             if fresh:
                 self._drop_search_indexes()
-            writer = _Writer(self, fresh=fresh)
-            tasks = [writer.file_task(trades_dir, name, stat) for name, stat in plan]
-            unread = sum(stat.st_size - task[3] for task, (_, stat) in zip(tasks, plan))
-            stats = dict(plan)
-            for parsed in _parsed_in_order(tasks, unread):
-                writer.absorb(parsed, stats[parsed.name])
-            writer.finish()
-            if fresh:
-                self._number_closes()
-                self._create_search_indexes()
-            writer.result.fresh = fresh
+                result = _BulkLoad(self).run(plan, trades_dir)
+            else:
+                writer = _Writer(self)
+                tasks = [writer.file_task(trades_dir, name, stat) for name, stat in plan]
+                unread = sum(stat.st_size - task[3] for task, (_, stat) in zip(tasks, plan))
+                stats = dict(plan)
+                for parsed in _parsed_in_order(tasks, unread):
+                    writer.absorb(parsed, stats[parsed.name])
+                writer.finish()
+                result = writer.result
             self.connection.execute("DELETE FROM meta")
             self.connection.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", self.meta.to_rows())
             self._commit()
@@ -818,7 +946,7 @@ class JournalIndex:
             self._loaded_version = None
             self.connection.execute("ROLLBACK")
             raise
-        return writer.result
+        return result
 
     def _drop_search_indexes(self) -> None:
         assert self.connection is not None
@@ -830,6 +958,16 @@ class JournalIndex:
         for statement in _INDEXES.split(";"):
             if statement.strip():
                 self.connection.execute(statement)
+
+    def _number_entries(self) -> None:
+        """Entry positions 0.. in the order entries were read, for rows marked as entries;
+        only rows whose number moves are written."""
+        assert self.connection is not None
+        self.connection.execute(
+            "UPDATE records SET entry_seq = ranked.pos FROM ("
+            " SELECT id, row_number() OVER (ORDER BY id) - 1 AS pos FROM records WHERE entry_seq IS NOT NULL) AS ranked"
+            " WHERE records.id = ranked.id AND records.entry_seq IS NOT ranked.pos"
+        )
 
     def _number_closes(self) -> None:
         """After a rebuild: positions in (exit, entry, file, line) order for current closes."""
@@ -866,6 +1004,11 @@ class JournalIndex:
         for row in self.query(sql, params):
             yield record_from_row(row, base)
 
+    def facts(self, where: str, params: tuple[Any, ...], order: str) -> list[ClosedTradeFacts]:
+        """The rules' columns of the rows `where` says, with their position in `order`."""
+        sql = f"SELECT {order}, {FACT_COLUMNS} FROM records WHERE {where} ORDER BY {order}"
+        return [ClosedTradeFacts(row) for row in self.query(sql, params)]
+
     def problem(self) -> JournalError | None:
         if self.meta.problem is None:
             return None
@@ -874,13 +1017,14 @@ class JournalIndex:
 
 
 class _Writer:
-    """Reads journal lines into the index, applying the consolidation rules of SPEC §10."""
+    """Reads the lines appended to a journal into an index that holds its earlier lines,
+    one at a time, applying the consolidation rules of SPEC §10 (an empty index is filled
+    by `_BulkLoad`, which applies the same rules to the whole journal at once)."""
 
-    def __init__(self, index: JournalIndex, *, fresh: bool) -> None:
+    def __init__(self, index: JournalIndex) -> None:
         self.index = index
         self.connection = index.connection
         self.meta = index.meta
-        self.fresh = fresh
         self.base = index.base
         self.states: dict[str, _OrderState] = {}
         self.pending: dict[int, list[Any]] = {}
@@ -929,7 +1073,7 @@ class _Writer:
 
     def _state(self, order_id: str) -> _OrderState | None:
         state = self.states.get(order_id)
-        if state is not None or self.fresh:
+        if state is not None:
             return state
         assert self.connection is not None
         rows = self.connection.execute(
@@ -976,7 +1120,7 @@ class _Writer:
         if meta.latest is None or latest_us > meta.latest[0]:
             meta.latest = (latest_us, parsed[19], parsed[20], "timestamp" if exit_us is None else "exit_timestamp")
         previous = self.states.get(order_id)
-        if previous is None and not self.fresh:
+        if previous is None:
             previous = self._state(order_id)
         is_closed = outcome in CLOSED_OUTCOMES
         if previous is None:
@@ -989,8 +1133,7 @@ class _Writer:
             if becomes_entry:
                 row[-3] = meta.entries
                 meta.entries += 1
-                if not self.fresh:
-                    self.result.new_entries.append(self._record(parsed))
+                self.result.new_entries.append(self._record(parsed))
             self.states[order_id] = _OrderState(
                 record_id, record_id if becomes_entry else None, outcome if becomes_entry else None, record_id, outcome
             )
@@ -1024,8 +1167,7 @@ class _Writer:
             meta.entries += 1
             previous.entry_id = row[0]
             previous.entry_outcome = outcome
-            if not self.fresh:
-                self.result.new_entries.append(self._record(parsed))
+            self.result.new_entries.append(self._record(parsed))
         if outcome == OPEN:
             entry_id = previous.entry_id
             if previous.entry_outcome != OPEN or not self._stored(entry_id).same_content(self._record(parsed)):
@@ -1070,8 +1212,6 @@ class _Writer:
         state.current_outcome = outcome
 
     def _add_closed(self, row: list[Any], parsed: list[Any]) -> None:
-        if self.fresh:
-            return  # numbered once, in order, when the rebuild ends
         meta = self.meta
         key = (row[_R_EXIT], row[_R_TS], row[_R_FILE], row[_R_LINE])
         if meta.last_close is None or key >= tuple(meta.last_close):
@@ -1104,3 +1244,222 @@ class _Writer:
 
     def finish(self) -> None:
         self._flush()
+
+
+# Positions in a bulk row (`_INSERT` order).
+_B_ID, _B_TS, _B_ORDER, _B_OUTCOME, _B_EXIT, _B_EMERGENCY, _B_FILE, _B_LINE = 0, 1, 6, 7, 8, 14, 20, 21
+_B_FIRST, _B_ENTRY = 23, 24
+_BULK_BATCH = 8192
+
+
+class _BulkLoad:
+    """A rebuild into an empty index: every valid line goes in as its own order's current
+    record (parsed into insert rows by the workers, numbered here), then the orders with
+    more than one line are settled by the same rules as `_Writer`, in SQL where it is
+    plain (an open followed by its close) and by replaying the rest in Python.
+
+    No Python object is kept per order, so memory does not grow with the journal; the
+    whole load is one write transaction, so a crash leaves the previous index intact."""
+
+    def __init__(self, index: JournalIndex) -> None:
+        self.index = index
+        assert index.connection is not None
+        self.connection = index.connection
+        self.meta = index.meta
+        self.base = index.base
+        # The first invalid line and the first repeated record breaking a rule, each with
+        # its place in the reading order: (id of the next row, 0) before a row, (id, 1) at one.
+        self.parse_problem: tuple[tuple[int, int], tuple[str, int, str, str]] | None = None
+        self.order_problem: tuple[tuple[int, int], tuple[str, int, str, str]] | None = None
+
+    def run(self, plan: list[tuple[str, os.stat_result]], trades_dir: Path) -> IndexUpdate:
+        files = self.index.files
+        tasks = []
+        for name, stat in plan:
+            state = files.get(name)
+            if state is None:
+                state = files[name] = FileState(name=name, inode=stat.st_ino, size=0, mtime_ns=0)
+            tasks.append((str(Path(trades_dir) / name), name, self.base + name, state.offset, state.line_count))
+        unread = sum(stat.st_size - task[3] for task, (_, stat) in zip(tasks, plan))
+        stats = dict(plan)
+        self._load(_parsed_in_order(tasks, unread, bulk=True), stats)
+        repeated = self._settle_repeated_orders()
+        if repeated:
+            self.index._number_entries()
+            (self.meta.entries,) = self.connection.execute("SELECT count(*) FROM records WHERE entry_seq IS NOT NULL").fetchone()
+        self.index._number_closes()
+        self.index._create_search_indexes()
+        found = [found for found in (self.parse_problem, self.order_problem) if found is not None]
+        if found and self.meta.problem is None:
+            self.meta.problem = min(found)[1]
+        return IndexUpdate(fresh=True)
+
+    def _load(self, parsed_files: Iterator[ParsedFile], stats: dict[str, os.stat_result]) -> None:
+        """Insert every valid line in reading order, noting the first invalid one, the
+        latest instant and how far each file was read."""
+        meta = self.meta
+        connection = self.connection
+        next_id = meta.next_id
+        entries = meta.entries
+        latest = meta.latest
+        latest_us = 0 if latest is None else latest[0]
+        batch: list[list[Any]] = []
+        file_rows = []
+        for parsed in parsed_files:
+            for item in parsed.lines():
+                if len(item) != 4:
+                    item[_B_ID] = item[_B_FIRST] = next_id  # type: ignore[index]
+                    next_id += 1
+                    if item[_B_ENTRY] is not None:  # type: ignore[index]
+                        item[_B_ENTRY] = entries  # type: ignore[index]
+                        entries += 1
+                    exit_us = item[_B_EXIT]  # type: ignore[index]
+                    moment = item[_B_TS] if exit_us is None else exit_us  # type: ignore[index]
+                    if latest is None or moment > latest_us:
+                        latest_us = moment
+                        latest = (moment, item[_B_FILE], item[_B_LINE], "timestamp" if exit_us is None else "exit_timestamp")  # type: ignore[index]
+                    batch.append(item)  # type: ignore[arg-type]
+                elif self.parse_problem is None:
+                    display, line, field_name, message = item  # type: ignore[misc]
+                    self.parse_problem = ((next_id, 0), (display[len(self.base):], line, field_name, message))
+            if len(batch) >= _BULK_BATCH:
+                connection.executemany(_INSERT, batch)
+                batch = []
+            state = self.index.files[parsed.name]
+            stat = stats[parsed.name]
+            state.torn = parsed.torn
+            state.offset += parsed.complete
+            if parsed.complete:
+                state.guard = parsed.guard
+                if not state.head:
+                    state.head = parsed.head
+            state.line_count = parsed.line_count
+            state.size, state.mtime_ns, state.inode = stat.st_size, stat.st_mtime_ns, stat.st_ino
+            file_rows.append(state.as_row())
+        if batch:
+            connection.executemany(_INSERT, batch)
+        connection.executemany(
+            "INSERT OR REPLACE INTO files (name, inode, size, mtime_ns, offset, line_count, head, guard, torn)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            file_rows,
+        )
+        meta.next_id = next_id
+        meta.entries = entries
+        meta.latest = latest
+
+    def _settle_repeated_orders(self) -> bool:
+        """Apply SPEC §10's rules to the orders read more than once; whether there were any."""
+        connection = self.connection
+        connection.execute("CREATE INDEX records_order ON records(order_id)")
+        for table in ("repeated", "pairs", "replay"):
+            connection.execute(f"DROP TABLE IF EXISTS temp.{table}")
+        connection.execute(
+            "CREATE TEMP TABLE repeated AS SELECT order_id, min(id) AS first, max(id) AS last, count(*) AS lines"
+            " FROM records GROUP BY order_id HAVING count(*) > 1"
+        )
+        (any_repeated,) = connection.execute("SELECT EXISTS (SELECT 1 FROM temp.repeated)").fetchone()
+        if not any_repeated:
+            connection.execute("DROP TABLE temp.repeated")
+            return False
+        # The usual pair: an open, then its close (or the broker's rejection). The close
+        # becomes current, the open stays the entry; nothing to compare.
+        pairs = (
+            "SELECT first, last FROM temp.repeated WHERE lines = 2"
+            " AND (SELECT outcome FROM records WHERE id = first) = 'open'"
+            " AND (SELECT outcome FROM records WHERE id = last) != 'open'"
+        )
+        connection.execute(f"CREATE TEMP TABLE pairs AS {pairs}")
+        connection.execute("UPDATE records SET current = 0 WHERE id IN (SELECT first FROM temp.pairs)")
+        connection.execute(
+            "UPDATE records SET entry_seq = NULL, first_id = pairs.first FROM temp.pairs WHERE records.id = pairs.last"
+        )
+        connection.execute("DELETE FROM temp.repeated WHERE first IN (SELECT first FROM temp.pairs)")
+        connection.execute("DROP TABLE temp.pairs")
+        self._replay_the_rest()
+        connection.execute("DROP TABLE temp.repeated")
+        return True
+
+    def _replay_the_rest(self) -> None:
+        """Orders with any other mix of lines: replayed one by one, as `_Writer` takes them."""
+        connection = self.connection
+        connection.execute(
+            f"CREATE TEMP TABLE replay AS SELECT records.id, {RECORD_COLUMNS} FROM records"
+            " JOIN temp.repeated USING (order_id) ORDER BY records.order_id, records.id"
+        )
+        changes: list[tuple[int, int | None, int, int]] = []
+        dropped: list[tuple[int]] = []
+        group: list[tuple[Any, ...]] = []
+        for row in connection.execute("SELECT * FROM temp.replay ORDER BY rowid"):
+            if group and group[0][6] != row[6]:
+                self._settle(group, changes, dropped)
+                group = []
+            group.append(row)
+            if len(changes) + len(dropped) >= _BULK_BATCH:
+                self._write(changes, dropped)
+        if group:
+            self._settle(group, changes, dropped)
+        self._write(changes, dropped)
+        connection.execute("DROP TABLE temp.replay")
+
+    def _write(self, changes: list[tuple[int, int | None, int, int]], dropped: list[tuple[int]]) -> None:
+        self.connection.executemany("UPDATE records SET first_id = ?, entry_seq = ?, current = ? WHERE id = ?", changes)
+        self.connection.executemany("DELETE FROM records WHERE id = ?", dropped)
+        changes.clear()
+        dropped.clear()
+
+    def _settle(self, rows: list[tuple[Any, ...]], changes: list[tuple[int, int | None, int, int]], dropped: list[tuple[int]]) -> None:
+        """One order's lines (id first, then `RECORD_COLUMNS`), in reading order: which
+        stay, which is its entry and which its current record, and the first broken rule."""
+        base = self.base
+        first = rows[0]
+        first_id = first[0]
+        is_entry = {first_id: not (first[14] and first[7] in CLOSED_OUTCOMES)}
+        entry = first if is_entry[first_id] else None
+        current = first
+        kept = [first]
+        for row in rows[1:]:
+            record_id, outcome, order_id = row[0], row[7], row[6]
+            created = False
+            if entry is None:
+                entry = row
+                is_entry[record_id] = True
+                kept.append(row)
+                created = True
+            if outcome == OPEN:
+                if entry[7] != OPEN or not self._same(entry, row):
+                    at = f"{base}{entry[20]}:{entry[21]}"
+                    self._note(row, "order_id", f"a second, different open record for order {order_id!r} (first recorded at {at})")
+                continue
+            if outcome == REJECTED or current[7] == REJECTED:
+                if current[7] == OPEN:
+                    current = row
+                    if not created:
+                        kept.append(row)
+                elif not self._same(current, row):
+                    at = f"{base}{current[20]}:{current[21]}"
+                    self._note(row, "outcome", f"order {order_id!r} is both rejected by the broker and closed (see {at})")
+                continue
+            if current[7] in CLOSED_OUTCOMES and outcome in CLOSED_OUTCOMES:
+                if not self._same(current, row):
+                    at = f"{base}{current[20]}:{current[21]}"
+                    self._note(row, "order_id", f"a second, different close for order {order_id!r} (first closed at {at})")
+                continue
+            if outcome in CLOSED_OUTCOMES:
+                current = row
+                if not created:
+                    kept.append(row)
+        kept_ids = {row[0] for row in kept}
+        for row in rows:
+            record_id = row[0]
+            if record_id not in kept_ids:
+                dropped.append((record_id,))
+            else:
+                changes.append((first_id, 0 if is_entry.get(record_id) else None, int(row is current), record_id))
+
+    def _same(self, earlier: tuple[Any, ...], later: tuple[Any, ...]) -> bool:
+        return record_from_row(earlier[1:], self.base).same_content(record_from_row(later[1:], self.base))
+
+    def _note(self, row: tuple[Any, ...], field_name: str, message: str) -> None:
+        key = (row[0], 1)
+        if self.order_problem is None or key < self.order_problem[0]:
+            self.order_problem = (key, (row[20], row[21], field_name, message))

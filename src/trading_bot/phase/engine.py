@@ -17,6 +17,8 @@ from typing import Any, Protocol
 
 from trading_bot.clock import ensure_utc
 from trading_bot.config import ScalingSettings, Settings
+from trading_bot.logging.journal_index import ClosedTradeFacts
+from trading_bot.logging.query_helper import RecordSequence
 from trading_bot.logging.trade_record import TradeRecord
 from trading_bot.market_calendar import MarketCalendar
 from trading_bot.money import money_str
@@ -205,9 +207,11 @@ class PhaseEngine:
 
     def fold_all(self, ledger: Ledger, trades: Sequence[TradeRecord]) -> StintProgress:
         progress = self.new_progress(ledger)
-        for trade in trades:
-            progress.fold(trade)
+        view = rules_view(trades)
+        for trade in view:
+            progress.fold(trade)  # type: ignore[arg-type]
             self.trades_folded += 1
+        keep_full_last_trade(progress, view)
         return progress
 
     def state(
@@ -305,8 +309,9 @@ class PhaseEngine:
                     reread()
 
         total = len(trades)  # a journal view: its length costs a query, and it does not change here
+        view = rules_view(trades)
         while replay.index < total:
-            trade = trades[replay.index]
+            trade = view[replay.index]
             assert trade.exit_timestamp is not None
             if trade.exit_timestamp > now:
                 break
@@ -328,6 +333,7 @@ class PhaseEngine:
             if step is not None:
                 replay.written.append(self._size_change(history, replay.ledger, step, trade.exit_timestamp, now))
                 reread()
+        keep_full_last_trade(replay.progress, view)
         close_sessions_before(current_session)
         if journal_valid:
             suggestion = self._suggestion(history, replay.ledger, replay.progress, entries, override_lines, journal_entries, now)
@@ -461,6 +467,20 @@ class PhaseEngine:
             "metrics": metrics_snapshot(progress),
         }
         return history.append(SUGGESTION, payload, now)
+
+
+def rules_view(trades: Sequence[TradeRecord]) -> Sequence[Any]:
+    """The closes as the fold reads them: from the index, only the columns the rules need
+    (`ClosedTradeFacts`), so folding the whole journal builds no full record per trade."""
+    return trades.rule_facts() if isinstance(trades, RecordSequence) else trades
+
+
+def keep_full_last_trade(progress: StintProgress, view: Sequence[Any]) -> None:
+    """The stint's last trade is kept (and saved with the fold) as its full record."""
+    last = progress.last_stint_trade
+    if isinstance(last, ClosedTradeFacts):
+        assert isinstance(view, RecordSequence)
+        progress.last_stint_trade = view.record_of(last)
 
 
 def scaling_settings(settings: Settings, phase: Phase) -> ScalingSettings | None:

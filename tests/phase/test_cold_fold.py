@@ -1,0 +1,96 @@
+"""The engine's fold of the journal read from the index: it reads only the columns the
+rules need (`ClosedTradeFacts`), and every number it folds — the stint's last trade kept
+as its full record — equals the fold of the full records."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+from tests.phase.test_state_snapshot import SHIPPED, START, answers_of, ledger_in, make_trades, numbers, trade_steps
+from trading_bot.logging.journal_index import ClosedTradeFacts
+from trading_bot.logging.query_helper import TradeJournal
+from trading_bot.logging.trade_record import TradeRecord
+from trading_bot.market_calendar import MarketCalendar
+from trading_bot.phase.engine import MemoryLog, PhaseEngine, rules_view
+from trading_bot.phase.models import Phase
+from trading_bot.phase.snapshot import progress_to_json
+
+
+def _journal_of(trades_dir: Path, trades: list[TradeRecord]) -> TradeJournal:
+    """The trades written as journal lines (with a field the bot does not read), then indexed."""
+    trades_dir.mkdir(parents=True)
+    with open(trades_dir / "trades.jsonl", "wb") as handle:
+        for trade in trades:
+            handle.write(orjson.dumps({**trade.to_json_dict(), "strategy": {"name": "breakout", "v": 3}}) + b"\n")
+    journal = TradeJournal(trades_dir)
+    journal.refresh()
+    return journal
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(steps=trade_steps)
+def test_a_fold_of_the_index_equals_the_fold_of_full_records(tmp_path_factory: pytest.TempPathFactory, steps: list) -> None:
+    trades_dir = tmp_path_factory.mktemp("desk") / "logs" / "trades"
+    journal = _journal_of(trades_dir, make_trades(steps))
+    try:
+        engine = PhaseEngine(SHIPPED.settings, MarketCalendar(), "paper")
+        for phase in (Phase.EXPERIENCE, Phase.TRIAL):
+            ledger = ledger_in(phase, START)
+            from_index = engine.fold_all(ledger, journal.closed_trades)
+            from_records = engine.fold_all(ledger, list(journal.closed_trades))
+            assert numbers(from_index) == numbers(from_records)
+            assert answers_of(from_index) == answers_of(from_records)
+            last = from_index.last_stint_trade
+            assert last is None or isinstance(last, TradeRecord)
+            assert progress_to_json(from_index) == progress_to_json(from_records)
+    finally:
+        journal.close()
+
+
+def test_the_fold_reads_facts_from_the_index_and_keeps_the_last_trade_whole(tmp_path: Path) -> None:
+    steps = [(10, 500, None, False, False), (10, -200, None, False, True), (10, 300, None, False, False)]
+    journal = _journal_of(tmp_path / "logs" / "trades", make_trades(steps))
+    try:
+        view = rules_view(journal.closed_trades)
+        assert [type(item) for item in view] == [ClosedTradeFacts] * 3
+        assert [item.position for item in view] == [0, 1, 2]
+        assert [item.is_flagged for item in view] == [False, True, False]
+        assert rules_view(list(journal.closed_trades)) == list(journal.closed_trades)  # records stay records
+
+        progress = PhaseEngine(SHIPPED.settings, MarketCalendar(), "paper").fold_all(ledger_in(Phase.EXPERIENCE, START), journal.closed_trades)
+        last = progress.last_stint_trade
+        assert isinstance(last, TradeRecord)
+        assert (last.order_id, last.extra["strategy"], Path(last.file).name, last.line) == ("o-2", {"name": "breakout", "v": 3}, "trades.jsonl", 3)
+    finally:
+        journal.close()
+
+
+def test_the_catch_up_from_the_index_writes_what_full_records_write(tmp_path: Path) -> None:
+    steps = [(600 * (number % 3) + 30, cents, None, number % 7 == 0, False) for number, cents in enumerate([500, -200, 300, -50, 0, 800, -900, 100])]
+    trades = make_trades(steps)
+    journal = _journal_of(tmp_path / "logs" / "trades", trades)
+    try:
+        engine = PhaseEngine(SHIPPED.settings, MarketCalendar(), "paper")
+        now = trades[-1].exit_timestamp
+        assert now is not None
+        written = []
+        for closes in (journal.closed_trades, list(journal.closed_trades)):
+            history = MemoryLog([], START)
+            entries = _no_entries()
+            replay = engine.apply_due(history, closes, entries, [], {}, now)
+            assert isinstance(replay.progress.last_stint_trade, TradeRecord)
+            written.append([(line.type, {key: value for key, value in line.data.items() if key != "hash" and key != "prev_hash"}) for line in history.lines()])
+        assert written[0] == written[1]
+        assert any(kind == "session_summary" or data.get("kind") == "session_summary" for kind, data in written[0]) or written[0]
+    finally:
+        journal.close()
+
+
+def _no_entries():  # type: ignore[no-untyped-def]
+    from trading_bot.phase.trade_limiter import SessionEntries
+
+    return SessionEntries.of(MarketCalendar(), {})
