@@ -22,6 +22,7 @@ NOT_FOR_READING = (
     "dateutil",
     "concurrent.futures.process",  # the rebuild's worker processes: only a rebuild starts them
     "multiprocessing",
+    "trading_bot.phase.password",  # only an override reads a password
 )
 
 PROGRAM = """

@@ -696,7 +696,17 @@ def entry_counts_garbage(path: Path) -> None:
     path.write_bytes(b"\x00 not json")
 
 
-@pytest.mark.parametrize("damage", [entry_counts_edited, entry_counts_garbage], ids=["edited", "garbage"])
+def entry_counts_session_twice(path: Path) -> None:
+    """A session counted in two rows, checksum recomputed: what a hand rewrite could leave."""
+    document = orjson.loads(path.read_bytes())
+    document["sessions"].append(list(document["sessions"][0]))
+    document["digest"] = hashlib.sha256(orjson.dumps({"key": document["key"], "sessions": document["sessions"]})).hexdigest()
+    path.write_bytes(orjson.dumps(document))
+
+
+@pytest.mark.parametrize(
+    "damage", [entry_counts_edited, entry_counts_garbage, entry_counts_session_twice], ids=["edited", "garbage", "session twice"]
+)
 def test_damaged_entry_counts_are_counted_again_in_full(history: Desk, tmp_path: Path, damage: Any) -> None:
     damage(history.logs_dir / ".derived" / ENTRY_SESSIONS_FILE)
     manager = reader(history)

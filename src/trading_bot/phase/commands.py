@@ -18,14 +18,6 @@ from trading_bot.phase.log_format import LogDamaged, LogLine
 from trading_bot.phase.ledger import entry_size
 from trading_bot.phase.record_types import ADVANCE, ADVANCE_REFUSED, BREAKER_ACK, OVERRIDE, OVERRIDE_ATTEMPT, RECOVERED, RESET, TRANSITION
 from trading_bot.phase.models import GateResult, Phase
-from trading_bot.phase.password import (
-    BadPasswordHash,
-    PasswordAttempt,
-    PasswordNotConfigured,
-    lockout_state,
-    password_matches,
-    secret_from_environment,
-)
 
 if TYPE_CHECKING:
     from trading_bot.phase.manager import PhaseManager
@@ -149,6 +141,9 @@ class OperatorCommands:
                     self._record_attempt(operator_id, action, reason, "refused", damage)
             raise PhaseRefused(damage)
         self._refuse_if_locked_out(operator_id, action, reason)
+        # Imported here: only an override reads a password (every other command starts faster).
+        from trading_bot.phase.password import BadPasswordHash, PasswordNotConfigured, password_matches, secret_from_environment
+
         try:
             secret = secret_from_environment(self.manager.config.env)
         except (PasswordNotConfigured, BadPasswordHash) as error:
@@ -188,6 +183,8 @@ class OperatorCommands:
 
     def _refuse_if_locked_out(self, operator_id: str, action: str, reason: str) -> None:
         """5 wrong passwords in 15 minutes lock overrides for 15 minutes (from the override log)."""
+        from trading_bot.phase.password import PasswordAttempt, lockout_state
+
         with self.manager.lock.held():
             attempts = [
                 PasswordAttempt(line.timestamp, "recovered" if line.type == RECOVERED else line.data["outcome"])

@@ -322,7 +322,9 @@ class PhaseManager:
             self.history.reread()
             self.overrides.reread()
             self.mirror.reload_config()
-            self.sync_journal()
+            # Quick: what a writer appended or created since the caller's look (a look in
+            # full is forced when the last one is more than a second old).
+            self.sync_journal(quick=True)
             if not self._swept:
                 swept = (self.config_path, self.history.checkpoint_path, self.overrides.checkpoint_path, self.high_water.path, self.snapshot.path, self.entry_sessions.path)
                 for target in swept:
@@ -410,9 +412,7 @@ class PhaseManager:
             except SnapshotUnusable as reason:
                 self.entry_sessions_note = f"counted in full: {reason}"
             else:
-                counted = SessionEntries(self.calendar)
-                for session, count, first, last in rows:
-                    counted.add(session, count, first, last)
+                counted = SessionEntries.restored(self.calendar, rows)
                 counted.fold(journal.entry_log[saved.entries : self._entries_seen])
                 self.entry_sessions_note = f"resumed after {saved.entries} entries"
                 self._entry_sessions_saved = saved

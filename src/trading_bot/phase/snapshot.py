@@ -149,25 +149,24 @@ def restore_progress(progress: StintProgress, data: Any) -> StintProgress:
     progress.tally = _tally(data["tally"])
     progress.trigger_window = _window(data["trigger_window"], progress.trigger_window_size)
     progress.gate_window = _window(data["gate_window"], progress.gate_window_size)
+    days = _Days()
     sessions: dict[date, SessionBook] = {}
     for day, row in _object(data["sessions"]).items():
-        if not isinstance(row, list) or len(row) != 6:
+        if row.__class__ is not list or len(row) != 6:
             raise ValueError(f"session {day}: not a six-field row")
-        sessions[_day(day)] = SessionBook(
-            net_pnl=_exact(row[0]), counted=_count(row[1]), wins=_count(row[2]), losses=_count(row[3]),
-            win_sum=_exact(row[4]), loss_sum=_exact(row[5]),
-        )
+        net, counted, wins, losses, win_sum, loss_sum = row
+        sessions[days[day]] = SessionBook(_exact(net), _count(counted), _count(wins), _count(losses), _exact(win_sum), _exact(loss_sum))
     progress.sessions = sessions
     order = data["session_order"]
     if not isinstance(order, list):
         raise TypeError("session_order: not a list")
-    progress.session_order = [_day(day) for day in order]
-    if set(progress.session_order) != set(sessions) or len(progress.session_order) != len(sessions):
+    progress.session_order = [days[day] for day in order]
+    if len(progress.session_order) != len(sessions) or set(progress.session_order) != sessions.keys():
         raise ValueError("session_order does not name each session once")
-    progress.equity_at_open = _undated(data["equity_at_open"], _exact)
-    progress.all_sessions_pnl = _undated(data["all_sessions_pnl"], _exact)
-    progress.all_sessions_count = _undated(data["all_sessions_count"], _count)
-    progress.real_session_pnl = _undated(data["real_session_pnl"], _exact)
+    progress.equity_at_open = _undated(data["equity_at_open"], _exact, days)
+    progress.all_sessions_pnl = _undated(data["all_sessions_pnl"], _exact, days)
+    progress.all_sessions_count = _undated(data["all_sessions_count"], _count, days)
+    progress.real_session_pnl = _undated(data["real_session_pnl"], _exact, days)
     progress.equity_at_stint_start = _maybe_exact(data["equity_at_stint_start"])
     progress.peak = _maybe_exact(data["peak"])
     progress.max_drawdown_pct = _exact(data["max_drawdown_pct"])
@@ -337,8 +336,16 @@ def _dated(values: dict[date, Any], write: Callable[[Any], Any]) -> dict[str, An
     return {day.isoformat(): write(value) for day, value in values.items()}
 
 
-def _undated(value: Any, read: Callable[[Any], Any]) -> dict[date, Any]:
-    return {_day(day): read(item) for day, item in _object(value).items()}
+class _Days(dict[Any, date]):
+    """Session dates read once per restore: the saved fold names each session in five maps."""
+
+    def __missing__(self, text: Any) -> date:
+        day = self[text] = _day(text)
+        return day
+
+
+def _undated(value: Any, read: Callable[[Any], Any], days: _Days) -> dict[date, Any]:
+    return {days[day]: read(item) for day, item in _object(value).items()}
 
 
 def _tally_json(tally: RunningTally) -> dict[str, Any]:
@@ -476,10 +483,13 @@ class SavedEntrySessions:
             reason = saved.mismatch(current)
             if reason is not None:
                 raise SnapshotUnusable(f"stale entry counts: {reason}")
+            # parse_timestamp refuses what is not a timestamp string.
             rows = [
-                (_day(day), _count(count), parse_timestamp(_text(first)), parse_timestamp(_text(last)))
+                (_day(day), _count(count), parse_timestamp(first), parse_timestamp(last))
                 for day, count, first, last in document["sessions"]
             ]
+            if len({row[0] for row in rows}) != len(rows):
+                raise ValueError("a session is counted twice")
         except SnapshotUnusable:
             raise
         except (KeyError, TypeError, ValueError, JournalError) as error:

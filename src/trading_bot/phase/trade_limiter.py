@@ -68,6 +68,16 @@ class SessionEntries:
             counted.fold(entries.values())
         return counted
 
+    @classmethod
+    def restored(cls, calendar: MarketCalendar, rows: Iterable[tuple[date, int, datetime, datetime]]) -> SessionEntries:
+        """Counts saved per session, each session once: (session, count, first, last)."""
+        counts = cls(calendar)
+        for session, count, first, last in rows:
+            counts.by_session[session] = count
+            counts.first_at[session] = first
+            counts.last_at[session] = last
+        return counts
+
     def fold(self, entries: Iterable[TradeRecord]) -> None:
         for record in entries:
             self.add(self.calendar.entry_session(record), 1, record.timestamp, record.timestamp)
