@@ -108,7 +108,8 @@ class _NotExact(Exception):
 
 # Per recorded session, outcome and flags: counts and integer sums (one pass over an index
 # that holds every column read). The session bounds are only a pre-filter: a recorded
-# session lies within a week before and a day after its instant (`recorded_session`).
+# session lies within a week before and a day after its instant's date (`recorded_session`),
+# a date that may be a day off the UTC one; the exit bounds decide.
 # A loss's P&L is below zero (the journal refuses an outcome its P&L contradicts), so the
 # losses' absolute values sum to minus their sum.
 _RECORDED = (
@@ -127,7 +128,7 @@ _IN_CLOSE_ORDER = (
 _DAY_US = 86_400_000_000
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 _BLOCK_ROWS = 2048
-_RECORDED_DAYS_BEFORE, _RECORDED_DAYS_AFTER = 7, 1
+_RECORDED_DAYS_BEFORE, _RECORDED_DAYS_AFTER = 8, 2
 
 
 def _summed_in_the_index(
@@ -224,6 +225,7 @@ def _folded_in_close_order(
 
 
 def _fold(tally: CloseTotals, outcome: str, flagged: bool, pnl: Decimal) -> None:
+    """`RunningTally.fold` without the streaks (no export or report figure needs them)."""
     if outcome != WIN and outcome != LOSS and outcome != BREAKEVEN:
         return
     tally.closed += 1
@@ -264,7 +266,6 @@ class _SessionPlacer:
         return session
 
 
-
 @dataclass(frozen=True)
 class ClosesSeen:
     """How many closes there are (exit at or before `as_of`) and the earliest entry among them."""
@@ -274,6 +275,7 @@ class ClosesSeen:
 
 
 def closes_seen(journal: TradeJournal, as_of: datetime | None = None) -> ClosesSeen:
+    """One query: what a page about every close needs before it streams them."""
     count, earliest = journal.index_rows(
         "SELECT count(*), min(timestamp_us) FROM records WHERE close_pos IS NOT NULL AND exit_us < ?", (_open_end(None, as_of),)
     ).fetchone()
