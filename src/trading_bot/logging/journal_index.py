@@ -623,6 +623,17 @@ class FileState:
     def as_row(self) -> tuple[Any, ...]:
         return (self.name, self.inode, self.size, self.mtime_ns, self.offset, self.line_count, self.head, self.guard, self.torn)
 
+    def read_through(self, parsed: ParsedFile, stat: os.stat_result) -> None:
+        """Where a read of the file ended: its offset, guard and head bytes, torn tail, identity."""
+        self.torn = parsed.torn
+        self.offset += parsed.complete
+        if parsed.complete:
+            self.guard = parsed.guard
+            if not self.head:
+                self.head = parsed.head
+        self.line_count = parsed.line_count
+        self.size, self.mtime_ns, self.inode = stat.st_size, stat.st_mtime_ns, stat.st_ino
+
 
 @dataclass
 class IndexMeta:
@@ -1047,16 +1058,7 @@ class _Writer:
             else:
                 self._note_problem(JournalError(*item))
         state = self.index.files[parsed.name]
-        state.torn = parsed.torn
-        state.offset += parsed.complete
-        if parsed.complete:
-            state.guard = parsed.guard
-            if not state.head:
-                state.head = parsed.head
-        state.line_count = parsed.line_count
-        state.size = stat.st_size
-        state.mtime_ns = stat.st_mtime_ns
-        state.inode = stat.st_ino
+        state.read_through(parsed, stat)
         assert self.connection is not None
         self.connection.execute(
             "INSERT OR REPLACE INTO files (name, inode, size, mtime_ns, offset, line_count, head, guard, torn)"
@@ -1326,15 +1328,7 @@ class _BulkLoad:
                 connection.executemany(_INSERT, batch)
                 batch = []
             state = self.index.files[parsed.name]
-            stat = stats[parsed.name]
-            state.torn = parsed.torn
-            state.offset += parsed.complete
-            if parsed.complete:
-                state.guard = parsed.guard
-                if not state.head:
-                    state.head = parsed.head
-            state.line_count = parsed.line_count
-            state.size, state.mtime_ns, state.inode = stat.st_size, stat.st_mtime_ns, stat.st_ino
+            state.read_through(parsed, stats[parsed.name])
             file_rows.append(state.as_row())
         if batch:
             connection.executemany(_INSERT, batch)
