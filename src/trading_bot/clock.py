@@ -64,12 +64,12 @@ def parse_timestamp(value: Any) -> datetime:
     if type(value) is str and len(value) == 27 and value[26] == "Z" and value[19] == ".":
         # The written form (`format_timestamp`): thousands of these are read per start, and
         # `fromisoformat` gives the same UTC instant for it as the general path below.
+        # The general path would read the same text the same way, so its refusal is this one.
         try:
             moment = datetime.fromisoformat(value)
         except ValueError:
-            pass
-        else:
-            return bounded_moment(moment)
+            raise ValueError(f"not an ISO 8601 timestamp: {value!r}") from None
+        return bounded_moment(moment)
     if not isinstance(value, str):
         raise ValueError("must be an ISO 8601 timestamp string")
     text = value.strip()
