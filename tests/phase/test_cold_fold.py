@@ -15,7 +15,7 @@ from trading_bot.logging.journal_index import ClosedTradeFacts
 from trading_bot.logging.query_helper import TradeJournal
 from trading_bot.logging.trade_record import TradeRecord
 from trading_bot.market_calendar import MarketCalendar
-from trading_bot.phase.engine import MemoryLog, PhaseEngine, rules_view
+from trading_bot.phase.engine import MemoryLog, PhaseEngine, closes_of
 from trading_bot.phase.models import Phase
 from trading_bot.phase.snapshot import progress_to_json
 
@@ -55,11 +55,15 @@ def test_the_fold_reads_facts_from_the_index_and_keeps_the_last_trade_whole(tmp_
     steps = [(10, 500, None, False, False), (10, -200, None, False, True), (10, 300, None, False, False)]
     journal = _journal_of(tmp_path / "logs" / "trades", make_trades(steps))
     try:
-        view = rules_view(journal.closed_trades)
-        assert [type(item) for item in view] == [ClosedTradeFacts] * 3
-        assert [item.position for item in view] == [0, 1, 2]
-        assert [item.is_flagged for item in view] == [False, True, False]
-        assert rules_view(list(journal.closed_trades)) == list(journal.closed_trades)  # records stay records
+        calendar = MarketCalendar()
+        closes = list(closes_of(journal.closed_trades, calendar))
+        assert [type(close[-1]) for close in closes] == [tuple] * 3  # index rows, no object per trade
+        assert [ClosedTradeFacts(close[-1]).position for close in closes] == [0, 1, 2]
+        assert [ClosedTradeFacts(close[-1]).is_flagged for close in closes] == [False, True, False]
+        assert [close[:-1] for close in closes_of(journal.closed_trades, calendar, 1, 2)] == [closes[1][:-1]]
+        from_records = list(closes_of(list(journal.closed_trades), calendar))
+        assert [close[-1] for close in from_records] == list(journal.closed_trades)  # records stay records
+        assert [close[:-1] for close in from_records] == [close[:-1] for close in closes]
 
         progress = PhaseEngine(SHIPPED.settings, MarketCalendar(), "paper").fold_all(ledger_in(Phase.EXPERIENCE, START), journal.closed_trades)
         last = progress.last_stint_trade
