@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import orjson
@@ -20,6 +21,7 @@ from trading_bot.error_handling.circuit_breaker import BreakerState
 from trading_bot.logging.query_helper import TradeJournal
 from trading_bot.logging.trade_record import TradeRecord
 from trading_bot.market_calendar import MarketCalendar
+from trading_bot.money import money_str
 from trading_bot.phase.engine import MemoryLog, PhaseEngine, Replay
 from trading_bot.phase.ledger import read_ledger
 from trading_bot.phase.models import Phase
@@ -88,6 +90,19 @@ def _catch_up(engine: PhaseEngine, phase: Phase, closes, cuts: list) -> tuple[li
     return _written(history), replay
 
 
+def _summaries(written: list[dict]) -> list[tuple[str, int, str]]:
+    return [(line["date"], line["journal_trades"], line["journal_net_pnl"]) for line in written if line["type"] == "session_summary"]
+
+
+def _sessions_of(trades: list[TradeRecord]) -> list[tuple[str, int, str]]:
+    """What each session's summary must say of the journal, worked out trade by trade."""
+    totals: dict = {}
+    for trade in trades:
+        count, pnl = totals.get(CALENDAR.exit_session(trade), (0, Decimal(0)))
+        totals[CALENDAR.exit_session(trade)] = (count + 1, pnl + trade.net_pnl)
+    return [(session.isoformat(), count, money_str(pnl)) for session, (count, pnl) in sorted(totals.items())]
+
+
 phases = st.sampled_from([Phase.EXPERIENCE, Phase.PROOF, Phase.TRIAL, Phase.SCALING])
 losing_runs = st.lists(
     st.tuples(
@@ -123,6 +138,7 @@ def test_the_catch_up_over_index_rows_writes_and_folds_what_full_records_do(
             from_index = _catch_up(engine, phase, journal.closed_trades, cuts)
             from_records = _catch_up(engine, phase, list(journal.closed_trades), cuts)
             assert from_index[0] == from_records[0]
+            assert _summaries(from_index[0]) == _sessions_of(trades)
             index_replay, records_replay = from_index[1], from_records[1]
             assert index_replay.index == records_replay.index == len(trades)
             assert numbers(index_replay.progress) == numbers(records_replay.progress)

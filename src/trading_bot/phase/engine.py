@@ -320,14 +320,17 @@ class PhaseEngine:
         total = len(trades)  # a journal view: its length costs a query, and it does not change here
         now_us = microseconds_of(ensure_utc(now))
         last: Any = None  # the source of the last stint trade folded by this loop
+        open_session = None  # the session of the close before: nothing new to close or pend
         closes = closes_of(trades, self.calendar, replay.index, total)
         try:
             for entry_us, exit_us, session, pnl, phase, outcome, emergency, manual, source in closes:
                 if exit_us > now_us:
                     break
-                close_sessions_before(session)
+                if session != open_session:
+                    close_sessions_before(session)
+                    replay.pend(session)
+                    open_session = session
                 replay.index += 1
-                replay.pend(session)
                 self.trades_folded += 1
                 progress = replay.progress
                 if not progress.fold_close(session, entry_us, exit_us, pnl, phase, outcome, emergency, manual):
@@ -416,7 +419,7 @@ class PhaseEngine:
         return ledger.size_at(moment)
 
     def _win_rate_step(self, ledger: Ledger, progress: StintProgress, session: date) -> SizeStep | None:
-        if ledger.stint.phase is not Phase.SCALING or session not in progress.sessions:
+        if ledger.phase is not Phase.SCALING or session not in progress.sessions:
             return None
         settings = self.settings.phase_progression.scaling
         size_at_open = self._size_at_open(ledger, session)
@@ -488,9 +491,9 @@ class PhaseEngine:
 
 
 # A close as the fold takes it: (entry µs, exit µs, exit session, net P&L, phase or None,
-# outcome, emergency exit, manual override, source), the source being the record itself
+# outcome, emergency exit, manual override (as truth values: 0/1 from the index), source), the source being the record itself
 # or, read from the index, its row of `FACT_COLUMNS` after its position.
-Close = tuple[int, int, date, Decimal, Phase | None, str, bool, bool, Any]
+Close = tuple[int, int, date, Decimal, Phase | None, str, bool | int, bool | int, Any]
 
 
 def closes_of(trades: Sequence[TradeRecord], calendar: MarketCalendar, start: int = 0, stop: int | None = None) -> Generator[Close, None, None]:
@@ -525,7 +528,7 @@ def closes_of(trades: Sequence[TradeRecord], calendar: MarketCalendar, start: in
                 session = days.get(ordinal)
                 if session is None:
                     session = days[ordinal] = date.fromordinal(ordinal)
-            yield (entry_us, exit_us, session, Decimal(pnl), None if phase is None else phases[phase], outcome, bool(emergency), bool(manual), row)
+            yield (entry_us, exit_us, session, Decimal(pnl), None if phase is None else phases[phase], outcome, emergency, manual, row)
     finally:
         rows.close()
 

@@ -19,7 +19,6 @@ from trading_bot.market_calendar import MarketCalendar
 from trading_bot.phase.models import Phase, Stint
 
 ZERO = Decimal(0)
-_UNSET = object()
 
 
 @dataclass
@@ -102,7 +101,7 @@ class StintProgress:
     def __post_init__(self) -> None:
         self.equity = self.starting_equity
         # The stint's start as microseconds, worked out again only when the stint changes.
-        self._since: datetime | None | object = _UNSET
+        self._stint_seen: Stint | None = None
         self._since_us: int | None = None
         if self.trigger_window_size:
             self.trigger_window = RollingWindow(self.trigger_window_size)
@@ -156,30 +155,31 @@ class StintProgress:
 
         `phase` None is resolved from the history at entry. The caller keeps the trade
         itself as `last_stint_trade` when this returns True."""
+        equity = self.equity
         if session not in self.equity_at_open:
-            self.equity_at_open[session] = self.equity
+            self.equity_at_open[session] = equity
         all_pnl = self.all_sessions_pnl
         all_pnl[session] = all_pnl.get(session, ZERO) + pnl
         all_count = self.all_sessions_count
         all_count[session] = all_count.get(session, 0) + 1
-        since = self.stint.since
-        if since is not self._since:
-            self._since = since
-            self._since_us = None if since is None else microseconds_of(since)
+        stint = self.stint
+        if stint is not self._stint_seen:
+            self._stint_seen = stint
+            self._since_us = None if stint.since is None else microseconds_of(stint.since)
         since_us = self._since_us
         after_start = since_us is None or exit_us >= since_us
         if after_start and self.equity_at_stint_start is None:
-            self.equity_at_stint_start = self.equity
-            self.peak = self.equity
+            self.equity_at_stint_start = equity
+            self.peak = equity
         if phase is None:
             phase = self.phase_at(moment_of(entry_us))
         if phase is not Phase.EXPERIENCE:
-            self.equity += pnl
+            self.equity = equity + pnl
             real = self.real_session_pnl
             real[session] = real.get(session, ZERO) + pnl
             if after_start:
                 self._track_drawdown()
-        if (since_us is not None and entry_us < since_us) or phase is not self.stint.phase:
+        if phase is not stint.phase or (since_us is not None and entry_us < since_us):
             return False
         flagged = emergency_exit or manual_override
         self.tally.fold_close(outcome, pnl, flagged)
