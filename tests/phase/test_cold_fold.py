@@ -98,3 +98,21 @@ def _no_entries():  # type: ignore[no-untyped-def]
     from trading_bot.phase.trade_limiter import SessionEntries
 
     return SessionEntries.of(MarketCalendar(), {})
+
+
+def test_fact_rows_are_the_positions_asked_for_of_the_close_order_and_stop_at_its_end(tmp_path: Path) -> None:
+    steps = [(10, 500, None, False, False), (10, -200, None, True, False), (10, 300, None, False, True), (10, 0, None, False, False)]
+    journal = _journal_of(tmp_path / "logs" / "trades", make_trades(steps))
+    try:
+        closes = journal.closed_trades
+        assert [row[0] for row in closes.fact_rows()] == [0, 1, 2, 3]
+        assert [(row[0], row[2]) for row in closes.fact_rows(1, 3)] == [(1, "o-1"), (2, "o-2")]
+        assert [row[0] for row in closes.fact_rows(2, 99)] == [2, 3]  # clamped to the journal's end
+        assert list(closes.fact_rows(4)) == [] and list(closes.fact_rows(3, 1)) == []
+        part = closes[1:3]  # positions of a slice are counted from its start, reported as the journal's
+        assert [row[0] for row in part.fact_rows()] == [1, 2]
+        assert [row[0] for row in part.fact_rows(1, 5)] == [2]
+        assert [ClosedTradeFacts(row).order_id for row in part.fact_rows()] == [part[0].order_id, part[1].order_id]
+        assert [ClosedTradeFacts(row).is_flagged for row in closes.fact_rows()] == [False, True, True, False]
+    finally:
+        journal.close()

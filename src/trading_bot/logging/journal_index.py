@@ -205,9 +205,9 @@ FACT_COLUMNS = "timestamp_us, order_id, outcome, exit_us, net_pnl, phase, emerge
 
 class ClosedTradeFacts:
     """The fields of a closed trade that the stint fold, the triggers and the size steps
-    read, and its position in the close order. A first start folds every close of the
-    journal: these cost a fraction of a full `TradeRecord` (no amounts but the P&L, no
-    `extra` to decode), and the one the fold keeps is swapped for its full record."""
+    read, and its position in the close order, from a row of `fact_rows`. The fold itself
+    reads the rows as plain tuples; one of these is built only where a rule needs the trade
+    (a downgrade, a streak step), and the one the fold keeps is swapped for its full record."""
 
     __slots__ = (
         "position", "timestamp", "order_id", "outcome", "exit_timestamp", "net_pnl", "phase",

@@ -491,12 +491,15 @@ class PhaseEngine:
 
 
 # A close as the fold takes it: (entry µs, exit µs, exit session, net P&L, phase or None,
-# outcome, emergency exit, manual override (as truth values: 0/1 from the index), source), the source being the record itself
-# or, read from the index, its row of `FACT_COLUMNS` after its position.
+# outcome, emergency exit, manual override, source). The flags are truth values (0/1 from
+# the index); the source is the record itself or, read from the index, its position and
+# row of `FACT_COLUMNS`.
 Close = tuple[int, int, date, Decimal, Phase | None, str, bool | int, bool | int, Any]
 
 
-def closes_of(trades: Sequence[TradeRecord], calendar: MarketCalendar, start: int = 0, stop: int | None = None) -> Generator[Close, None, None]:
+def closes_of(
+    trades: Sequence[TradeRecord], calendar: MarketCalendar, start: int = 0, stop: int | None = None
+) -> Generator[Close, None, None]:
     """Positions [start, stop) of the closes, as the fold takes them. From the index, only
     the columns the rules need are read, as plain tuples from one cursor: folding the whole
     journal builds no object per trade."""
