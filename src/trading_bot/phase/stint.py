@@ -32,9 +32,6 @@ class SessionBook:
     win_sum: Decimal = ZERO
     loss_sum: Decimal = ZERO
 
-    def add(self, trade: TradeRecord) -> None:
-        self.add_close(trade.outcome, trade.net_pnl or ZERO, trade.is_flagged)
-
     def add_close(self, outcome: str, pnl: Decimal, flagged: bool) -> None:
         pnl = pnl or ZERO  # a zero of any exponent adds as plain 0, as it always has
         self.net_pnl += pnl
@@ -113,13 +110,6 @@ class StintProgress:
     def trade_phase(self, trade: TradeRecord) -> Phase:
         return trade.phase if trade.phase is not None else self.phase_at(trade.timestamp)
 
-    def belongs(self, trade: TradeRecord) -> bool:
-        """In the stint: entered at or after its start, in the stint's phase."""
-        since = self.stint.since
-        if since is not None and trade.timestamp < since:
-            return False
-        return self.trade_phase(trade) is self.stint.phase
-
     # ---- folding -------------------------------------------------------------------
 
     def fold(self, trade: TradeRecord) -> bool:
@@ -179,6 +169,7 @@ class StintProgress:
             real[session] = real.get(session, ZERO) + pnl
             if after_start:
                 self._track_drawdown()
+        # In the stint: in the stint's phase, entered at or after its start.
         if phase is not stint.phase or (since_us is not None and entry_us < since_us):
             return False
         flagged = emergency_exit or manual_override
