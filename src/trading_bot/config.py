@@ -469,6 +469,10 @@ class Config:
     settings_cache: SettingsCache | None = field(default=None, compare=False, repr=False)
     # The text these settings were validated from, until `cache_settings` notes them.
     uncached_text: str | None = field(default=None, compare=False, repr=False)
+    # The text raw and settings come from (what `save` writes, once changed), and the file's
+    # (inode, size, mtime) as it was opened to read that text: never a later file's.
+    text: str = field(default="", compare=False, repr=False)
+    file_key: tuple[int, int, int] | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def from_env_and_json(
@@ -484,12 +488,18 @@ class Config:
         env_path = env_file if env_file is not None else path.parent / ENV_FILE_NAME
         env = merged_environment(os.environ if environ is None else environ, env_path)
         try:
-            text = path.read_text(encoding="utf-8")
+            # The key is taken from the open file before it is read: a replace after the
+            # open cannot lend its key to this text (an edit in place only costs a re-read).
+            with open(path, "rb") as handle:
+                stat = os.fstat(handle.fileno())
+                text = handle.read().decode("utf-8")
         except FileNotFoundError:
             raise ConfigError(str(path), None, "(file)", "not found") from None
         except (OSError, UnicodeDecodeError) as error:
             raise ConfigError(str(path), None, "(file)", f"cannot be read: {error}") from None
-        return cls.from_text(path, text, env, settings_cache=settings_cache)
+        config = cls.from_text(path, text, env, settings_cache=settings_cache)
+        config.file_key = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+        return config
 
     @classmethod
     def from_text(
@@ -505,7 +515,9 @@ class Config:
         if settings is None:
             settings = validate_settings(raw, text, str(path))
             uncached = text
-        return cls(path=path, settings=settings, raw=raw, env=dict(env or {}), settings_cache=settings_cache, uncached_text=uncached)
+        return cls(
+            path=path, settings=settings, raw=raw, env=dict(env or {}), settings_cache=settings_cache, uncached_text=uncached, text=text
+        )
 
     def cache_settings(self) -> None:
         """Note validated settings for the next process. Called by a process that writes
@@ -536,12 +548,12 @@ class Config:
             node[key_path[-1]] = value
         text = dump_json_exact(raw)
         settings = validate_settings(raw, text, str(self.path))
-        return Config(path=self.path, settings=settings, raw=raw, env=self.env, settings_cache=self.settings_cache)
+        return Config(path=self.path, settings=settings, raw=raw, env=self.env, settings_cache=self.settings_cache, text=text)
 
     def save(self) -> None:
         """Write atomically (temp file, fsync, rename); unknown keys survive. The settings
         are noted for the next process, which then reads them without validating again."""
-        text = dump_json_exact(self.raw)
+        text = self.text = dump_json_exact(self.raw)
         atomic_write_bytes(self.path, text.encode("utf-8"))
         if self.settings_cache is not None:
             self.settings_cache.save(text, self.settings)

@@ -275,7 +275,7 @@ class PhaseManager:
             with self.lock.held():
                 self.history.reread()
                 self.overrides.reread()
-                self.mirror.reload_config()
+                self.mirror.reload_config(exact=True)
                 found = self._log_damage()
         if found is not None:
             return found
@@ -332,7 +332,7 @@ class PhaseManager:
             # Another process may have written while we waited for the lock: look again.
             self.history.reread()
             self.overrides.reread()
-            self.mirror.reload_config()
+            self.mirror.reload_config(exact=True)
             self.config.cache_settings()
             # Quick: what a writer appended or created since the caller's look (a look in
             # full is forced when the last one is more than a second old).

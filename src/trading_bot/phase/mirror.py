@@ -69,7 +69,7 @@ class ConfigMirror:
 
     def __init__(self, manager: PhaseManager) -> None:
         self.manager = manager
-        self._config_key = self.stat_key()
+        self._config_key = manager.config.file_key
         self._config_fresh = True
 
     def cut_log(self) -> str | None:
@@ -131,17 +131,22 @@ class ConfigMirror:
         phase_then = read_ledger(lines[:seq], self.manager.config.settings, self.manager.config.mode).stint.phase
         return phase_then is requested
 
-    def reload_config(self) -> bool:
+    def reload_config(self, exact: bool = False) -> bool:
         """config.json as it is on disk now: people edit it while the bot runs, and the bot
         must never save over an edit with the copy it loaded at start. False (and the
-        settings in force kept) while the file does not parse, e.g. half-way through an edit."""
+        settings in force kept) while the file does not parse, e.g. half-way through an edit.
+
+        The file is read again when its (inode, size, mtime) moved. `exact` (under the logs
+        lock, before the mirror writes or judges a head) also compares its text with the
+        text in force: an inode reused by a later replace, of the same size, within one
+        mtime tick, would pass the stat."""
         try:
             stat = os.stat(self.manager.config_path)
         except OSError:
             self._config_fresh = False
             return False
         key = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
-        if key == self._config_key:
+        if key == self._config_key and (not exact or (self._config_fresh and self._text_unchanged())):
             return self._config_fresh
         try:
             fresh = Config.from_env_and_json(
@@ -153,14 +158,22 @@ class ConfigMirror:
             return False
         changed = fresh.settings.dump(exclude=MIRROR_FIELDS) != self.manager.config.settings.dump(exclude=MIRROR_FIELDS)
         self.manager.config = fresh
-        self._config_key = key
+        self._config_key = fresh.file_key
         self._config_fresh = True
         if changed:
             self.manager.adopt_settings()
         return True
 
+    def _text_unchanged(self) -> bool:
+        try:
+            text = self.manager.config_path.read_bytes().decode("utf-8")
+        except (OSError, UnicodeDecodeError):
+            return False
+        return text.removeprefix("\ufeff") == self.manager.config.text
+
     def save(self, updates: dict[tuple[str, ...], Any]) -> None:
         """Write these keys into config.json (atomically) and remember the file as ours."""
+        self.reload_config(exact=True)  # under the lock: the keys go into the file as it is now
         self.manager.config = self.manager.config.with_updates(updates)
         self.manager.config.save()
         self._config_key = self.stat_key()
@@ -176,7 +189,7 @@ class ConfigMirror:
         """Mirror phase, mode and both heads into config.json; a pending hand edit is left alone."""
         if self.manager.read_only or self.cut_log() is not None:
             return  # never overwrite the evidence of a cut log
-        if not self.reload_config():
+        if not self.reload_config(exact=True):
             return  # config.json does not parse right now: write nothing over the operator's edit
         lines = self.manager.history.lines()
         ledger = self.manager.ledger(lines)
@@ -212,7 +225,7 @@ class ConfigMirror:
         progression = self.manager.config.settings.phase_progression
         if self.manager.read_only or (progression.history_head is not None and progression.overrides_head is not None):
             return
-        if self.cut_log() is not None or not self.reload_config():
+        if self.cut_log() is not None or not self.reload_config(exact=True):
             return
         progression = self.manager.config.settings.phase_progression
         updates: dict[tuple[str, ...], Any] = {}
