@@ -79,21 +79,26 @@ MONEY_INT_LIMIT = 10**15
 _CLOSED = tuple(sorted(CLOSED_OUTCOMES))
 
 # A net P&L written plainly with at most 12 integer digits and 6 decimals, as exact integer
-# micro-units (NULL otherwise), computed by SQLite from the text as the row is inserted: its
-# sums are exact integers, so per-session totals are one query on one covering index
-# (`session_totals.py`). (A generated column would not let that index cover the query.)
-_PNL_BODY = "replace(net_pnl, '-', '')"
-_PNL_POINT = f"instr({_PNL_BODY}, '.')"
-PNL_MICROS = (
-    "CASE WHEN net_pnl NOT GLOB '*[^0-9.-]*' AND instr(substr(net_pnl, 2), '-') = 0"
-    f" AND {_PNL_BODY} GLOB '[0-9]*' AND ("
-    f"({_PNL_POINT} = 0 AND length({_PNL_BODY}) <= 12) OR ({_PNL_POINT} BETWEEN 2 AND 13"
-    f" AND length({_PNL_BODY}) - {_PNL_POINT} BETWEEN 1 AND 6 AND instr(substr({_PNL_BODY}, {_PNL_POINT} + 1), '.') = 0))"
-    f" THEN (CASE WHEN {_PNL_POINT} = 0 THEN CAST({_PNL_BODY} AS INTEGER) * 1000000"
-    f" ELSE CAST(substr({_PNL_BODY}, 1, {_PNL_POINT} - 1) AS INTEGER) * 1000000"
-    f" + CAST(substr(substr({_PNL_BODY}, {_PNL_POINT} + 1) || '00000', 1, 6) AS INTEGER) END)"
-    " * (CASE WHEN net_pnl GLOB '-*' THEN -1 ELSE 1 END) END"
-)
+# micro-units (NULL otherwise), stored beside its text: its sums are exact integers, so
+# per-session totals are one query on one covering index (`session_totals.py`). Computed by
+# the process that parses the line: in SQL it cost the inserting process half its time.
+_PNL_SHAPE = re.compile(r"(-?)([0-9]{1,12})(?:\.([0-9]{1,6}))?")
+
+
+def pnl_micros(net_pnl: str | None) -> int | None:
+    """The stored text of a net P&L as exact integer micro-units, or None when it has more
+    than 12 integer digits or 6 decimals, an exponent, or is absent."""
+    if net_pnl is None:
+        return None
+    found = _PNL_SHAPE.fullmatch(net_pnl)
+    if found is None:
+        return None
+    sign, units, decimals = found.groups()
+    micros = int(units) * 1_000_000
+    if decimals is not None:
+        micros += int(decimals.ljust(6, "0"))
+    return -micros if sign else micros
+
 
 _SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;
@@ -134,12 +139,8 @@ RECORD_COLUMNS = (
     "target, execution_mode, phase, emergency_exit, manual_override, operator_id, session, "
     "exit_session, extra, file, line"
 )
-_INSERTED = ["id", *RECORD_COLUMNS.split(", "), "offset", "first_id", "entry_seq", "close_pos", "current"]
-_INSERT = (
-    "INSERT INTO records (" + ", ".join(_INSERTED) + ", pnl_micros) VALUES ("
-    + ", ".join(f"?{number}" for number in range(1, len(_INSERTED) + 1)) + ", "
-    + PNL_MICROS.replace("net_pnl", f"?{_INSERTED.index('net_pnl') + 1}") + ")"
-)
+_INSERTED = ["id", *RECORD_COLUMNS.split(", "), "offset", "pnl_micros", "first_id", "entry_seq", "close_pos", "current"]
+_INSERT = "INSERT INTO records (" + ", ".join(_INSERTED) + ") VALUES (" + ", ".join("?" * len(_INSERTED)) + ")"
 # Positions in a row as inserted (after the id).
 _R_TS, _R_EXIT, _R_FILE, _R_LINE = 1, 8, 20, 21
 
@@ -259,6 +260,7 @@ def row_from_record(record: TradeRecord, name: str, line: int, offset: int) -> l
         name,
         line,
         offset,
+        None if record.net_pnl is None else pnl_micros(str(record.net_pnl)),
     ]
 
 
@@ -444,7 +446,7 @@ def _fast_row(data: dict[str, Any], name: str, line: int, offset: int) -> list[A
     return [
         entry_us, symbol, action, quantity, price_text, order_id, outcome, exit_us, pnl_text, stop_text,
         target_text, mode, phase, int(emergency), int(manual), operator_id, session, exit_session,
-        orjson.dumps(extra).decode() if extra else None, name, line, offset,
+        orjson.dumps(extra).decode() if extra else None, name, line, offset, pnl_micros(pnl_text),
     ]
 
 
@@ -545,7 +547,7 @@ def parse_file(path: str, name: str, display: str, offset: int, line_count: int,
         parsed = parse_row(raw, name, display, line_no, start)
         if parsed.__class__ is list:
             if bulk:
-                # id, the record, offset, first_id, entry mark (none for an emergency exit
+                # id, the record, offset, micro-units, first_id, entry mark (none for an emergency exit
                 # with no open), close position, current.
                 entry_mark = None if parsed[13] and parsed[6] in CLOSED_OUTCOMES else 0  # type: ignore[index]
                 parsed = [None, *parsed, None, entry_mark, None, 1]  # type: ignore[misc]
@@ -1250,7 +1252,7 @@ class _Writer:
 
 # Positions in a bulk row (`_INSERT` order).
 _B_ID, _B_TS, _B_ORDER, _B_OUTCOME, _B_EXIT, _B_EMERGENCY, _B_FILE, _B_LINE = 0, 1, 6, 7, 8, 14, 20, 21
-_B_FIRST, _B_ENTRY = 23, 24
+_B_FIRST, _B_ENTRY, _B_CLOSE = 24, 25, 26
 _BULK_BATCH = 8192
 
 
@@ -1273,6 +1275,10 @@ class _BulkLoad:
         # its place in the reading order: (id of the next row, 0) before a row, (id, 1) at one.
         self.parse_problem: tuple[tuple[int, int], tuple[str, int, str, str]] | None = None
         self.order_problem: tuple[tuple[int, int], tuple[str, int, str, str]] | None = None
+        # Closes are numbered as they are read while they come in close order (a journal
+        # written by the bot: each close is appended after the ones before it), and all
+        # at the end otherwise, or when settling an order took a close out of the order.
+        self.closes_in_order = True
 
     def run(self, plan: list[tuple[str, os.stat_result]], trades_dir: Path) -> IndexUpdate:
         files = self.index.files
@@ -1289,7 +1295,9 @@ class _BulkLoad:
         if repeated:
             self.index._number_entries()
             (self.meta.entries,) = self.connection.execute("SELECT count(*) FROM records WHERE entry_seq IS NOT NULL").fetchone()
-        self.index._number_closes()
+        if not self.closes_in_order:
+            self.connection.execute("UPDATE records SET close_pos = NULL WHERE close_pos IS NOT NULL")
+            self.index._number_closes()
         self.index._create_search_indexes()
         found = [found for found in (self.parse_problem, self.order_problem) if found is not None]
         if found and self.meta.problem is None:
@@ -1305,6 +1313,9 @@ class _BulkLoad:
         entries = meta.entries
         latest = meta.latest
         latest_us = 0 if latest is None else latest[0]
+        closes = meta.closes
+        last_close = meta.last_close
+        closed = CLOSED_OUTCOMES
         batch: list[list[Any]] = []
         file_rows = []
         for parsed in parsed_files:
@@ -1316,6 +1327,14 @@ class _BulkLoad:
                         item[_B_ENTRY] = entries  # type: ignore[index]
                         entries += 1
                     exit_us = item[_B_EXIT]  # type: ignore[index]
+                    if item[_B_OUTCOME] in closed and self.closes_in_order:  # type: ignore[index]
+                        key = (exit_us, item[_B_TS], item[_B_FILE], item[_B_LINE])  # type: ignore[index]
+                        if last_close is None or key > last_close:
+                            item[_B_CLOSE] = closes  # type: ignore[index]
+                            closes += 1
+                            last_close = key
+                        else:
+                            self.closes_in_order = False
                     moment = item[_B_TS] if exit_us is None else exit_us  # type: ignore[index]
                     if latest is None or moment > latest_us:
                         latest_us = moment
@@ -1340,6 +1359,8 @@ class _BulkLoad:
         meta.next_id = next_id
         meta.entries = entries
         meta.latest = latest
+        meta.closes = closes
+        meta.last_close = last_close
 
     def _settle_repeated_orders(self) -> bool:
         """Apply SPEC §10's rules to the orders read more than once; whether there were any."""
@@ -1445,6 +1466,8 @@ class _BulkLoad:
         kept_ids = {row[0] for row in kept}
         for row in rows:
             record_id = row[0]
+            if row is not current and row[7] in CLOSED_OUTCOMES:
+                self.closes_in_order = False  # a close read as current is not one
             if record_id not in kept_ids:
                 dropped.append((record_id,))
             else:
