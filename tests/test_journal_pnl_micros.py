@@ -1,9 +1,11 @@
 """The exact micro-units of a net P&L, computed by the parsing process, equal what SQLite
 computed from the stored text with the expression earlier index builds used (an index
-on disk may hold rows of both, and sums them together)."""
+on disk may hold rows of both, and sums them together); the outcome a close must name is
+judged from them as the exact parse judges it."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from decimal import Decimal
 
@@ -11,6 +13,8 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from tests.conftest import journal_fields
+from tests.test_journal_index import _exact_row, _fast
 from trading_bot.logging.journal_index import pnl_micros
 
 # The definition in SQL, as the index computed it when each row was inserted.
@@ -81,3 +85,48 @@ def test_micro_units_are_kept_only_up_to_12_integer_digits_and_6_decimals(text: 
     assert pnl_micros(text) == micros
     if micros is not None:
         assert Decimal(micros).scaleb(-6) == Decimal(text)
+
+
+_CLOSE_OUTCOMES = ["win", "loss", "breakeven"]
+
+
+@given(
+    pnl=st.one_of(
+        st.integers(-2_000_000, 2_000_000).map(lambda micros: str(Decimal(micros).scaleb(-6))),
+        st.from_regex(r"-?0\.00[45][0-9]{0,5}", fullmatch=True),
+        st.decimals(min_value=-2, max_value=2, allow_nan=False, places=7).map(str),
+    ),
+    outcome=st.sampled_from(_CLOSE_OUTCOMES),
+)
+def test_a_close_must_name_the_outcome_its_pnl_implies_as_the_exact_parse_decides(pnl: str, outcome: str) -> None:
+    raw = json.dumps(
+        journal_fields(outcome=outcome, exit_timestamp="2026-03-10T15:00:00Z", net_profit_loss=pnl)
+    ).encode()
+    assert _fast(raw) == _exact_row(raw)
+
+
+@pytest.mark.parametrize(
+    ("pnl", "implied"),
+    [
+        ("0.004999", "breakeven"),
+        ("0.005", "breakeven"),  # exactly half a cent rounds to the even cent: zero
+        ("0.005001", "win"),
+        ("0.0050001", "win"),  # 7 decimals: no micro-units, the exact rule decides
+        ("-0.004999", "breakeven"),
+        ("-0.005", "breakeven"),
+        ("-0.005001", "loss"),
+        ("0.015", "win"),
+        ("0.999999", "win"),
+        ("1", "win"),
+        ("-1", "loss"),
+        ("0", "breakeven"),
+    ],
+)
+@pytest.mark.parametrize("outcome", _CLOSE_OUTCOMES)
+def test_the_outcome_a_pnl_implies_at_half_a_cent(pnl: str, implied: str, outcome: str) -> None:
+    raw = json.dumps(
+        journal_fields(outcome=outcome, exit_timestamp="2026-03-10T15:00:00Z", net_profit_loss=pnl)
+    ).encode()
+    row = _fast(raw)
+    assert row == _exact_row(raw)
+    assert isinstance(row, list) == (outcome == implied)

@@ -21,6 +21,7 @@ import sqlite3
 import time
 from collections import deque
 from contextlib import suppress
+from glob import escape as glob_escape
 from collections.abc import Callable, Iterator
 from itertools import islice
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from trading_bot.durable_files import fsync_directory
 from trading_bot.errors import JournalError
 from trading_bot.input_bounds import (
     MAX_JSON_DEPTH,
@@ -41,12 +43,15 @@ from trading_bot.input_bounds import (
 )
 from trading_bot.input_bounds import MONEY_LIMIT
 from trading_bot.logging.trade_record import (
+    BREAKEVEN,
     CLOSED_OUTCOMES,
     KNOWN_FIELDS,
+    LOSS,
     OPEN,
     OUTCOMES,
     REJECTED,
     TradeRecord,
+    WIN,
     outcome_for,
     parse_trade,
 )
@@ -66,6 +71,11 @@ GUARD_BYTES = 64
 VOUCH_SUFFIX = ".vouched"
 # A file modified this close to the note is checked anyway (mtime ticks are coarse).
 VOUCH_SETTLE_NS = 100_000_000
+# Beside the index while a first build writes it (`<name>.rebuild-<pid>`): renamed into
+# place when complete; one left by a crash is removed at the next open.
+BUILD_SUFFIX = ".rebuild-"
+# Pages SQLite may cache while a first build writes its file (in KiB, as SQLite counts).
+_BUILD_CACHE_KIB = 32_768
 _BATCH_ROWS = 4096
 # A rebuild with this much to read uses worker processes (their start-up is paid back).
 PARALLEL_BYTES = 16 << 20
@@ -340,10 +350,15 @@ def _utc_z_day_us(value: Any) -> tuple[int, int] | None:
     (how this bot writes them) from 1970 on; None for anything else."""
     if value.__class__ is not str or len(value) != 20:
         return None
-    day = _day_ordinal(value[:10])
+    # Two lookups of what was read before (every line has two timestamps).
+    day = _DAY_ORDINALS.get(value[:10], -1)
+    if day == -1:
+        day = _day_ordinal(value[:10])
     if day is None or day < _EPOCH_ORDINAL:
         return None
-    second = _second_of_day(value[10:])
+    second = _DAY_SECONDS.get(value[10:], -1)
+    if second == -1:
+        second = _second_of_day(value[10:])
     if second is None:
         return None
     return day, (day - _EPOCH_ORDINAL) * _DAY_US + second * 1_000_000
@@ -358,6 +373,16 @@ def _session_near(value: Any, day: int | None) -> int | None:
     if session is None or not -1 <= day - session <= 7:
         return None
     return session
+
+
+def _outcome_of_micros(micros: int) -> str:
+    """`outcome_for` of an amount held in micro-units: rounded half to even at the cent,
+    exactly half a cent is breakeven, anything beyond it a win or a loss."""
+    if micros > 5_000:
+        return WIN
+    if micros < -5_000:
+        return LOSS
+    return BREAKEVEN
 
 
 def _fast_row(data: dict[str, Any], name: str, line: int, offset: int) -> list[Any] | None:
@@ -387,7 +412,7 @@ def _fast_row(data: dict[str, Any], name: str, line: int, offset: int) -> list[A
         outcome = OPEN
     if outcome.__class__ is not str or outcome not in OUTCOMES:
         return None
-    exit_us = pnl_text = exit_day = None
+    exit_us = pnl_text = exit_day = micros = None
     if outcome != OPEN:
         exit_at = _utc_z_day_us(get("exit_timestamp"))
         if exit_at is None or exit_at[1] < entry_us:
@@ -398,7 +423,10 @@ def _fast_row(data: dict[str, Any], name: str, line: int, offset: int) -> list[A
             if raw_pnl is None:
                 raw_pnl = get("profit_loss")
             pnl_text = _plain_text(raw_pnl)
-            if pnl_text is None or outcome_for(Decimal(pnl_text)) != outcome:
+            if pnl_text is None:
+                return None
+            micros = pnl_micros(pnl_text)
+            if (outcome_for(Decimal(pnl_text)) if micros is None else _outcome_of_micros(micros)) != outcome:
                 return None
     stop, target = get("stop_loss"), get("target")
     stop_text = target_text = None
@@ -446,7 +474,7 @@ def _fast_row(data: dict[str, Any], name: str, line: int, offset: int) -> list[A
     return [
         entry_us, symbol, action, quantity, price_text, order_id, outcome, exit_us, pnl_text, stop_text,
         target_text, mode, phase, int(emergency), int(manual), operator_id, session, exit_session,
-        orjson.dumps(extra).decode() if extra else None, name, line, offset, pnl_micros(pnl_text),
+        orjson.dumps(extra).decode() if extra else None, name, line, offset, micros,
     ]
 
 
@@ -714,6 +742,9 @@ class JournalIndex:
         self.inode: int | None = None
         # Whether the last open ran SQLite's quick check (not vouched for by the previous process).
         self.structure_checked = False
+        # No index file yet: an empty index in memory stands in until the first update
+        # builds the file whole (beside it, then renamed into place).
+        self.unbuilt = False
         self.meta = IndexMeta(epoch="", base=base)
         self.files: dict[str, FileState] = {}
         self._in_read = False
@@ -732,17 +763,33 @@ class JournalIndex:
             self._create()
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        existed = self.path.exists()
+        self._remove_stray_builds()
+        if not self.path.exists():
+            self._stand_in()
+            return
         try:
             self.connection = self._connect(str(self.path))
-            if existed:
-                self._check()
-            else:
-                self._create()
+            self._check()
         except (sqlite3.DatabaseError, IndexDamaged) as error:
             self.replace_damaged(error)
         self._stat_inode()
         self._vouch()
+
+    def _stand_in(self) -> None:
+        """An empty index in memory until the first update builds the file: no process
+        ever holds a file that a build then replaces."""
+        self.connection = self._connect(":memory:")
+        self._create()
+        self.unbuilt = True
+        self.inode = None
+
+    def _remove_stray_builds(self) -> None:
+        """Files left by a build that did not finish (the caller holds the logs lock, so no
+        build is running)."""
+        assert self.path is not None
+        for stray in self.path.parent.glob(f"{glob_escape(self.path.name)}{BUILD_SUFFIX}*"):
+            with suppress(FileNotFoundError):
+                stray.unlink()
 
     def _stat_inode(self) -> None:
         try:
@@ -789,9 +836,7 @@ class JournalIndex:
                 os.unlink(str(self.path) + suffix)
             except FileNotFoundError:
                 pass
-        self.connection = self._connect(str(self.path))
-        self._create()
-        self._stat_inode()
+        self._stand_in()
 
     def _create(self) -> None:
         assert self.connection is not None
@@ -808,6 +853,7 @@ class JournalIndex:
             finally:
                 self.connection = None
                 self._loaded_version = None
+                self.unbuilt = False
             self._vouch()
 
     # ---- the structure check, skipped while the files are as a process left them -------
@@ -902,13 +948,15 @@ class JournalIndex:
         }
 
     def replaced_on_disk(self) -> bool:
-        """Another process deleted and recreated the index file (or removed it)."""
+        """Another process deleted and recreated the index file (or removed it), or built
+        it while this one held none yet."""
         if self.path is None:
             return False
         try:
-            return os.stat(self.path).st_ino != self.inode
+            inode = os.stat(self.path).st_ino
         except FileNotFoundError:
-            return True
+            return not self.unbuilt
+        return self.unbuilt or inode != self.inode
 
     def reopen(self) -> None:
         self.close()
@@ -932,6 +980,8 @@ class JournalIndex:
         `rebuild` empties the index first (new epoch) and reads every planned file whole.
         """
         assert self.connection is not None
+        if self.unbuilt:
+            return self._build_file(plan, trades_dir)
         self._begin_write()
         try:
             if rebuild:
@@ -959,6 +1009,54 @@ class JournalIndex:
             self._loaded_version = None
             self.connection.execute("ROLLBACK")
             raise
+        return result
+
+    def _build_file(self, plan: list[tuple[str, os.stat_result]], trades_dir: Path) -> IndexUpdate:
+        """The first build: the whole journal into a new file beside the index, written
+        without a journal (a crash leaves only a stray file, removed at the next open),
+        made durable, then renamed into place and opened as every process opens it."""
+        assert self.path is not None and self.connection is not None
+        building = Path(f"{self.path}{BUILD_SUFFIX}{os.getpid()}")
+        with suppress(FileNotFoundError):
+            building.unlink()
+        stand_in = self.connection
+        self._end_read()
+        self.connection = sqlite3.connect(str(building), isolation_level=None, check_same_thread=False)
+        try:
+            self.connection.execute("PRAGMA journal_mode = OFF")
+            self.connection.execute("PRAGMA synchronous = OFF")
+            self.connection.execute(f"PRAGMA cache_size = -{_BUILD_CACHE_KIB}")
+            self.connection.executescript(_SCHEMA)
+            self.connection.execute("BEGIN")
+            self._clear()
+            result = _BulkLoad(self).run(plan, trades_dir)
+            self.connection.execute("DELETE FROM meta")
+            self.connection.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", self.meta.to_rows())
+            self.connection.execute("COMMIT")
+            # Readers and later writers share it in WAL mode; the mode is written in the file.
+            self.connection.execute("PRAGMA journal_mode = WAL")
+            self.connection.close()
+            with open(building, "rb") as handle:
+                os.fsync(handle.fileno())
+            for suffix in ("-wal", "-shm", "-journal"):
+                with suppress(FileNotFoundError):
+                    os.unlink(f"{self.path}{suffix}")
+            os.replace(building, self.path)
+            fsync_directory(self.path.parent)
+        except BaseException:
+            with suppress(sqlite3.Error):
+                self.connection.close()
+            with suppress(FileNotFoundError):
+                building.unlink()
+            self.connection = stand_in
+            self._loaded_version = None
+            raise
+        stand_in.close()
+        self.connection = self._connect(str(self.path))
+        self.unbuilt = False
+        self._loaded_version = None
+        self._stat_inode()
+        self._vouch()
         return result
 
     def _drop_search_indexes(self) -> None:
