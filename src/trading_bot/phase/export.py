@@ -211,6 +211,7 @@ class SessionContext:
         self.calendar = calendar
         self.now = now
         self._events: dict[date, list[tuple[datetime, str]]] = {}
+        self._bounds: dict[date, tuple[datetime, datetime]] = {}
         for line in ledger.transitions:
             at = effective_time(line)
             self._events.setdefault(calendar.session_of(at), []).append((at, describe_transition(line)))
@@ -222,16 +223,22 @@ class SessionContext:
                 note = f"size {line.data.get('from_size')} → {line.data.get('to_size')} ({line.data.get('reason')})"
                 self._events.setdefault(self.calendar.session_of(at), []).append((at, note))
 
+    def bounds(self, session: date) -> tuple[datetime, datetime]:
+        """[open, close) of a session, asked of the calendar once per session."""
+        found = self._bounds.get(session)
+        if found is None:
+            found = self._bounds[session] = (self.calendar.open_of(session), self.calendar.session_closes_at(session))
+        return found
+
     def closed_at(self, session: date) -> datetime:
-        return min(self.calendar.session_closes_at(session), self.now)
+        return min(self.bounds(session)[1], self.now)
 
     def phase_at(self, session: date) -> Phase:
         """The phase in force when the session closed (or now, for the open session)."""
         return self.ledger.phase_at(self.closed_at(session) - _EPSILON)
 
     def sizes_at(self, session: date) -> tuple[Decimal, ...]:
-        open_at = self.calendar.open_of(session)
-        closed_at = self.calendar.session_closes_at(session)
+        open_at, closed_at = self.bounds(session)
         sizes = {self.ledger.size_at(open_at)}
         changes = self.ledger.size_changes  # in time order
         first = bisect.bisect_left(changes, open_at, key=_instant)
@@ -245,7 +252,7 @@ class SessionContext:
         return self.ledger.size_at(self.closed_at(session) - _EPSILON)
 
     def trips_at(self, session: date) -> int:
-        return self.ledger.trips_during(self.calendar.open_of(session), self.calendar.session_closes_at(session))
+        return self.ledger.trips_during(*self.bounds(session))
 
     def notes(self, session: date) -> tuple[str, ...]:
         return tuple(note for _, note in sorted(self._events.get(session, []), key=lambda item: item[0]))
