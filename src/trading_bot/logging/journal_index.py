@@ -6,7 +6,8 @@ command reads only the bytes appended since. Anything that does not match the fi
 file edited, replaced, shrunk or gone; an index that is not ours or is damaged) costs a
 rebuild, never a wrong answer.
 
-Who writes it: only a process holding the logs lock (`LogsLock`). A read-only view
+Who writes it: only a process holding the logs lock (`LogsLock`). With no index file yet,
+the first update builds one beside it and renames it into place. A read-only view
 (`--as-of`, a replay of a copied folder) never opens the file: it builds the same index in
 memory. Between two refreshes each process reads one snapshot (an open read transaction),
 so positions into the close order and the entry log stay stable under another writer.
@@ -74,8 +75,6 @@ VOUCH_SETTLE_NS = 100_000_000
 # Beside the index while a first build writes it (`<name>.rebuild-<pid>`): renamed into
 # place when complete; one left by a crash is removed at the next open.
 BUILD_SUFFIX = ".rebuild-"
-# Pages SQLite may cache while a first build writes its file (in KiB, as SQLite counts).
-_BUILD_CACHE_KIB = 32_768
 _BATCH_ROWS = 4096
 # A rebuild with this much to read uses worker processes (their start-up is paid back).
 PARALLEL_BYTES = 16 << 20
@@ -1025,7 +1024,6 @@ class JournalIndex:
         try:
             self.connection.execute("PRAGMA journal_mode = OFF")
             self.connection.execute("PRAGMA synchronous = OFF")
-            self.connection.execute(f"PRAGMA cache_size = -{_BUILD_CACHE_KIB}")
             self.connection.executescript(_SCHEMA)
             self.connection.execute("BEGIN")
             self._clear()
