@@ -70,12 +70,12 @@ def test_shipped_config_loads_with_every_spec_default(config_path: Path) -> None
     assert pp.current_phase is Phase.EXPERIENCE
     assert pp.experience.max_trades_per_day is None
     assert pp.experience.position_size == D("100")
-    assert pp.experience.advancement_criteria.model_dump() == {
+    assert pp.experience.advancement_criteria.dump() == {
         "min_sessions": 20, "session_window": 20, "min_win_rate": D("0.60"),
         "min_avg_rr": D("1.5"), "max_override_incidents": 0,
     }
     assert pp.proof.max_trades_per_day == 1
-    assert pp.proof.advancement_criteria.model_dump() == {
+    assert pp.proof.advancement_criteria.dump() == {
         "min_sessions": 30, "max_missed_days": 3, "min_trades": 50, "trade_window": 50,
         "min_win_rate": D("0.65"), "min_avg_rr": D("1.8"),
     }
@@ -90,7 +90,7 @@ def test_shipped_config_loads_with_every_spec_default(config_path: Path) -> None
     assert pp.scaling.increase_on_win_streak is not None
     assert (pp.scaling.increase_on_win_streak.every, pp.scaling.increase_on_win_streak.amount) == (5, D("100"))
     assert pp.scaling.increase_on_win_rate is not None
-    assert pp.scaling.increase_on_win_rate.model_dump() == {
+    assert pp.scaling.increase_on_win_rate.dump() == {
         "sessions": 10, "min_win_rate": D("0.70"), "amount": D("200"),
     }
     assert pp.scaling.downgrade_triggers.consecutive_losses == 3
@@ -101,7 +101,7 @@ def test_minimal_config_has_the_same_settings_as_the_shipped_one(tmp_path: Path,
     minimal_dir = tmp_path / "minimal"
     minimal_dir.mkdir()
     minimal = load(write(minimal_dir, MINIMAL)).settings
-    assert minimal.model_dump() == shipped.model_dump()
+    assert minimal.dump() == shipped.dump()
 
 
 def test_minimal_config_proof_daily_loss_trigger_is_off(tmp_path: Path) -> None:

@@ -253,6 +253,12 @@ def test_the_shipped_closures_table_is_made_with_the_installed_holidays_package(
     assert installed_holidays_version() == MADE_WITH_HOLIDAYS
 
 
+def test_the_installed_holidays_version_is_the_one_its_metadata_gives() -> None:
+    from importlib import metadata
+
+    assert installed_holidays_version() == metadata.version("holidays")
+
+
 def test_every_year_of_the_shipped_table_equals_what_the_holidays_package_says() -> None:
     wrong = [
         f'{year}: "{" ".join(day.strftime("%m-%d") for day in sorted(holidays_package_closed_days(year)))}",'

@@ -59,11 +59,13 @@ class Desk:
         broker: Broker | None = None,
         operator_id: str = "bot",
         as_of: datetime | None = None,
+        trust_cached_settings: bool = True,
     ) -> Desk:
         """Read config.json (and .env beside it) and assemble the desk; nothing is written yet.
 
         `broker`: any object of the `Broker` protocol (default: a paper broker with
         $1,000,000 of cash). `as_of`: a read-only desk that sees the records as they were.
+        `trust_cached_settings=False`: validate config.json even if its text is unchanged.
         """
         phase = PhaseManager(
             config_path,
@@ -71,6 +73,7 @@ class Desk:
             clock=clock,
             environ=environ,
             as_of=as_of,
+            trust_cached_settings=trust_cached_settings,
         )
         return cls(phase, broker, operator_id=operator_id)
 

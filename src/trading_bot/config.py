@@ -3,10 +3,18 @@
 Numbers are read exactly: JSON numbers become `Decimal`, numeric strings are accepted.
 Inside `phase_progression` an unknown key is an error, because a typo there would
 silently loosen a gate; unknown keys elsewhere are kept and written back on save.
+
+What is valid, and every default, is defined once, by the pydantic models of
+`trading_bot.config_schema`. The bot reads the plain, read-only blocks below, which those
+models fill. A process that finds config.json holding the very text validated last takes
+the blocks from `SettingsCache` and never imports pydantic: that is most of a command's
+start-up time (SPEC §12).
 """
 
 from __future__ import annotations
 
+import hashlib
+import importlib.util
 import json
 import os
 import re
@@ -15,9 +23,7 @@ from dataclasses import dataclass, field
 from datetime import time
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any, Literal
-
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from typing import Any, ClassVar
 
 from trading_bot.durable_files import atomic_write_bytes
 from trading_bot.env_file import merged_environment
@@ -25,234 +31,15 @@ from trading_bot.errors import ConfigError
 from trading_bot.input_bounds import (
     MAX_JSON_DEPTH,
     MAX_NUMBER_CHARS,
-    bounded_count,
-    bounded_money,
     first_duplicate_key,
     json_depth_exceeds,
     number_from_text,
 )
-from trading_bot.money import to_decimal
 from trading_bot.phase.models import Phase
 
-
-def _decimal(value: Any) -> Decimal:
-    return bounded_money(to_decimal(value))
-
-
-def _count(value: Any) -> int:
-    return bounded_count(to_decimal(value))
-
-
-def _clock_time(value: Any) -> time:
-    if isinstance(value, time):
-        return value
-    if not isinstance(value, str) or not re.fullmatch(r"\d{1,2}:\d{2}", value.strip()):
-        raise ValueError("must be a time like \"07:00\"")
-    hours, minutes = (int(part) for part in value.strip().split(":"))
-    if hours > 23 or minutes > 59:
-        raise ValueError("must be a time between 00:00 and 23:59")
-    return time(hours, minutes)
-
-
-Dec = Annotated[Decimal, BeforeValidator(_decimal)]
-Count = Annotated[int, BeforeValidator(_count)]
-ClockTime = Annotated[time, BeforeValidator(_clock_time)]
-
-
-def _non_negative(name: str, value: Decimal | int | None) -> None:
-    if value is not None and value < 0:
-        raise ValueError(f"{name}: must be ≥ 0")
-
-
-def _fraction(name: str, value: Decimal | None) -> None:
-    if value is not None and not (0 <= value <= 1):
-        raise ValueError(f"{name}: must be between 0 and 1")
-
-
-def _positive(name: str, value: Decimal | int | None) -> None:
-    if value is not None and value <= 0:
-        raise ValueError(f"{name}: must be > 0")
-
-
-def _left_out() -> Any:
-    """A block config.json leaves out is read as `{}`: every default then comes from the
-    block's own fields, validated inside the one schema `Settings` builds on first use.
-
-    Together with `defer_build`, a command builds one validator at start-up instead of one
-    per block (tens of milliseconds on every command).
-    """
-    return Field(default_factory=dict, validate_default=True)
-
-
-class _Strict(BaseModel):
-    """Blocks under `phase_progression`: unknown keys are refused."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
-
-    @model_validator(mode="after")
-    def _check_ranges(self) -> _Strict:
-        for name, value in self:
-            if isinstance(value, (int, Decimal)) and not isinstance(value, bool):
-                _non_negative(name, value)
-            if (name.endswith("win_rate") or name.endswith("win_rate_min")) and not isinstance(value, BaseModel):
-                _fraction(name, value)
-        return self
-
-
-class _Open(BaseModel):
-    """Blocks outside `phase_progression`: unknown keys are kept."""
-
-    model_config = ConfigDict(extra="allow", frozen=True, defer_build=True)
-
-
-class DowngradeTriggers(_Strict):
-    consecutive_losses: Count | None = 3
-    rolling_window_trades: Count | None = 20
-    rolling_win_rate_min: Dec | None = Decimal("0.55")
-    max_daily_loss_pct: Dec | None = Decimal("5.0")
-
-    @model_validator(mode="after")
-    def _positive_sizes(self) -> DowngradeTriggers:
-        _positive("consecutive_losses", self.consecutive_losses)
-        _positive("rolling_window_trades", self.rolling_window_trades)
-        return self
-
-
-class ProofDowngradeTriggers(DowngradeTriggers):
-    """Proof trades one small position a session; its daily-loss trigger is off by default."""
-
-    max_daily_loss_pct: Dec | None = None
-
-
-class ExperienceCriteria(_Strict):
-    min_sessions: Count | None = 20
-    session_window: Count = 20
-    min_win_rate: Dec | None = Decimal("0.60")
-    min_avg_rr: Dec | None = Decimal("1.5")
-    max_override_incidents: Count | None = 0
-
-    @model_validator(mode="after")
-    def _window(self) -> ExperienceCriteria:
-        if self.session_window not in (10, 20, 50, 100):
-            raise ValueError("session_window: must be 10, 20, 50 or 100")
-        return self
-
-
-class ProofCriteria(_Strict):
-    min_sessions: Count | None = 30
-    max_missed_days: Count | None = 3
-    min_trades: Count | None = 50
-    trade_window: Count = 50
-    min_win_rate: Dec | None = Decimal("0.65")
-    min_avg_rr: Dec | None = Decimal("1.8")
-
-    @model_validator(mode="after")
-    def _window(self) -> ProofCriteria:
-        _positive("trade_window", self.trade_window)
-        return self
-
-
-class TrialCriteria(_Strict):
-    min_sessions: Count | None = 60
-    min_trades: Count | None = 100
-    trade_window: Count = 100
-    min_win_rate: Dec | None = Decimal("0.70")
-    min_avg_rr: Dec | None = Decimal("2.0")
-    max_drawdown_pct: Dec | None = Decimal("5.0")
-
-    @model_validator(mode="after")
-    def _window(self) -> TrialCriteria:
-        _positive("trade_window", self.trade_window)
-        return self
-
-
-class ExperienceSettings(_Strict):
-    max_trades_per_day: Count | None = None
-    position_size: Dec = Decimal("100")
-    advancement_criteria: ExperienceCriteria = _left_out()
-
-    @model_validator(mode="after")
-    def _size(self) -> ExperienceSettings:
-        _positive("position_size", self.position_size)
-        _positive("max_trades_per_day", self.max_trades_per_day)
-        return self
-
-
-class ProofSettings(_Strict):
-    max_trades_per_day: Count | None = 1
-    position_size: Dec = Decimal("100")
-    advancement_criteria: ProofCriteria = _left_out()
-    downgrade_triggers: ProofDowngradeTriggers = _left_out()
-
-    @model_validator(mode="after")
-    def _size(self) -> ProofSettings:
-        _positive("position_size", self.position_size)
-        _positive("max_trades_per_day", self.max_trades_per_day)
-        return self
-
-
-class TrialSettings(_Strict):
-    max_trades_per_day: Count | None = None
-    position_size: Dec = Decimal("200")
-    advancement_criteria: TrialCriteria = _left_out()
-    downgrade_triggers: DowngradeTriggers = _left_out()
-
-    @model_validator(mode="after")
-    def _size(self) -> TrialSettings:
-        _positive("position_size", self.position_size)
-        _positive("max_trades_per_day", self.max_trades_per_day)
-        return self
-
-
-class WinStreakIncrease(_Strict):
-    every: Count = 5
-    amount: Dec = Decimal("100")
-
-    @model_validator(mode="after")
-    def _every(self) -> WinStreakIncrease:
-        _positive("every", self.every)
-        return self
-
-
-class WinRateIncrease(_Strict):
-    sessions: Count = 10
-    min_win_rate: Dec = Decimal("0.70")
-    amount: Dec = Decimal("200")
-
-    @model_validator(mode="after")
-    def _sessions(self) -> WinRateIncrease:
-        _positive("sessions", self.sessions)
-        return self
-
-
-class ScalingSettings(_Strict):
-    max_trades_per_day: Count | None = None
-    position_size_min: Dec = Decimal("200")
-    position_size_max: Dec = Decimal("2000")
-    max_portfolio_pct: Dec | None = Decimal("5.0")
-    increase_on_win_streak: WinStreakIncrease | None = _left_out()
-    increase_on_win_rate: WinRateIncrease | None = _left_out()
-    downgrade_triggers: DowngradeTriggers = _left_out()
-
-    @model_validator(mode="after")
-    def _bounds(self) -> ScalingSettings:
-        _positive("position_size_min", self.position_size_min)
-        _positive("max_trades_per_day", self.max_trades_per_day)
-        if self.position_size_max < self.position_size_min:
-            raise ValueError("position_size_max: must be ≥ position_size_min")
-        return self
-
-
 EMPTY_LOG_HASH = "0" * 64
-_HEAD_HASH = re.compile(r"[0-9a-f]{64}")
-
-
-class HistoryHead(_Strict):
-    """A phase log's last line as the mirror last saw it (written by the bot); seq 0 says
-    the log was empty when the bot was about to write its first line."""
-
-    seq: int = 0
-    hash: str = EMPTY_LOG_HASH
+# config.json's mirror of the records, not settings: no rule reads them.
+MIRROR_FIELDS = {"phase_progression": {"current_phase", "history_head", "overrides_head"}}
 
 
 @dataclass(frozen=True)
@@ -263,87 +50,409 @@ class UnreadableHead:
     problem: str
 
 
-def _log_head(value: Any) -> HistoryHead | UnreadableHead | None:
-    if value is None or isinstance(value, (HistoryHead, UnreadableHead)):
-        return value
-    if not isinstance(value, dict):
-        return UnreadableHead(f"must be an object {{seq, hash}}, not {type(value).__name__}")
-    if set(value) != {"seq", "hash"}:
-        return UnreadableHead("must have exactly the keys seq and hash")
-    seq, digest = value["seq"], value["hash"]
-    if type(seq) is not int or not 0 <= seq < 2**63:
-        return UnreadableHead("seq must be a whole number from 0")
-    if not isinstance(digest, str) or _HEAD_HASH.fullmatch(digest) is None:
-        return UnreadableHead("hash must be 64 lowercase hex digits")
-    if seq == 0 and digest != EMPTY_LOG_HASH:
-        return UnreadableHead("seq 0 (an empty log) must have the hash of 64 zeros")
-    return HistoryHead(seq=seq, hash=digest)
+# ---- the validated settings, as the bot reads them ------------------------------------
 
 
-LogHead = Annotated[HistoryHead | UnreadableHead | None, BeforeValidator(_log_head)]
+class SettingsBlock:
+    """One validated block of config.json: read-only attributes named as its keys, in the
+    order `config_schema` declares them, plus `extra` (the unknown keys an open block keeps)."""
+
+    __slots__ = ("extra",)
+    FIELDS: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, extra: Mapping[str, Any] | None = None, **values: Any) -> None:
+        if values.keys() != set(self.FIELDS):
+            raise TypeError(f"{type(self).__name__} takes exactly {', '.join(self.FIELDS)}")
+        for name in self.FIELDS:
+            object.__setattr__(self, name, values[name])
+        object.__setattr__(self, "extra", dict(extra or {}))
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"settings are read-only: {type(self).__name__}.{name}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"settings are read-only: {type(self).__name__}.{name}")
+
+    def _values(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, name) for name in self.FIELDS)
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return self._values() == other._values() and self.extra == other.extra  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash((type(self).__name__, self._values()))
+
+    def __repr__(self) -> str:
+        shown = [f"{name}={getattr(self, name)!r}" for name in self.FIELDS]
+        shown += [f"{name}={value!r}" for name, value in self.extra.items()]
+        return f"{type(self).__name__}({', '.join(shown)})"
+
+    def dump(
+        self, mode: str = "python", *, include: set[str] | None = None, exclude: Mapping[str, Any] | set[str] | None = None
+    ) -> dict[str, Any]:
+        """The block as a dict, field by field and then its unknown keys. `mode="json"`
+        writes numbers, times and phases as JSON strings. `include` names top-level keys
+        to keep; `exclude` names keys to drop (a set), or maps a key to what to drop
+        inside it (a nested set or mapping)."""
+        dumped: dict[str, Any] = {}
+        for name in (*self.FIELDS, *self.extra):
+            if include is not None and name not in include:
+                continue
+            inner = _excluded_inside(exclude, name)
+            if inner is True:
+                continue
+            value = getattr(self, name) if name in self.FIELDS else self.extra[name]
+            dumped[name] = _dumped(value, mode, inner)
+        return dumped
 
 
-class PhaseProgression(_Strict):
-    current_phase: Phase = Phase.EXPERIENCE
-    history_head: LogHead = None
-    overrides_head: LogHead = None
-    experience: ExperienceSettings = _left_out()
-    proof: ProofSettings = _left_out()
-    trial: TrialSettings = _left_out()
-    scaling: ScalingSettings = _left_out()
+def _excluded_inside(exclude: Mapping[str, Any] | set[str] | None, name: str) -> Any:
+    """True to drop the key; else what to drop inside its value (None: nothing)."""
+    if exclude is None:
+        return None
+    if isinstance(exclude, (set, frozenset)):
+        return True if name in exclude else None
+    inner = exclude.get(name)
+    return True if inner is True or inner is Ellipsis else inner
 
 
-class TradingHours(_Open):
-    start_time: ClockTime = time(7, 0)
-    end_time: ClockTime = time(16, 0)
-    timezone: str = "America/New_York"
-
-    @model_validator(mode="after")
-    def _order(self) -> TradingHours:
-        if self.end_time <= self.start_time:
-            raise ValueError("end_time: must be after start_time")
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-        try:
-            ZoneInfo(self.timezone)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"timezone: unknown time zone {self.timezone!r}") from None
-        return self
-
-
-class TradingSettings(_Open):
-    mode: Literal["paper", "live"] = "paper"
-    hours: TradingHours = _left_out()
+def _dumped(value: Any, mode: str, exclude: Any) -> Any:
+    if isinstance(value, SettingsBlock):
+        return value.dump(mode, exclude=exclude)
+    if isinstance(value, UnreadableHead):
+        return {"problem": value.problem}
+    if isinstance(value, dict):
+        return {key: _dumped(item, mode, None) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_dumped(item, mode, None) for item in value]
+    if mode == "json":
+        if isinstance(value, Phase):
+            return value.value
+        if isinstance(value, Decimal):
+            return str(value)
+        if isinstance(value, time):
+            return value.isoformat()
+    return value
 
 
-class AccountSettings(_Open):
-    starting_equity: Dec = Decimal("10000")
-
-    @model_validator(mode="after")
-    def _equity(self) -> AccountSettings:
-        _positive("starting_equity", self.starting_equity)
-        return self
-
-
-class RiskSettings(_Open):
-    max_position_pct: Dec | None = Decimal("5.0")
-    max_daily_loss_pct: Dec | None = Decimal("3.0")
-
-    @model_validator(mode="after")
-    def _ranges(self) -> RiskSettings:
-        _positive("max_position_pct", self.max_position_pct)
-        _positive("max_daily_loss_pct", self.max_daily_loss_pct)
-        return self
+class DowngradeTriggers(SettingsBlock):
+    __slots__ = FIELDS = ("consecutive_losses", "rolling_window_trades", "rolling_win_rate_min", "max_daily_loss_pct")
+    consecutive_losses: int | None
+    rolling_window_trades: int | None
+    rolling_win_rate_min: Decimal | None
+    max_daily_loss_pct: Decimal | None
 
 
-class Settings(_Open):
-    trading: TradingSettings = _left_out()
-    account: AccountSettings = _left_out()
-    risk_management: RiskSettings = _left_out()
-    phase_progression: PhaseProgression = _left_out()
+class ProofDowngradeTriggers(DowngradeTriggers):
+    __slots__ = ()
+
+
+class ExperienceCriteria(SettingsBlock):
+    __slots__ = FIELDS = ("min_sessions", "session_window", "min_win_rate", "min_avg_rr", "max_override_incidents")
+    min_sessions: int | None
+    session_window: int
+    min_win_rate: Decimal | None
+    min_avg_rr: Decimal | None
+    max_override_incidents: int | None
+
+
+class ProofCriteria(SettingsBlock):
+    __slots__ = FIELDS = ("min_sessions", "max_missed_days", "min_trades", "trade_window", "min_win_rate", "min_avg_rr")
+    min_sessions: int | None
+    max_missed_days: int | None
+    min_trades: int | None
+    trade_window: int
+    min_win_rate: Decimal | None
+    min_avg_rr: Decimal | None
+
+
+class TrialCriteria(SettingsBlock):
+    __slots__ = FIELDS = ("min_sessions", "min_trades", "trade_window", "min_win_rate", "min_avg_rr", "max_drawdown_pct")
+    min_sessions: int | None
+    min_trades: int | None
+    trade_window: int
+    min_win_rate: Decimal | None
+    min_avg_rr: Decimal | None
+    max_drawdown_pct: Decimal | None
+
+
+class ExperienceSettings(SettingsBlock):
+    __slots__ = FIELDS = ("max_trades_per_day", "position_size", "advancement_criteria")
+    max_trades_per_day: int | None
+    position_size: Decimal
+    advancement_criteria: ExperienceCriteria
+
+
+class ProofSettings(SettingsBlock):
+    __slots__ = FIELDS = ("max_trades_per_day", "position_size", "advancement_criteria", "downgrade_triggers")
+    max_trades_per_day: int | None
+    position_size: Decimal
+    advancement_criteria: ProofCriteria
+    downgrade_triggers: ProofDowngradeTriggers
+
+
+class TrialSettings(SettingsBlock):
+    __slots__ = FIELDS = ("max_trades_per_day", "position_size", "advancement_criteria", "downgrade_triggers")
+    max_trades_per_day: int | None
+    position_size: Decimal
+    advancement_criteria: TrialCriteria
+    downgrade_triggers: DowngradeTriggers
+
+
+class WinStreakIncrease(SettingsBlock):
+    __slots__ = FIELDS = ("every", "amount")
+    every: int
+    amount: Decimal
+
+
+class WinRateIncrease(SettingsBlock):
+    __slots__ = FIELDS = ("sessions", "min_win_rate", "amount")
+    sessions: int
+    min_win_rate: Decimal
+    amount: Decimal
+
+
+class ScalingSettings(SettingsBlock):
+    __slots__ = FIELDS = (
+        "max_trades_per_day", "position_size_min", "position_size_max", "max_portfolio_pct",
+        "increase_on_win_streak", "increase_on_win_rate", "downgrade_triggers",
+    )
+    max_trades_per_day: int | None
+    position_size_min: Decimal
+    position_size_max: Decimal
+    max_portfolio_pct: Decimal | None
+    increase_on_win_streak: WinStreakIncrease | None
+    increase_on_win_rate: WinRateIncrease | None
+    downgrade_triggers: DowngradeTriggers
+
+
+class HistoryHead(SettingsBlock):
+    """A phase log's last line as the mirror last saw it (written by the bot); seq 0 says
+    the log was empty when the bot was about to write its first line."""
+
+    __slots__ = FIELDS = ("seq", "hash")
+    seq: int
+    hash: str
+
+    def __init__(self, extra: Mapping[str, Any] | None = None, *, seq: int = 0, hash: str = EMPTY_LOG_HASH) -> None:  # noqa: A002
+        super().__init__(extra, seq=seq, hash=hash)
+
+
+class PhaseProgression(SettingsBlock):
+    __slots__ = FIELDS = ("current_phase", "history_head", "overrides_head", "experience", "proof", "trial", "scaling")
+    current_phase: Phase
+    history_head: HistoryHead | UnreadableHead | None
+    overrides_head: HistoryHead | UnreadableHead | None
+    experience: ExperienceSettings
+    proof: ProofSettings
+    trial: TrialSettings
+    scaling: ScalingSettings
+
+
+class TradingHours(SettingsBlock):
+    __slots__ = FIELDS = ("start_time", "end_time", "timezone")
+    start_time: time
+    end_time: time
+    timezone: str
+
+
+class TradingSettings(SettingsBlock):
+    __slots__ = FIELDS = ("mode", "hours")
+    mode: str  # "paper" or "live"
+    hours: TradingHours
+
+
+class AccountSettings(SettingsBlock):
+    __slots__ = FIELDS = ("starting_equity",)
+    starting_equity: Decimal
+
+
+class RiskSettings(SettingsBlock):
+    __slots__ = FIELDS = ("max_position_pct", "max_daily_loss_pct")
+    max_position_pct: Decimal | None
+    max_daily_loss_pct: Decimal | None
+
+
+class Settings(SettingsBlock):
+    __slots__ = FIELDS = ("trading", "account", "risk_management", "phase_progression")
+    trading: TradingSettings
+    account: AccountSettings
+    risk_management: RiskSettings
+    phase_progression: PhaseProgression
 
     def phase_block(self, phase: Phase) -> ExperienceSettings | ProofSettings | TrialSettings | ScalingSettings:
-        return getattr(self.phase_progression, phase.value)
+        return getattr(self.phase_progression, phase.value)  # type: ignore[no-any-return]
+
+
+# Each block by its class name: `config_schema.to_runtime` and `SettingsCache` build them.
+SETTINGS_BLOCKS: dict[str, type[SettingsBlock]] = {
+    block.__name__: block
+    for block in (
+        DowngradeTriggers, ProofDowngradeTriggers, ExperienceCriteria, ProofCriteria, TrialCriteria,
+        ExperienceSettings, ProofSettings, TrialSettings, WinStreakIncrease, WinRateIncrease, ScalingSettings,
+        HistoryHead, PhaseProgression, TradingHours, TradingSettings, AccountSettings, RiskSettings, Settings,
+    )
+}
+
+
+def validate_settings(raw: dict[str, Any], text: str, file: str) -> Settings:
+    """Validate config.json's parsed `raw` (pydantic, imported here and only here)."""
+    from trading_bot.config_schema import validate_settings as validated
+
+    return validated(raw, text, file)
+
+
+# ---- the validated settings of the text validated last ---------------------------------
+
+SETTINGS_CACHE_FILE = "settings.json"
+_CACHE_FORMAT = "trading-bot validated settings"
+# The code that decides what a config.json means: a change to any of them (or another
+# pydantic) changes every key, so a cache written by other code is never read.
+_VALIDATING_MODULES = ("config.py", "config_schema.py", "input_bounds.py", "money.py", "phase/models.py")
+
+
+class SettingsCache:
+    """`logs/.derived/settings.json`: the settings validated from one config.json text.
+
+    Keyed by the SHA-256 of that exact text and of the code that validates it (see
+    `_VALIDATING_MODULES`), and checked against its own checksum; anything else — another
+    text, other code, damage, a file that is not this format — is a miss, and the caller
+    validates config.json in full. The content is a pure function of its key, so an atomic
+    replace is all a writer needs: two writers can only write the same settings. Like every
+    derived file it may be deleted at any moment, and `verify` never trusts it.
+    """
+
+    _code_digest: ClassVar[bytes | None] = None
+    _code_digest_known: ClassVar[bool] = False
+
+    def __init__(self, path: Path, *, writable: bool = True) -> None:
+        self.path = Path(path)
+        self.writable = writable
+        self.note = "not read"  # what the last load found, for people and tests
+
+    @classmethod
+    def _code(cls) -> bytes | None:
+        if not cls._code_digest_known:
+            cls._code_digest_known = True
+            digest = hashlib.sha256(_CACHE_FORMAT.encode("ascii"))
+            package = Path(__file__).resolve().parent
+            try:
+                spec = importlib.util.find_spec("pydantic")
+                origin = None if spec is None else spec.origin
+                if origin is None:
+                    return None
+                for path in (*(package / name for name in _VALIDATING_MODULES), Path(origin).with_name("version.py")):
+                    digest.update(path.read_bytes())
+                    digest.update(b"\0")
+            except (OSError, ImportError, ValueError):
+                return None
+            cls._code_digest = digest.digest()
+        return cls._code_digest
+
+    def key(self, text: str) -> str | None:
+        code = self._code()
+        if code is None:
+            return None
+        return hashlib.sha256(code + text.encode("utf-8", "surrogatepass")).hexdigest()
+
+    def load(self, text: str) -> Settings | None:
+        """The settings validated from exactly `text` by this code, or None."""
+        key = self.key(text)
+        if key is None:
+            self.note = "off: the validating code cannot be read"
+            return None
+        try:
+            document = json.loads(self.path.read_bytes())
+        except FileNotFoundError:
+            self.note = "missed: no cache"
+            return None
+        except (OSError, ValueError) as error:
+            self.note = f"missed: unreadable ({error})"
+            return None
+        try:
+            if document["format"] != _CACHE_FORMAT or document["key"] != key:
+                self.note = "missed: another text or other code"
+                return None
+            body = document["settings"]
+            if document["digest"] != _body_digest(body):
+                self.note = "missed: does not match its checksum"
+                return None
+            settings = _decoded(body)
+        except (KeyError, TypeError, ValueError, ArithmeticError) as error:
+            self.note = f"missed: malformed ({type(error).__name__})"
+            return None
+        if type(settings) is not Settings:
+            self.note = "missed: not settings"
+            return None
+        self.note = "used"
+        return settings
+
+    def save(self, text: str, settings: Settings) -> None:
+        """Best effort: a cache that cannot be written costs the next start a validation."""
+        key = self.key(text)
+        if key is None or not self.writable:
+            return
+        try:
+            body = _encoded(settings)
+            document = {"format": _CACHE_FORMAT, "key": key, "settings": body, "digest": _body_digest(body)}
+            atomic_write_bytes(self.path, json.dumps(document, ensure_ascii=True).encode("ascii"))
+        except (OSError, TypeError, ValueError):
+            return
+
+
+def _body_digest(body: Any) -> str:
+    return hashlib.sha256(json.dumps(body, ensure_ascii=True, sort_keys=True).encode("ascii")).hexdigest()
+
+
+def _encoded(value: Any) -> Any:
+    """A settings value as JSON that names each type it stands for (no value is guessed back)."""
+    if value is None or value.__class__ in (bool, int, str):
+        return value
+    if isinstance(value, SettingsBlock):
+        fields = {name: _encoded(getattr(value, name)) for name in value.FIELDS}
+        return {"block": [type(value).__name__, fields, {key: _encoded(item) for key, item in value.extra.items()}]}
+    if isinstance(value, Phase):
+        return {"phase": value.value}
+    if isinstance(value, Decimal):
+        return {"decimal": str(value)}
+    if isinstance(value, time):
+        return {"time": value.isoformat()}
+    if isinstance(value, UnreadableHead):
+        return {"unreadable": value.problem}
+    if isinstance(value, list):
+        return {"list": [_encoded(item) for item in value]}
+    if isinstance(value, dict) and all(key.__class__ is str for key in value):
+        return {"object": {key: _encoded(item) for key, item in value.items()}}
+    raise TypeError(f"a settings value of type {type(value).__name__} is not cached")
+
+
+def _decoded(node: Any) -> Any:
+    if node is None or node.__class__ in (bool, int, str):
+        return node
+    if node.__class__ is not dict or len(node) != 1:
+        raise ValueError("not a cached settings value")
+    ((tag, body),) = node.items()
+    if tag == "block":
+        name, fields, extra = body
+        block = SETTINGS_BLOCKS[name]
+        return block({key: _decoded(item) for key, item in extra.items()}, **{key: _decoded(item) for key, item in fields.items()})
+    if tag == "decimal" and body.__class__ is str:
+        number = Decimal(body)
+        if number.is_finite():
+            return number
+    elif tag == "phase":
+        return Phase(body)
+    elif tag == "time" and body.__class__ is str:
+        return time.fromisoformat(body)
+    elif tag == "unreadable" and body.__class__ is str:
+        return UnreadableHead(body)
+    elif tag == "list" and body.__class__ is list:
+        return [_decoded(item) for item in body]
+    elif tag == "object" and body.__class__ is dict:
+        return {key: _decoded(item) for key, item in body.items()}
+    raise ValueError(f"not a cached settings value: {tag!r}")
 
 
 ENV_FILE_NAME = ".env"
@@ -357,6 +466,9 @@ class Config:
     settings: Settings
     raw: dict[str, Any]
     env: dict[str, str] = field(default_factory=dict)
+    settings_cache: SettingsCache | None = field(default=None, compare=False, repr=False)
+    # The text these settings were validated from, until `cache_settings` notes them.
+    uncached_text: str | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def from_env_and_json(
@@ -365,6 +477,7 @@ class Config:
         *,
         environ: Mapping[str, str] | None = None,
         env_file: Path | None = None,
+        settings_cache: SettingsCache | None = None,
     ) -> Config:
         """Load config.json and the environment; a missing config file is an error."""
         path = Path(path)
@@ -376,17 +489,30 @@ class Config:
             raise ConfigError(str(path), None, "(file)", "not found") from None
         except (OSError, UnicodeDecodeError) as error:
             raise ConfigError(str(path), None, "(file)", f"cannot be read: {error}") from None
-        return cls.from_text(path, text, env)
+        return cls.from_text(path, text, env, settings_cache=settings_cache)
 
     @classmethod
-    def from_text(cls, path: Path, text: str, env: dict[str, str] | None = None) -> Config:
+    def from_text(
+        cls, path: Path, text: str, env: dict[str, str] | None = None, *, settings_cache: SettingsCache | None = None
+    ) -> Config:
         # Windows editors may start the file with a byte-order mark; it carries no setting.
         text = text.removeprefix("\ufeff")
         raw = parse_json_exact(text, str(path))
         if not isinstance(raw, dict):
             raise ConfigError(str(path), 1, "(root)", "must be a JSON object")
-        settings = validate_settings(raw, text, str(path))
-        return cls(path=path, settings=settings, raw=raw, env=dict(env or {}))
+        settings = None if settings_cache is None else settings_cache.load(text)
+        uncached = None
+        if settings is None:
+            settings = validate_settings(raw, text, str(path))
+            uncached = text
+        return cls(path=path, settings=settings, raw=raw, env=dict(env or {}), settings_cache=settings_cache, uncached_text=uncached)
+
+    def cache_settings(self) -> None:
+        """Note validated settings for the next process. Called by a process that writes
+        anyway (the phase system under the logs lock), so opening a desk writes nothing."""
+        if self.uncached_text is not None and self.settings_cache is not None:
+            self.settings_cache.save(self.uncached_text, self.settings)
+        self.uncached_text = None
 
     @property
     def current_phase(self) -> Phase:
@@ -410,11 +536,15 @@ class Config:
             node[key_path[-1]] = value
         text = dump_json_exact(raw)
         settings = validate_settings(raw, text, str(self.path))
-        return Config(path=self.path, settings=settings, raw=raw, env=self.env)
+        return Config(path=self.path, settings=settings, raw=raw, env=self.env, settings_cache=self.settings_cache)
 
     def save(self) -> None:
-        """Write atomically (temp file, fsync, rename); unknown keys survive."""
-        atomic_write_bytes(self.path, dump_json_exact(self.raw).encode("utf-8"))
+        """Write atomically (temp file, fsync, rename); unknown keys survive. The settings
+        are noted for the next process, which then reads them without validating again."""
+        text = dump_json_exact(self.raw)
+        atomic_write_bytes(self.path, text.encode("utf-8"))
+        if self.settings_cache is not None:
+            self.settings_cache.save(text, self.settings)
 
 
 class _NumberOutOfBounds(ValueError):
@@ -494,52 +624,3 @@ def _decimal_text(value: Decimal) -> str:
     if not value.is_finite():
         raise ValueError(f"cannot write {value} to JSON")
     return str(value)
-
-
-def validate_settings(raw: dict[str, Any], text: str, file: str) -> Settings:
-    try:
-        return Settings.model_validate(raw)
-    except ValidationError as error:
-        first = error.errors()[0]
-        location = [str(part) for part in first["loc"]]
-        message = _message(first)
-        field_path, message = _refine_path(location, message)
-        line = line_of_path(text, field_path)
-        raise ConfigError(file, line, ".".join(field_path) or "(root)", message) from None
-
-
-def _message(error: Mapping[str, Any]) -> str:
-    kind = error.get("type", "")
-    if kind == "extra_forbidden":
-        return "unknown key (check the spelling; unknown keys are not allowed here)"
-    if kind == "literal_error" or kind == "enum":
-        expected = error.get("ctx", {}).get("expected", "")
-        return f"must be one of {expected}"
-    message = str(error.get("msg", "invalid value"))
-    for prefix in ("Value error, ", "Assertion failed, "):
-        if message.startswith(prefix):
-            message = message[len(prefix):]
-    return message
-
-
-def _refine_path(location: list[str], message: str) -> tuple[list[str], str]:
-    """Model-level checks report `name: reason`; move the name into the path."""
-    match = re.match(r"^([a-z_]+): (.*)$", message)
-    if match:
-        return [*location, match.group(1)], match.group(2)
-    return location, message
-
-
-def line_of_path(text: str, path: list[str]) -> int | None:
-    """The line where a key path appears in the JSON text (its deepest key found)."""
-    position = 0
-    found: int | None = None
-    for key in path:
-        match = re.compile(r'"' + re.escape(key) + r'"\s*:').search(text, position)
-        if match is None:
-            break
-        position = match.end()
-        found = match.start()
-    if found is None:
-        return 1 if text else None
-    return text.count("\n", 0, found) + 1

@@ -13,10 +13,12 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-
-from filelock import FileLock, Timeout
+from typing import TYPE_CHECKING
 
 from trading_bot.errors import Busy
+
+if TYPE_CHECKING:
+    from filelock import FileLock
 
 # Beside the logs: caches derived from them (index, saved fold, verified prefixes). Any
 # file there may be deleted at any moment; it costs a rebuild, never an answer.
@@ -49,6 +51,9 @@ class LogsLock:
 
     def _file_lock(self) -> FileLock:
         if self._lock is None:
+            # Imported by the first hold: a command that writes nothing never loads it.
+            from filelock import FileLock
+
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._lock = FileLock(str(self.path), timeout=self.timeout, thread_local=False)
         return self._lock
@@ -56,6 +61,8 @@ class LogsLock:
     @contextmanager
     def held(self) -> Iterator[None]:
         lock = self._file_lock()
+        from filelock import Timeout
+
         try:
             lock.acquire()
         except Timeout:

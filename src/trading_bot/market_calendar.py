@@ -5,6 +5,8 @@ DST always comes from the time-zone database; early (13:00) closes are not model
 
 from __future__ import annotations
 
+import importlib.util
+import os
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
 from functools import cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -18,7 +20,20 @@ _ONE_DAY = timedelta(days=1)
 
 @cache
 def installed_holidays_version() -> str | None:
-    """The installed `holidays` package's version, read from its metadata without importing it."""
+    """The installed `holidays` package's version, without importing it: from the name of
+    the one `holidays-<version>.dist-info` folder beside it (the installers' standard
+    record), else from its metadata (`importlib.metadata` alone costs a command 25 ms)."""
+    spec = importlib.util.find_spec("holidays")
+    if spec is None:
+        return None
+    if spec.origin is not None:
+        site = os.path.dirname(os.path.dirname(spec.origin))
+        try:
+            found = [name for name in os.listdir(site) if name.startswith("holidays-") and name.endswith(".dist-info")]
+        except OSError:
+            found = []
+        if len(found) == 1:
+            return found[0][len("holidays-") : -len(".dist-info")]
     from importlib import metadata
 
     try:

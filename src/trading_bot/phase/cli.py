@@ -247,7 +247,11 @@ def _run(argv: Sequence[str] | None, io: Io, environ: Mapping[str, str] | None, 
     as_of = getattr(args, "as_of", None)
     desk: Desk | None = None
     try:
-        desk = Desk.open(args.config, logs_dir=args.logs_dir, clock=clock, environ=environ, as_of=as_of)
+        # `verify` checks the truth, never a cache: it validates config.json itself.
+        desk = Desk.open(
+            args.config, logs_dir=args.logs_dir, clock=clock, environ=environ, as_of=as_of,
+            trust_cached_settings=args.command != "verify",
+        )
         manager = desk.phase
         manager.journal.warn = io.err
         manager.noticed_by = lambda: _who_noticed(args.command)

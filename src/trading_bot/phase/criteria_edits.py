@@ -13,14 +13,7 @@ from trading_bot.config import Settings
 
 def criteria_snapshot(settings: Settings) -> dict[str, Any]:
     """Everything under `phase_progression` but the phase itself, plus equity and hours."""
-    # Dumped through the root model: its serializer is built with its validator at start-up,
-    # where dumping the block alone builds one more (8 ms of every start).
-    dumped = settings.model_dump(
-        mode="python",
-        include={"phase_progression"},
-        exclude={"phase_progression": {"current_phase", "history_head", "overrides_head"}},
-    )
-    progression = _normalized(dumped["phase_progression"])
+    progression = _normalized(settings.phase_progression.dump(exclude={"current_phase", "history_head", "overrides_head"}))
     hours = settings.trading.hours
     return {
         "phase_progression": progression,

@@ -39,6 +39,9 @@ class Integrity:
         for name, message in self.manager.mirror.problems().items():
             if name not in damaged:
                 problems.append(LogProblem(self.manager.config_path.name, None, message))
+        cached_settings = self.manager.settings_cache_problem()
+        if cached_settings is not None:
+            problems.append(cached_settings)
         self.manager.journal.refresh()
         for file, size in self.manager.journal.torn_tails().items():
             problems.append(LogProblem(file, None, f"torn last line (unterminated, {size} bytes); the next journal write sets it aside"))

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from trading_bot.clock import CLOCK_TOLERANCE, SYSTEM_CLOCK, Clock, FixedClock, ensure_utc, format_timestamp
-from trading_bot.config import Config
+from trading_bot.config import SETTINGS_CACHE_FILE, Config, SettingsCache
 from trading_bot.durable_files import LogsLock, remove_stale_temp_files
 from trading_bot.errors import JournalError
 from trading_bot.high_water import HighWater
@@ -76,9 +76,13 @@ class PhasePaths:
     trades_dir: Path
     phase_dir: Path
 
+    @staticmethod
+    def logs_of(config_path: Path, logs_dir: Path | None) -> Path:
+        return Path(logs_dir) if logs_dir is not None else Path(config_path).resolve().parent / "logs"
+
     @classmethod
     def resolve(cls, config_path: Path, logs_dir: Path | None, environ: Mapping[str, str]) -> PhasePaths:
-        logs = Path(logs_dir) if logs_dir is not None else Path(config_path).resolve().parent / "logs"
+        logs = cls.logs_of(config_path, logs_dir)
         override = environ.get(HISTORY_DIR_VAR) or None
         phase_dir = Path(override) if override else logs / "phase"
         return cls(logs_dir=logs, trades_dir=logs / "trades", phase_dir=phase_dir)
@@ -96,13 +100,20 @@ class PhaseManager:
         environ: Mapping[str, str] | None = None,
         as_of: datetime | None = None,
         config: Config | None = None,
+        trust_cached_settings: bool = True,
     ) -> None:
         self.config_path = Path(config_path)
         self.environ = dict(os.environ if environ is None else environ)
-        self._config = config or Config.from_env_and_json(self.config_path, environ=self.environ)
+        self.as_of = ensure_utc(as_of) if as_of is not None else None
+        # The settings validated from this config.json text last time (a cache `verify` never trusts).
+        self.settings_cache = SettingsCache(
+            PhasePaths.logs_of(self.config_path, logs_dir) / DERIVED_DIR / SETTINGS_CACHE_FILE, writable=self.as_of is None
+        )
+        self._config = config or Config.from_env_and_json(
+            self.config_path, environ=self.environ, settings_cache=self.settings_cache if trust_cached_settings else None
+        )
         self.config_version = 0
         self.real_clock = clock
-        self.as_of = ensure_utc(as_of) if as_of is not None else None
         self.clock: Clock = FixedClock(self.as_of) if self.as_of is not None else clock
         self.paths = PhasePaths.resolve(self.config_path, logs_dir, self.config.env)
         self.lock = LogsLock(self.paths.logs_dir)
@@ -322,6 +333,7 @@ class PhaseManager:
             self.history.reread()
             self.overrides.reread()
             self.mirror.reload_config()
+            self.config.cache_settings()
             # Quick: what a writer appended or created since the caller's look (a look in
             # full is forced when the last one is more than a second old).
             self.sync_journal(quick=True)
@@ -577,6 +589,22 @@ class PhaseManager:
 
     def verify(self) -> list[LogProblem]:
         return self.integrity.verify()
+
+    def settings_cache_problem(self) -> LogProblem | None:
+        """For `verify`: a cached copy of the settings, kept for this very config.json text,
+        that is not what the text validates to (forged or damaged). Only meaningful when
+        this manager validated config.json itself (`trust_cached_settings=False`)."""
+        try:
+            text = self.config_path.read_text(encoding="utf-8").removeprefix("\ufeff")
+        except (OSError, UnicodeDecodeError):
+            return None
+        cached = self.settings_cache.load(text)
+        if cached is None or cached == self.config.settings:
+            return None
+        return LogProblem(
+            f"{DERIVED_DIR}/{SETTINGS_CACHE_FILE}", None,
+            "holds other settings than config.json validates to (forged or damaged); it is only a cache: delete it",
+        )
 
     def recover(self) -> list[str]:
         return self.integrity.recover()

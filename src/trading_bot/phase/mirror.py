@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from trading_bot.config import EMPTY_LOG_HASH, Config, HistoryHead, UnreadableHead
+from trading_bot.config import EMPTY_LOG_HASH, MIRROR_FIELDS, Config, HistoryHead, UnreadableHead
 from trading_bot.errors import InputError
 from trading_bot.phase.criteria_edits import criteria_snapshot
 from trading_bot.phase.rules import loosened_criteria
@@ -144,14 +144,14 @@ class ConfigMirror:
         if key == self._config_key:
             return self._config_fresh
         try:
-            fresh = Config.from_env_and_json(self.manager.config_path, environ=self.manager.environ)
+            fresh = Config.from_env_and_json(
+                self.manager.config_path, environ=self.manager.environ, settings_cache=self.manager.config.settings_cache
+            )
         except (InputError, OSError):
             self._config_key = key
             self._config_fresh = False
             return False
-        changed = fresh.settings.model_dump(exclude={"phase_progression": {"current_phase", "history_head", "overrides_head"}}) != (
-            self.manager.config.settings.model_dump(exclude={"phase_progression": {"current_phase", "history_head", "overrides_head"}})
-        )
+        changed = fresh.settings.dump(exclude=MIRROR_FIELDS) != self.manager.config.settings.dump(exclude=MIRROR_FIELDS)
         self.manager.config = fresh
         self._config_key = key
         self._config_fresh = True

@@ -24,7 +24,7 @@ from typing import Any
 import orjson
 
 from trading_bot.clock import format_timestamp, parse_timestamp
-from trading_bot.config import Settings
+from trading_bot.config import MIRROR_FIELDS, Settings
 from trading_bot.dashboard.metrics_calculator import RollingWindow, RunningTally
 from trading_bot.durable_files import DERIVED_DIR, atomic_write_bytes
 from trading_bot.errors import JournalError
@@ -38,8 +38,6 @@ from trading_bot.phase.stint import SessionBook, StintProgress
 SNAPSHOT_VERSION = 1
 STATE_FILE = "state.json"
 FORMAT = "trading-bot folded phase state"
-# config.json's mirror of the records, not settings: the fold never reads them.
-MIRROR_FIELDS = {"phase_progression": {"current_phase", "history_head", "overrides_head"}}
 
 
 class SnapshotUnusable(Exception):
@@ -48,7 +46,7 @@ class SnapshotUnusable(Exception):
 
 def settings_digest(settings: Settings, mode: str) -> str:
     """SHA-256 of the settings the fold used, as canonical JSON (sorted keys), and the mode."""
-    dumped = settings.model_dump(mode="json", exclude=MIRROR_FIELDS)
+    dumped = settings.dump(mode="json", exclude=MIRROR_FIELDS)
     # ASCII-escaped: an unknown key kept from config.json may hold any text, a lone surrogate included.
     canonical = json.dumps({"settings": dumped, "mode": mode}, sort_keys=True, ensure_ascii=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode("ascii")).hexdigest()
