@@ -15,7 +15,7 @@ from trading_bot.logging.journal_index import ClosedTradeFacts
 from trading_bot.logging.query_helper import TradeJournal
 from trading_bot.logging.trade_record import TradeRecord
 from trading_bot.market_calendar import MarketCalendar
-from trading_bot.phase.engine import MemoryLog, PhaseEngine, rules_view
+from trading_bot.phase.engine import MemoryLog, PhaseEngine, closes_of
 from trading_bot.phase.models import Phase
 from trading_bot.phase.snapshot import progress_to_json
 
@@ -55,11 +55,15 @@ def test_the_fold_reads_facts_from_the_index_and_keeps_the_last_trade_whole(tmp_
     steps = [(10, 500, None, False, False), (10, -200, None, False, True), (10, 300, None, False, False)]
     journal = _journal_of(tmp_path / "logs" / "trades", make_trades(steps))
     try:
-        view = rules_view(journal.closed_trades)
-        assert [type(item) for item in view] == [ClosedTradeFacts] * 3
-        assert [item.position for item in view] == [0, 1, 2]
-        assert [item.is_flagged for item in view] == [False, True, False]
-        assert rules_view(list(journal.closed_trades)) == list(journal.closed_trades)  # records stay records
+        calendar = MarketCalendar()
+        closes = list(closes_of(journal.closed_trades, calendar))
+        assert [type(close[-1]) for close in closes] == [tuple] * 3  # index rows, no object per trade
+        assert [ClosedTradeFacts(close[-1]).position for close in closes] == [0, 1, 2]
+        assert [ClosedTradeFacts(close[-1]).is_flagged for close in closes] == [False, True, False]
+        assert [close[:-1] for close in closes_of(journal.closed_trades, calendar, 1, 2)] == [closes[1][:-1]]
+        from_records = list(closes_of(list(journal.closed_trades), calendar))
+        assert [close[-1] for close in from_records] == list(journal.closed_trades)  # records stay records
+        assert [close[:-1] for close in from_records] == [close[:-1] for close in closes]
 
         progress = PhaseEngine(SHIPPED.settings, MarketCalendar(), "paper").fold_all(ledger_in(Phase.EXPERIENCE, START), journal.closed_trades)
         last = progress.last_stint_trade
@@ -94,3 +98,21 @@ def _no_entries():  # type: ignore[no-untyped-def]
     from trading_bot.phase.trade_limiter import SessionEntries
 
     return SessionEntries.of(MarketCalendar(), {})
+
+
+def test_fact_rows_are_the_positions_asked_for_of_the_close_order_and_stop_at_its_end(tmp_path: Path) -> None:
+    steps = [(10, 500, None, False, False), (10, -200, None, True, False), (10, 300, None, False, True), (10, 0, None, False, False)]
+    journal = _journal_of(tmp_path / "logs" / "trades", make_trades(steps))
+    try:
+        closes = journal.closed_trades
+        assert [row[0] for row in closes.fact_rows()] == [0, 1, 2, 3]
+        assert [(row[0], row[2]) for row in closes.fact_rows(1, 3)] == [(1, "o-1"), (2, "o-2")]
+        assert [row[0] for row in closes.fact_rows(2, 99)] == [2, 3]  # clamped to the journal's end
+        assert list(closes.fact_rows(4)) == [] and list(closes.fact_rows(3, 1)) == []
+        part = closes[1:3]  # positions of a slice are counted from its start, reported as the journal's
+        assert [row[0] for row in part.fact_rows()] == [1, 2]
+        assert [row[0] for row in part.fact_rows(1, 5)] == [2]
+        assert [ClosedTradeFacts(row).order_id for row in part.fact_rows()] == [part[0].order_id, part[1].order_id]
+        assert [ClosedTradeFacts(row).is_flagged for row in closes.fact_rows()] == [False, True, True, False]
+    finally:
+        journal.close()

@@ -228,10 +228,15 @@ class RunningTally:
         outcome = trade.outcome
         if outcome != WIN and outcome != LOSS and outcome != BREAKEVEN:
             return
-        pnl = _pnl(trade)
+        self.fold_close(outcome, _pnl(trade), trade.emergency_exit or trade.manual_override)
+
+    def fold_close(self, outcome: str, pnl: Decimal, flagged: bool) -> None:
+        """`fold` on a close's bare facts (a first start folds the index's columns)."""
+        if outcome != WIN and outcome != LOSS and outcome != BREAKEVEN:
+            return
         self.closed += 1
         self.net_pnl += pnl
-        if trade.emergency_exit or trade.manual_override:
+        if flagged:
             self.flagged += 1
             return
         self.counted += 1
@@ -287,11 +292,16 @@ class RollingWindow:
         """Append a counted trade, dropping the oldest once full; others are ignored."""
         if not trade.is_closed or trade.is_flagged:
             return
-        outcome = trade.outcome
-        pnl = _pnl(trade)
-        if len(self._items) == self.size:
-            self._remove(*self._items.popleft())
-        self._items.append((outcome, pnl))
+        self.fold_close(trade.outcome, _pnl(trade))
+
+    def fold_close(self, outcome: str, pnl: Decimal) -> None:
+        """`fold` on an unflagged close's bare facts (a first start folds the index's columns)."""
+        if outcome != WIN and outcome != LOSS and outcome != BREAKEVEN:
+            return
+        items = self._items
+        if len(items) == self.size:
+            self._remove(*items.popleft())
+        items.append((outcome, pnl))
         if outcome == WIN:
             self.wins += 1
             self.win_sum += pnl

@@ -23,7 +23,7 @@ import time
 from collections import deque
 from contextlib import suppress
 from glob import escape as glob_escape
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from itertools import islice
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
@@ -207,15 +207,17 @@ def record_from_row(row: tuple[Any, ...] | list[Any], base: str) -> TradeRecord:
     )
 
 
+# Rows fetched at a time by `fact_rows`: few round trips, memory that does not grow.
+_FACT_BLOCK = 4096
 # What the rules fold of a closed trade (`ClosedTradeFacts`), after its position.
 FACT_COLUMNS = "timestamp_us, order_id, outcome, exit_us, net_pnl, phase, emergency_exit, manual_override, exit_session"
 
 
 class ClosedTradeFacts:
     """The fields of a closed trade that the stint fold, the triggers and the size steps
-    read, and its position in the close order. A first start folds every close of the
-    journal: these cost a fraction of a full `TradeRecord` (no amounts but the P&L, no
-    `extra` to decode), and the one the fold keeps is swapped for its full record."""
+    read, and its position in the close order, from a row of `fact_rows`. The fold itself
+    reads the rows as plain tuples; one of these is built only where a rule needs the trade
+    (a downgrade, a streak step), and the one the fold keeps is swapped for its full record."""
 
     __slots__ = (
         "position", "timestamp", "order_id", "outcome", "exit_timestamp", "net_pnl", "phase",
@@ -1113,10 +1115,17 @@ class JournalIndex:
         for row in self.query(sql, params):
             yield record_from_row(row, base)
 
-    def facts(self, where: str, params: tuple[Any, ...], order: str) -> list[ClosedTradeFacts]:
-        """The rules' columns of the rows `where` says, with their position in `order`."""
-        sql = f"SELECT {order}, {FACT_COLUMNS} FROM records WHERE {where} ORDER BY {order}"
-        return [ClosedTradeFacts(row) for row in self.query(sql, params)]
+    def fact_rows(self, order: str, start: int, stop: int) -> Generator[tuple[Any, ...], None, None]:
+        """Positions [start, stop) of `order`: the position and the rules' columns
+        (`FACT_COLUMNS`), as the tuples SQLite returns, a block at a time from one cursor."""
+        cursor = self.query(
+            f"SELECT {order}, {FACT_COLUMNS} FROM records WHERE {order} >= ? AND {order} < ? ORDER BY {order}", (start, stop)
+        )
+        try:
+            while block := cursor.fetchmany(_FACT_BLOCK):
+                yield from block
+        finally:
+            cursor.close()
 
     def problem(self) -> JournalError | None:
         if self.meta.problem is None:

@@ -17,7 +17,7 @@ import os
 import sqlite3
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -78,7 +78,6 @@ _MTIME_TICK_NS = 100_000_000
 _BLOCK = 512
 _CLOSE_ORDER = "close_pos"
 _ENTRY_ORDER = "entry_seq"
-_FACTS = "/facts"  # the block cache's key for a sequence of `ClosedTradeFacts`
 
 
 @dataclass(frozen=True)
@@ -424,18 +423,15 @@ class TradeJournal:
         meta = self._view().meta
         return meta.closes if order == _CLOSE_ORDER else meta.entries
 
-    def _at(self, order: str, position: int, facts: bool = False) -> Any:
-        key = order + _FACTS if facts else order
-        cached = self._blocks.get(key)
+    def _at(self, order: str, position: int) -> Any:
+        cached = self._blocks.get(order)
         if cached is not None and cached[0] == self.generation and 0 <= position - cached[1] < len(cached[2]):
             return cached[2][position - cached[1]]
-        block = self._fetch(order, position, position + _BLOCK, facts)
-        self._blocks[key] = (self.generation, position, block)
+        block = self._fetch(order, position, position + _BLOCK)
+        self._blocks[order] = (self.generation, position, block)
         return block[0]
 
-    def _fetch(self, order: str, start: int, stop: int, facts: bool = False) -> list[Any]:
-        if facts:
-            return self._view().facts(f"{order} >= ? AND {order} < ?", (start, stop), order)
+    def _fetch(self, order: str, start: int, stop: int) -> list[Any]:
         return list(self._view().records(f"{order} >= ? AND {order} < ?", (start, stop), order=order))
 
 
@@ -464,19 +460,22 @@ class RecordSequence(Sequence[TradeRecord]):
     """Positions [start, stop) of the close order or the entry log, read from the index a
     block at a time; without `stop` it follows the journal as it grows."""
 
-    def __init__(self, journal: TradeJournal, order: str, start: int = 0, stop: int | None = None, facts: bool = False) -> None:
+    def __init__(self, journal: TradeJournal, order: str, start: int = 0, stop: int | None = None) -> None:
         self._journal = journal
         self._order = order
         self._start = start
         self._stop = stop
-        self._facts = facts  # items are `ClosedTradeFacts`, not full records
 
-    def rule_facts(self) -> RecordSequence:
-        """The same positions as the rules read them: only the columns their fold needs."""
-        return RecordSequence(self._journal, self._order, self._start, self._stop, facts=True)
+    def fact_rows(self, start: int = 0, stop: int | None = None) -> Generator[tuple[Any, ...], None, None]:
+        """Positions [start, stop) of this sequence as the rules fold them: the index's rows
+        of `FACT_COLUMNS` after the position, plain tuples read through one cursor."""
+        low, high = self._bounds()
+        first = min(high, low + start)
+        last = high if stop is None else min(high, low + max(stop, 0))
+        return self._journal._view().fact_rows(self._order, first, last)
 
     def record_of(self, facts: ClosedTradeFacts) -> TradeRecord:
-        """The full record of one item of `rule_facts()`."""
+        """The full record of the close `facts` was read from."""
         return self._journal._at(self._order, facts.position)
 
     def _bounds(self) -> tuple[int, int]:
@@ -498,7 +497,7 @@ class RecordSequence(Sequence[TradeRecord]):
         if item.__class__ is int and item >= 0 and self._stop is None:
             # The common walk (`trades[i]`, i rising): straight from the cached block. A
             # position once read stays valid while the generation holds.
-            cached = self._journal._blocks.get(self._order + _FACTS if self._facts else self._order)
+            cached = self._journal._blocks.get(self._order)
             position = self._start + item
             if cached is not None and cached[0] == self._journal.generation and 0 <= position - cached[1] < len(cached[2]):
                 return cached[2][position - cached[1]]
@@ -508,17 +507,17 @@ class RecordSequence(Sequence[TradeRecord]):
             low, high, step = item.indices(size)
             if step != 1:
                 return list(self)[item]
-            return RecordSequence(self._journal, self._order, start + low, start + max(low, high), self._facts)
+            return RecordSequence(self._journal, self._order, start + low, start + max(low, high))
         position = item + size if item < 0 else item
         if not 0 <= position < size:
             raise IndexError("journal position out of range")
-        return self._journal._at(self._order, start + position, self._facts)
+        return self._journal._at(self._order, start + position)
 
     def __iter__(self) -> Iterator[TradeRecord]:
         start, stop = self._bounds()
         position = start
         while position < stop:
-            block = self._journal._fetch(self._order, position, min(stop, position + 4 * _BLOCK), self._facts)
+            block = self._journal._fetch(self._order, position, min(stop, position + 4 * _BLOCK))
             if not block:
                 return
             yield from block

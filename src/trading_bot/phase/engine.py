@@ -9,7 +9,7 @@ in-memory copy for `--as-of` views and replays, so both see exactly the same rul
 from __future__ import annotations
 
 import heapq
-from collections.abc import Mapping, Sequence
+from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from trading_bot.clock import ensure_utc
 from trading_bot.config import ScalingSettings, Settings
-from trading_bot.logging.journal_index import ClosedTradeFacts
+from trading_bot.logging.journal_index import ClosedTradeFacts, microseconds_of, moment_of
 from trading_bot.logging.query_helper import RecordSequence
 from trading_bot.logging.trade_record import TradeRecord
 from trading_bot.market_calendar import MarketCalendar
@@ -207,11 +207,20 @@ class PhaseEngine:
 
     def fold_all(self, ledger: Ledger, trades: Sequence[TradeRecord]) -> StintProgress:
         progress = self.new_progress(ledger)
-        view = rules_view(trades)
-        for trade in view:
-            progress.fold(trade)  # type: ignore[arg-type]
-            self.trades_folded += 1
-        keep_full_last_trade(progress, view)
+        fold = progress.fold_close
+        last: Any = None
+        folded = 0
+        closes = closes_of(trades, self.calendar)
+        try:
+            for entry_us, exit_us, session, pnl, phase, outcome, emergency, manual, source in closes:
+                folded += 1
+                if fold(session, entry_us, exit_us, pnl, phase, outcome, emergency, manual):
+                    last = source
+        finally:
+            closes.close()
+        self.trades_folded += folded
+        if last is not None:
+            progress.last_stint_trade = whole_trade(last, trades)
         return progress
 
     def state(
@@ -309,31 +318,45 @@ class PhaseEngine:
                     reread()
 
         total = len(trades)  # a journal view: its length costs a query, and it does not change here
-        view = rules_view(trades)
-        while replay.index < total:
-            trade = view[replay.index]
-            assert trade.exit_timestamp is not None
-            if trade.exit_timestamp > now:
-                break
-            session = self.calendar.exit_session(trade)
-            close_sessions_before(session)
-            replay.index += 1
-            replay.pend(session)
-            self.trades_folded += 1
-            if not replay.progress.fold(trade):
-                continue
-            hits = fired_triggers(rules, replay.progress)
-            if hits:
-                replay.written.append(self._downgrade(history, replay.ledger, replay.progress, hits, trade, now))
-                reread()
-                replay.progress = self.fold_all(replay.ledger, trades[: replay.index])
-                rules = triggers_for(self.settings, replay.ledger.stint.phase)
-                continue
-            step = self._streak_step(replay.ledger, replay.progress, trade)
-            if step is not None:
-                replay.written.append(self._size_change(history, replay.ledger, step, trade.exit_timestamp, now))
-                reread()
-        keep_full_last_trade(replay.progress, view)
+        now_us = microseconds_of(ensure_utc(now))
+        last: Any = None  # the source of the last stint trade folded by this loop
+        open_session = None  # the session of the close before: nothing new to close or pend
+        closes = closes_of(trades, self.calendar, replay.index, total)
+        try:
+            for entry_us, exit_us, session, pnl, phase, outcome, emergency, manual, source in closes:
+                if exit_us > now_us:
+                    break
+                if session != open_session:
+                    close_sessions_before(session)
+                    replay.pend(session)
+                    open_session = session
+                replay.index += 1
+                self.trades_folded += 1
+                progress = replay.progress
+                if not progress.fold_close(session, entry_us, exit_us, pnl, phase, outcome, emergency, manual):
+                    continue
+                last = source
+                hits = fired_triggers(rules, progress) if rules else None
+                if hits:
+                    trade = facts_of(source)
+                    replay.written.append(self._downgrade(history, replay.ledger, progress, hits, trade, now))
+                    reread()
+                    replay.progress = self.fold_all(replay.ledger, trades[: replay.index])
+                    rules = triggers_for(self.settings, replay.ledger.stint.phase)
+                    last = None  # the refold kept the stint's last trade itself
+                    continue
+                if replay.ledger.phase is not Phase.SCALING:  # `ledger.stint` builds a Stint: not per trade
+                    continue
+                trade = progress.last_stint_trade = facts_of(source)
+                step = self._streak_step(replay.ledger, progress, trade)
+                if step is not None:
+                    assert trade.exit_timestamp is not None
+                    replay.written.append(self._size_change(history, replay.ledger, step, trade.exit_timestamp, now))
+                    reread()
+        finally:
+            closes.close()
+        if last is not None:
+            replay.progress.last_stint_trade = whole_trade(last, trades)
         close_sessions_before(current_session)
         if journal_valid:
             suggestion = self._suggestion(history, replay.ledger, replay.progress, entries, override_lines, journal_entries, now)
@@ -379,8 +402,6 @@ class PhaseEngine:
         return history.append(TRANSITION, payload, now)
 
     def _streak_step(self, ledger: Ledger, progress: StintProgress, trade: TradeRecord) -> SizeStep | None:
-        if ledger.phase is not Phase.SCALING:  # checked per trade: `ledger.stint` builds a Stint
-            return None
         settings = self.settings.phase_progression.scaling
         assert trade.exit_timestamp is not None
         size_at_open = self._size_at_open(ledger, self.calendar.exit_session(trade))
@@ -398,7 +419,7 @@ class PhaseEngine:
         return ledger.size_at(moment)
 
     def _win_rate_step(self, ledger: Ledger, progress: StintProgress, session: date) -> SizeStep | None:
-        if ledger.stint.phase is not Phase.SCALING or session not in progress.sessions:
+        if ledger.phase is not Phase.SCALING or session not in progress.sessions:
             return None
         settings = self.settings.phase_progression.scaling
         size_at_open = self._size_at_open(ledger, session)
@@ -469,18 +490,63 @@ class PhaseEngine:
         return history.append(SUGGESTION, payload, now)
 
 
-def rules_view(trades: Sequence[TradeRecord]) -> Sequence[Any]:
-    """The closes as the fold reads them: from the index, only the columns the rules need
-    (`ClosedTradeFacts`), so folding the whole journal builds no full record per trade."""
-    return trades.rule_facts() if isinstance(trades, RecordSequence) else trades
+# A close as the fold takes it: (entry µs, exit µs, exit session, net P&L, phase or None,
+# outcome, emergency exit, manual override, source). The flags are truth values (0/1 from
+# the index); the source is the record itself or, read from the index, its position and
+# row of `FACT_COLUMNS`.
+Close = tuple[int, int, date, Decimal, Phase | None, str, bool | int, bool | int, Any]
 
 
-def keep_full_last_trade(progress: StintProgress, view: Sequence[Any]) -> None:
+def closes_of(
+    trades: Sequence[TradeRecord], calendar: MarketCalendar, start: int = 0, stop: int | None = None
+) -> Generator[Close, None, None]:
+    """Positions [start, stop) of the closes, as the fold takes them. From the index, only
+    the columns the rules need are read, as plain tuples from one cursor: folding the whole
+    journal builds no object per trade."""
+    if not isinstance(trades, RecordSequence):
+        for trade in trades[start:stop]:
+            assert trade.exit_timestamp is not None and trade.net_pnl is not None
+            yield (
+                microseconds_of(ensure_utc(trade.timestamp)),
+                microseconds_of(ensure_utc(trade.exit_timestamp)),
+                calendar.exit_session(trade),
+                trade.net_pnl,
+                trade.phase,
+                trade.outcome,
+                trade.emergency_exit,
+                trade.manual_override,
+                trade,
+            )
+        return
+    days: dict[int, date] = {}
+    phases = {phase.value: phase for phase in Phase}
+    session_of = calendar.session_of
+    rows = trades.fact_rows(start, stop)
+    try:
+        for row in rows:
+            _, entry_us, _, outcome, exit_us, pnl, phase, emergency, manual, ordinal = row
+            if ordinal is None:
+                session = session_of(moment_of(exit_us))
+            else:
+                session = days.get(ordinal)
+                if session is None:
+                    session = days[ordinal] = date.fromordinal(ordinal)
+            yield (entry_us, exit_us, session, Decimal(pnl), None if phase is None else phases[phase], outcome, emergency, manual, row)
+    finally:
+        rows.close()
+
+
+def facts_of(source: Any) -> TradeRecord:
+    """A close's record, or for an index row the columns the rules read of it."""
+    return ClosedTradeFacts(source) if source.__class__ is tuple else source  # type: ignore[no-any-return]
+
+
+def whole_trade(source: Any, trades: Sequence[TradeRecord]) -> TradeRecord:
     """The stint's last trade is kept (and saved with the fold) as its full record."""
-    last = progress.last_stint_trade
-    if isinstance(last, ClosedTradeFacts):
-        assert isinstance(view, RecordSequence)
-        progress.last_stint_trade = view.record_of(last)
+    if source.__class__ is not tuple:
+        return source  # type: ignore[no-any-return]
+    assert isinstance(trades, RecordSequence)
+    return trades.record_of(ClosedTradeFacts(source))
 
 
 def scaling_settings(settings: Settings, phase: Phase) -> ScalingSettings | None:

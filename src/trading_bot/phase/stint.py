@@ -11,7 +11,9 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 
+from trading_bot.clock import ensure_utc
 from trading_bot.dashboard.metrics_calculator import Ratio, RollingWindow, RunningTally, avg_rr_from_sums, rr_met_from_counts, win_rate_from_counts
+from trading_bot.logging.journal_index import microseconds_of, moment_of
 from trading_bot.logging.trade_record import LOSS, WIN, TradeRecord
 from trading_bot.market_calendar import MarketCalendar
 from trading_bot.phase.models import Phase, Stint
@@ -30,16 +32,16 @@ class SessionBook:
     win_sum: Decimal = ZERO
     loss_sum: Decimal = ZERO
 
-    def add(self, trade: TradeRecord) -> None:
-        pnl = trade.net_pnl or ZERO
+    def add_close(self, outcome: str, pnl: Decimal, flagged: bool) -> None:
+        pnl = pnl or ZERO  # a zero of any exponent adds as plain 0, as it always has
         self.net_pnl += pnl
-        if trade.is_flagged:
+        if flagged:
             return
         self.counted += 1
-        if trade.outcome == WIN:
+        if outcome == WIN:
             self.wins += 1
             self.win_sum += pnl
-        elif trade.outcome == LOSS:
+        elif outcome == LOSS:
             self.losses += 1
             self.loss_sum += -pnl
 
@@ -95,6 +97,9 @@ class StintProgress:
 
     def __post_init__(self) -> None:
         self.equity = self.starting_equity
+        # The stint's start as microseconds, worked out again only when the stint changes.
+        self._stint_seen: Stint | None = None
+        self._since_us: int | None = None
         if self.trigger_window_size:
             self.trigger_window = RollingWindow(self.trigger_window_size)
         if self.gate_window_size:
@@ -105,49 +110,82 @@ class StintProgress:
     def trade_phase(self, trade: TradeRecord) -> Phase:
         return trade.phase if trade.phase is not None else self.phase_at(trade.timestamp)
 
-    def belongs(self, trade: TradeRecord) -> bool:
-        """In the stint: entered at or after its start, in the stint's phase."""
-        since = self.stint.since
-        if since is not None and trade.timestamp < since:
-            return False
-        return self.trade_phase(trade) is self.stint.phase
-
     # ---- folding -------------------------------------------------------------------
 
     def fold(self, trade: TradeRecord) -> bool:
         """Add one closed trade (in close order). Returns whether it is a stint trade."""
         assert trade.exit_timestamp is not None and trade.net_pnl is not None
-        session = self.calendar.exit_session(trade)
+        folded = self.fold_close(
+            self.calendar.exit_session(trade),
+            microseconds_of(ensure_utc(trade.timestamp)),
+            microseconds_of(ensure_utc(trade.exit_timestamp)),
+            trade.net_pnl,
+            self.trade_phase(trade),
+            trade.outcome,
+            trade.emergency_exit,
+            trade.manual_override,
+        )
+        if folded:
+            self.last_stint_trade = trade
+        return folded
+
+    def fold_close(
+        self,
+        session: date,
+        entry_us: int,
+        exit_us: int,
+        pnl: Decimal,
+        phase: Phase | None,
+        outcome: str,
+        emergency_exit: bool,
+        manual_override: bool,
+    ) -> bool:
+        """`fold` on a close's bare facts (instants as microseconds since 1970, UTC), so a
+        first start folds the index's columns without building an object per trade.
+
+        `phase` None is resolved from the history at entry. The caller keeps the trade
+        itself as `last_stint_trade` when this returns True."""
+        equity = self.equity
         if session not in self.equity_at_open:
-            self.equity_at_open[session] = self.equity
-        self.all_sessions_pnl[session] = self.all_sessions_pnl.get(session, ZERO) + trade.net_pnl
-        self.all_sessions_count[session] = self.all_sessions_count.get(session, 0) + 1
-        since = self.stint.since
-        after_start = since is None or trade.exit_timestamp >= since
+            self.equity_at_open[session] = equity
+        all_pnl = self.all_sessions_pnl
+        all_pnl[session] = all_pnl.get(session, ZERO) + pnl
+        all_count = self.all_sessions_count
+        all_count[session] = all_count.get(session, 0) + 1
+        stint = self.stint
+        if stint is not self._stint_seen:
+            self._stint_seen = stint
+            self._since_us = None if stint.since is None else microseconds_of(stint.since)
+        since_us = self._since_us
+        after_start = since_us is None or exit_us >= since_us
         if after_start and self.equity_at_stint_start is None:
-            self.equity_at_stint_start = self.equity
-            self.peak = self.equity
-        real_money = self.trade_phase(trade) is not Phase.EXPERIENCE
-        if real_money:
-            self.equity += trade.net_pnl
-            self.real_session_pnl[session] = self.real_session_pnl.get(session, ZERO) + trade.net_pnl
+            self.equity_at_stint_start = equity
+            self.peak = equity
+        if phase is None:
+            phase = self.phase_at(moment_of(entry_us))
+        if phase is not Phase.EXPERIENCE:
+            self.equity = equity + pnl
+            real = self.real_session_pnl
+            real[session] = real.get(session, ZERO) + pnl
             if after_start:
                 self._track_drawdown()
-        if not self.belongs(trade):
+        # In the stint: in the stint's phase, entered at or after its start.
+        if phase is not stint.phase or (since_us is not None and entry_us < since_us):
             return False
-        self.tally.fold(trade)
-        if self.trigger_window is not None:
-            self.trigger_window.fold(trade)
-        if self.gate_window is not None:
-            self.gate_window.fold(trade)
+        flagged = emergency_exit or manual_override
+        self.tally.fold_close(outcome, pnl, flagged)
+        if not flagged:
+            if self.trigger_window is not None:
+                self.trigger_window.fold_close(outcome, pnl)
+            if self.gate_window is not None:
+                self.gate_window.fold_close(outcome, pnl)
         book = self.sessions.get(session)
         if book is None:
             book = self.sessions[session] = SessionBook()
             self.session_order.append(session)
-        book.add(trade)
-        if trade.manual_override:
+        book.add_close(outcome, pnl, flagged)
+        if manual_override:
             self.manual_override_trades += 1
-        self.last_stint_trade = trade
         self.last_session = session
         return True
 
