@@ -6,7 +6,8 @@ command reads only the bytes appended since. Anything that does not match the fi
 file edited, replaced, shrunk or gone; an index that is not ours or is damaged) costs a
 rebuild, never a wrong answer.
 
-Who writes it: only a process holding the logs lock (`LogsLock`). A read-only view
+Who writes it: only a process holding the logs lock (`LogsLock`). With no index file yet,
+the first update builds one beside it and renames it into place. A read-only view
 (`--as-of`, a replay of a copied folder) never opens the file: it builds the same index in
 memory. Between two refreshes each process reads one snapshot (an open read transaction),
 so positions into the close order and the entry log stay stable under another writer.
@@ -21,6 +22,7 @@ import sqlite3
 import time
 from collections import deque
 from contextlib import suppress
+from glob import escape as glob_escape
 from collections.abc import Callable, Generator, Iterator
 from itertools import islice
 from dataclasses import dataclass, field
@@ -31,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from trading_bot.durable_files import fsync_directory
 from trading_bot.errors import JournalError
 from trading_bot.input_bounds import (
     MAX_JSON_DEPTH,
@@ -41,12 +44,15 @@ from trading_bot.input_bounds import (
 )
 from trading_bot.input_bounds import MONEY_LIMIT
 from trading_bot.logging.trade_record import (
+    BREAKEVEN,
     CLOSED_OUTCOMES,
     KNOWN_FIELDS,
+    LOSS,
     OPEN,
     OUTCOMES,
     REJECTED,
     TradeRecord,
+    WIN,
     outcome_for,
     parse_trade,
 )
@@ -66,6 +72,9 @@ GUARD_BYTES = 64
 VOUCH_SUFFIX = ".vouched"
 # A file modified this close to the note is checked anyway (mtime ticks are coarse).
 VOUCH_SETTLE_NS = 100_000_000
+# Beside the index while a first build writes it (`<name>.rebuild-<pid>`): renamed into
+# place when complete; one left by a crash is removed at the next open.
+BUILD_SUFFIX = ".rebuild-"
 _BATCH_ROWS = 4096
 # A rebuild with this much to read uses worker processes (their start-up is paid back).
 PARALLEL_BYTES = 16 << 20
@@ -79,21 +88,26 @@ MONEY_INT_LIMIT = 10**15
 _CLOSED = tuple(sorted(CLOSED_OUTCOMES))
 
 # A net P&L written plainly with at most 12 integer digits and 6 decimals, as exact integer
-# micro-units (NULL otherwise), computed by SQLite from the text as the row is inserted: its
-# sums are exact integers, so per-session totals are one query on one covering index
-# (`session_totals.py`). (A generated column would not let that index cover the query.)
-_PNL_BODY = "replace(net_pnl, '-', '')"
-_PNL_POINT = f"instr({_PNL_BODY}, '.')"
-PNL_MICROS = (
-    "CASE WHEN net_pnl NOT GLOB '*[^0-9.-]*' AND instr(substr(net_pnl, 2), '-') = 0"
-    f" AND {_PNL_BODY} GLOB '[0-9]*' AND ("
-    f"({_PNL_POINT} = 0 AND length({_PNL_BODY}) <= 12) OR ({_PNL_POINT} BETWEEN 2 AND 13"
-    f" AND length({_PNL_BODY}) - {_PNL_POINT} BETWEEN 1 AND 6 AND instr(substr({_PNL_BODY}, {_PNL_POINT} + 1), '.') = 0))"
-    f" THEN (CASE WHEN {_PNL_POINT} = 0 THEN CAST({_PNL_BODY} AS INTEGER) * 1000000"
-    f" ELSE CAST(substr({_PNL_BODY}, 1, {_PNL_POINT} - 1) AS INTEGER) * 1000000"
-    f" + CAST(substr(substr({_PNL_BODY}, {_PNL_POINT} + 1) || '00000', 1, 6) AS INTEGER) END)"
-    " * (CASE WHEN net_pnl GLOB '-*' THEN -1 ELSE 1 END) END"
-)
+# micro-units (NULL otherwise), stored beside its text: its sums are exact integers, so
+# per-session totals are one query on one covering index (`session_totals.py`). Computed by
+# the process that parses the line: in SQL it cost the inserting process half its time.
+_PNL_SHAPE = re.compile(r"(-?)([0-9]{1,12})(?:\.([0-9]{1,6}))?")
+
+
+def pnl_micros(net_pnl: str | None) -> int | None:
+    """The stored text of a net P&L as exact integer micro-units, or None when it has more
+    than 12 integer digits or 6 decimals, an exponent, or is absent."""
+    if net_pnl is None:
+        return None
+    found = _PNL_SHAPE.fullmatch(net_pnl)
+    if found is None:
+        return None
+    sign, units, decimals = found.groups()
+    micros = int(units) * 1_000_000
+    if decimals is not None:
+        micros += int(decimals.ljust(6, "0"))
+    return -micros if sign else micros
+
 
 _SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;
@@ -134,12 +148,8 @@ RECORD_COLUMNS = (
     "target, execution_mode, phase, emergency_exit, manual_override, operator_id, session, "
     "exit_session, extra, file, line"
 )
-_INSERTED = ["id", *RECORD_COLUMNS.split(", "), "offset", "first_id", "entry_seq", "close_pos", "current"]
-_INSERT = (
-    "INSERT INTO records (" + ", ".join(_INSERTED) + ", pnl_micros) VALUES ("
-    + ", ".join(f"?{number}" for number in range(1, len(_INSERTED) + 1)) + ", "
-    + PNL_MICROS.replace("net_pnl", f"?{_INSERTED.index('net_pnl') + 1}") + ")"
-)
+_INSERTED = ["id", *RECORD_COLUMNS.split(", "), "offset", "pnl_micros", "first_id", "entry_seq", "close_pos", "current"]
+_INSERT = "INSERT INTO records (" + ", ".join(_INSERTED) + ") VALUES (" + ", ".join("?" * len(_INSERTED)) + ")"
 # Positions in a row as inserted (after the id).
 _R_TS, _R_EXIT, _R_FILE, _R_LINE = 1, 8, 20, 21
 
@@ -261,6 +271,7 @@ def row_from_record(record: TradeRecord, name: str, line: int, offset: int) -> l
         name,
         line,
         offset,
+        None if record.net_pnl is None else pnl_micros(str(record.net_pnl)),
     ]
 
 
@@ -340,10 +351,15 @@ def _utc_z_day_us(value: Any) -> tuple[int, int] | None:
     (how this bot writes them) from 1970 on; None for anything else."""
     if value.__class__ is not str or len(value) != 20:
         return None
-    day = _day_ordinal(value[:10])
+    # Two lookups of what was read before (every line has two timestamps).
+    day = _DAY_ORDINALS.get(value[:10], -1)
+    if day == -1:
+        day = _day_ordinal(value[:10])
     if day is None or day < _EPOCH_ORDINAL:
         return None
-    second = _second_of_day(value[10:])
+    second = _DAY_SECONDS.get(value[10:], -1)
+    if second == -1:
+        second = _second_of_day(value[10:])
     if second is None:
         return None
     return day, (day - _EPOCH_ORDINAL) * _DAY_US + second * 1_000_000
@@ -358,6 +374,16 @@ def _session_near(value: Any, day: int | None) -> int | None:
     if session is None or not -1 <= day - session <= 7:
         return None
     return session
+
+
+def _outcome_of_micros(micros: int) -> str:
+    """`outcome_for` of an amount held in micro-units: rounded half to even at the cent,
+    exactly half a cent is breakeven, anything beyond it a win or a loss."""
+    if micros > 5_000:
+        return WIN
+    if micros < -5_000:
+        return LOSS
+    return BREAKEVEN
 
 
 def _fast_row(data: dict[str, Any], name: str, line: int, offset: int) -> list[Any] | None:
@@ -387,7 +413,7 @@ def _fast_row(data: dict[str, Any], name: str, line: int, offset: int) -> list[A
         outcome = OPEN
     if outcome.__class__ is not str or outcome not in OUTCOMES:
         return None
-    exit_us = pnl_text = exit_day = None
+    exit_us = pnl_text = exit_day = micros = None
     if outcome != OPEN:
         exit_at = _utc_z_day_us(get("exit_timestamp"))
         if exit_at is None or exit_at[1] < entry_us:
@@ -398,7 +424,10 @@ def _fast_row(data: dict[str, Any], name: str, line: int, offset: int) -> list[A
             if raw_pnl is None:
                 raw_pnl = get("profit_loss")
             pnl_text = _plain_text(raw_pnl)
-            if pnl_text is None or outcome_for(Decimal(pnl_text)) != outcome:
+            if pnl_text is None:
+                return None
+            micros = pnl_micros(pnl_text)
+            if (outcome_for(Decimal(pnl_text)) if micros is None else _outcome_of_micros(micros)) != outcome:
                 return None
     stop, target = get("stop_loss"), get("target")
     stop_text = target_text = None
@@ -446,7 +475,7 @@ def _fast_row(data: dict[str, Any], name: str, line: int, offset: int) -> list[A
     return [
         entry_us, symbol, action, quantity, price_text, order_id, outcome, exit_us, pnl_text, stop_text,
         target_text, mode, phase, int(emergency), int(manual), operator_id, session, exit_session,
-        orjson.dumps(extra).decode() if extra else None, name, line, offset,
+        orjson.dumps(extra).decode() if extra else None, name, line, offset, micros,
     ]
 
 
@@ -547,7 +576,7 @@ def parse_file(path: str, name: str, display: str, offset: int, line_count: int,
         parsed = parse_row(raw, name, display, line_no, start)
         if parsed.__class__ is list:
             if bulk:
-                # id, the record, offset, first_id, entry mark (none for an emergency exit
+                # id, the record, offset, micro-units, first_id, entry mark (none for an emergency exit
                 # with no open), close position, current.
                 entry_mark = None if parsed[13] and parsed[6] in CLOSED_OUTCOMES else 0  # type: ignore[index]
                 parsed = [None, *parsed, None, entry_mark, None, 1]  # type: ignore[misc]
@@ -714,6 +743,9 @@ class JournalIndex:
         self.inode: int | None = None
         # Whether the last open ran SQLite's quick check (not vouched for by the previous process).
         self.structure_checked = False
+        # No index file yet: an empty index in memory stands in until the first update
+        # builds the file whole (beside it, then renamed into place).
+        self.unbuilt = False
         self.meta = IndexMeta(epoch="", base=base)
         self.files: dict[str, FileState] = {}
         self._in_read = False
@@ -732,17 +764,33 @@ class JournalIndex:
             self._create()
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        existed = self.path.exists()
+        self._remove_stray_builds()
+        if not self.path.exists():
+            self._stand_in()
+            return
         try:
             self.connection = self._connect(str(self.path))
-            if existed:
-                self._check()
-            else:
-                self._create()
+            self._check()
         except (sqlite3.DatabaseError, IndexDamaged) as error:
             self.replace_damaged(error)
         self._stat_inode()
         self._vouch()
+
+    def _stand_in(self) -> None:
+        """An empty index in memory until the first update builds the file: no process
+        ever holds a file that a build then replaces."""
+        self.connection = self._connect(":memory:")
+        self._create()
+        self.unbuilt = True
+        self.inode = None
+
+    def _remove_stray_builds(self) -> None:
+        """Files left by a build that did not finish (the caller holds the logs lock, so no
+        build is running)."""
+        assert self.path is not None
+        for stray in self.path.parent.glob(f"{glob_escape(self.path.name)}{BUILD_SUFFIX}*"):
+            with suppress(FileNotFoundError):
+                stray.unlink()
 
     def _stat_inode(self) -> None:
         try:
@@ -789,9 +837,7 @@ class JournalIndex:
                 os.unlink(str(self.path) + suffix)
             except FileNotFoundError:
                 pass
-        self.connection = self._connect(str(self.path))
-        self._create()
-        self._stat_inode()
+        self._stand_in()
 
     def _create(self) -> None:
         assert self.connection is not None
@@ -808,6 +854,7 @@ class JournalIndex:
             finally:
                 self.connection = None
                 self._loaded_version = None
+                self.unbuilt = False
             self._vouch()
 
     # ---- the structure check, skipped while the files are as a process left them -------
@@ -902,13 +949,15 @@ class JournalIndex:
         }
 
     def replaced_on_disk(self) -> bool:
-        """Another process deleted and recreated the index file (or removed it)."""
+        """Another process deleted and recreated the index file (or removed it), or built
+        it while this one held none yet."""
         if self.path is None:
             return False
         try:
-            return os.stat(self.path).st_ino != self.inode
+            inode = os.stat(self.path).st_ino
         except FileNotFoundError:
-            return True
+            return not self.unbuilt
+        return self.unbuilt or inode != self.inode
 
     def reopen(self) -> None:
         self.close()
@@ -932,6 +981,8 @@ class JournalIndex:
         `rebuild` empties the index first (new epoch) and reads every planned file whole.
         """
         assert self.connection is not None
+        if self.unbuilt:
+            return self._build_file(plan, trades_dir)
         self._begin_write()
         try:
             if rebuild:
@@ -959,6 +1010,53 @@ class JournalIndex:
             self._loaded_version = None
             self.connection.execute("ROLLBACK")
             raise
+        return result
+
+    def _build_file(self, plan: list[tuple[str, os.stat_result]], trades_dir: Path) -> IndexUpdate:
+        """The first build: the whole journal into a new file beside the index, written
+        without a journal (a crash leaves only a stray file, removed at the next open),
+        made durable, then renamed into place and opened as every process opens it."""
+        assert self.path is not None and self.connection is not None
+        building = Path(f"{self.path}{BUILD_SUFFIX}{os.getpid()}")
+        with suppress(FileNotFoundError):
+            building.unlink()
+        stand_in = self.connection
+        self._end_read()
+        self.connection = sqlite3.connect(str(building), isolation_level=None, check_same_thread=False)
+        try:
+            self.connection.execute("PRAGMA journal_mode = OFF")
+            self.connection.execute("PRAGMA synchronous = OFF")
+            self.connection.executescript(_SCHEMA)
+            self.connection.execute("BEGIN")
+            self._clear()
+            result = _BulkLoad(self).run(plan, trades_dir)
+            self.connection.execute("DELETE FROM meta")
+            self.connection.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", self.meta.to_rows())
+            self.connection.execute("COMMIT")
+            # Readers and later writers share it in WAL mode; the mode is written in the file.
+            self.connection.execute("PRAGMA journal_mode = WAL")
+            self.connection.close()
+            with open(building, "rb") as handle:
+                os.fsync(handle.fileno())
+            for suffix in ("-wal", "-shm", "-journal"):
+                with suppress(FileNotFoundError):
+                    os.unlink(f"{self.path}{suffix}")
+            os.replace(building, self.path)
+            fsync_directory(self.path.parent)
+        except BaseException:
+            with suppress(sqlite3.Error):
+                self.connection.close()
+            with suppress(FileNotFoundError):
+                building.unlink()
+            self.connection = stand_in
+            self._loaded_version = None
+            raise
+        stand_in.close()
+        self.connection = self._connect(str(self.path))
+        self.unbuilt = False
+        self._loaded_version = None
+        self._stat_inode()
+        self._vouch()
         return result
 
     def _drop_search_indexes(self) -> None:
@@ -1259,7 +1357,7 @@ class _Writer:
 
 # Positions in a bulk row (`_INSERT` order).
 _B_ID, _B_TS, _B_ORDER, _B_OUTCOME, _B_EXIT, _B_EMERGENCY, _B_FILE, _B_LINE = 0, 1, 6, 7, 8, 14, 20, 21
-_B_FIRST, _B_ENTRY = 23, 24
+_B_FIRST, _B_ENTRY, _B_CLOSE = 24, 25, 26
 _BULK_BATCH = 8192
 
 
@@ -1282,6 +1380,10 @@ class _BulkLoad:
         # its place in the reading order: (id of the next row, 0) before a row, (id, 1) at one.
         self.parse_problem: tuple[tuple[int, int], tuple[str, int, str, str]] | None = None
         self.order_problem: tuple[tuple[int, int], tuple[str, int, str, str]] | None = None
+        # Closes are numbered as they are read while they come in close order (a journal
+        # written by the bot: each close is appended after the ones before it), and all
+        # at the end otherwise, or when settling an order took a close out of the order.
+        self.closes_in_order = True
 
     def run(self, plan: list[tuple[str, os.stat_result]], trades_dir: Path) -> IndexUpdate:
         files = self.index.files
@@ -1298,7 +1400,9 @@ class _BulkLoad:
         if repeated:
             self.index._number_entries()
             (self.meta.entries,) = self.connection.execute("SELECT count(*) FROM records WHERE entry_seq IS NOT NULL").fetchone()
-        self.index._number_closes()
+        if not self.closes_in_order:
+            self.connection.execute("UPDATE records SET close_pos = NULL WHERE close_pos IS NOT NULL")
+            self.index._number_closes()
         self.index._create_search_indexes()
         found = [found for found in (self.parse_problem, self.order_problem) if found is not None]
         if found and self.meta.problem is None:
@@ -1314,6 +1418,9 @@ class _BulkLoad:
         entries = meta.entries
         latest = meta.latest
         latest_us = 0 if latest is None else latest[0]
+        closes = meta.closes
+        last_close = meta.last_close
+        closed = CLOSED_OUTCOMES
         batch: list[list[Any]] = []
         file_rows = []
         for parsed in parsed_files:
@@ -1325,6 +1432,14 @@ class _BulkLoad:
                         item[_B_ENTRY] = entries  # type: ignore[index]
                         entries += 1
                     exit_us = item[_B_EXIT]  # type: ignore[index]
+                    if item[_B_OUTCOME] in closed and self.closes_in_order:  # type: ignore[index]
+                        key = (exit_us, item[_B_TS], item[_B_FILE], item[_B_LINE])  # type: ignore[index]
+                        if last_close is None or key > last_close:
+                            item[_B_CLOSE] = closes  # type: ignore[index]
+                            closes += 1
+                            last_close = key
+                        else:
+                            self.closes_in_order = False
                     moment = item[_B_TS] if exit_us is None else exit_us  # type: ignore[index]
                     if latest is None or moment > latest_us:
                         latest_us = moment
@@ -1349,6 +1464,8 @@ class _BulkLoad:
         meta.next_id = next_id
         meta.entries = entries
         meta.latest = latest
+        meta.closes = closes
+        meta.last_close = last_close
 
     def _settle_repeated_orders(self) -> bool:
         """Apply SPEC §10's rules to the orders read more than once; whether there were any."""
@@ -1454,6 +1571,8 @@ class _BulkLoad:
         kept_ids = {row[0] for row in kept}
         for row in rows:
             record_id = row[0]
+            if row is not current and row[7] in CLOSED_OUTCOMES:
+                self.closes_in_order = False  # a close read as current is not one
             if record_id not in kept_ids:
                 dropped.append((record_id,))
             else:

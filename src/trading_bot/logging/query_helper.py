@@ -268,6 +268,8 @@ class TradeJournal:
                 update, rebuilt = self._apply(index, names, plan), plan[0]
             else:
                 with self.lock.held():
+                    if index.replaced_on_disk():  # another process built or replaced it meanwhile
+                        index.reopen()
                     index.begin_read()  # another process may have indexed it meanwhile
                     names = self._listing(index)
                     plan = self._plan(index, names, listing=True)
