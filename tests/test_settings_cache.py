@@ -266,6 +266,12 @@ def test_a_forged_cache_is_reported_by_verify_which_never_reads_it(config_path: 
     code, out, err = run_cli(config_path, "verify")
     assert code == 1  # ... and verify, which validates config.json itself, says so
     assert f"{DERIVED_DIR}/settings.json: holds other settings than config.json validates to (forged or damaged)" in out + err
+    from trading_bot.phase.manager import PhaseManager
+
+    trusting = PhaseManager(config_path, environ={})  # a library user's desk, on the forged copy
+    assert trusting.config.settings.risk_management.max_position_pct == D("50.0")
+    problem = trusting.settings_cache_problem()
+    assert problem is not None and "forged or damaged" in problem.reason
     cache.path.unlink()
     code, out, err = run_cli(config_path, "verify")
     assert code == 0, out + err

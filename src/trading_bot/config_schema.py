@@ -49,7 +49,6 @@ Count = Annotated[int, BeforeValidator(_count)]
 ClockTime = Annotated[time, BeforeValidator(_clock_time)]
 
 
-
 def _non_negative(name: str, value: Decimal | int | None) -> None:
     if value is not None and value < 0:
         raise ValueError(f"{name}: must be ≥ 0")
@@ -94,7 +93,6 @@ class _Open(BaseModel):
     """Blocks outside `phase_progression`: unknown keys are kept."""
 
     model_config = ConfigDict(extra="allow", frozen=True, defer_build=True)
-
 
 
 class DowngradeTriggers(_Strict):
@@ -278,7 +276,6 @@ class PhaseProgression(_Strict):
     scaling: ScalingSettings = _left_out()
 
 
-
 class TradingHours(_Open):
     start_time: ClockTime = time(7, 0)
     end_time: ClockTime = time(16, 0)
@@ -327,8 +324,6 @@ class Settings(_Open):
     account: AccountSettings = _left_out()
     risk_management: RiskSettings = _left_out()
     phase_progression: PhaseProgression = _left_out()
-
-
 
 
 def validate_settings(raw: dict[str, Any], text: str, file: str) -> runtime.Settings:

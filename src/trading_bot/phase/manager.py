@@ -18,7 +18,7 @@ from typing import Any
 from trading_bot.clock import CLOCK_TOLERANCE, SYSTEM_CLOCK, Clock, FixedClock, ensure_utc, format_timestamp
 from trading_bot.config import SETTINGS_CACHE_FILE, Config, SettingsCache
 from trading_bot.durable_files import LogsLock, remove_stale_temp_files
-from trading_bot.errors import JournalError
+from trading_bot.errors import InputError, JournalError
 from trading_bot.high_water import HighWater
 from trading_bot.logging.query_helper import TradeJournal
 from trading_bot.logging.structured_logger import StructuredTradeLogger
@@ -592,14 +592,19 @@ class PhaseManager:
 
     def settings_cache_problem(self) -> LogProblem | None:
         """For `verify`: a cached copy of the settings, kept for this very config.json text,
-        that is not what the text validates to (forged or damaged). Only meaningful when
-        this manager validated config.json itself (`trust_cached_settings=False`)."""
+        that is not what the text validates to (forged or damaged)."""
         try:
             text = self.config_path.read_text(encoding="utf-8").removeprefix("\ufeff")
         except (OSError, UnicodeDecodeError):
             return None
         cached = self.settings_cache.load(text)
-        if cached is None or cached == self.config.settings:
+        if cached is None:
+            return None
+        try:
+            validated = Config.from_text(self.config_path, text).settings  # the text itself, never the cache
+        except InputError:
+            return None  # config.json itself is refused, with its own message
+        if cached == validated:
             return None
         return LogProblem(
             f"{DERIVED_DIR}/{SETTINGS_CACHE_FILE}", None,
