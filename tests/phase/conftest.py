@@ -22,9 +22,13 @@ from trading_bot.app import Desk as AppDesk
 from trading_bot.bot import TradeResult
 from trading_bot.broker import PaperBroker
 from trading_bot.config import Config
+from trading_bot.error_handling.circuit_breaker import BreakerState
 from trading_bot.logging.trade_record import TradeRecord
 from trading_bot.market_calendar import MarketCalendar
 from trading_bot.phase.cli import main
+from trading_bot.phase.engine import MemoryLog
+from trading_bot.phase.models import Phase
+from trading_bot.phase.record_types import TRANSITION
 
 SHIPPED_CONFIG = Path(__file__).resolve().parents[2] / "config.json"
 PASSWORD = "correct horse battery staple"
@@ -145,6 +149,25 @@ class Desk:
             and path.name != ".phase.lock"
             and not (records_only and ".derived" in path.relative_to(self.root).parts)
         }
+
+
+def history_overridden_into(phase: Phase, at: datetime) -> MemoryLog:
+    """A history in memory with one override from experience into `phase` (none for
+    experience itself), as the engine's own tests start a stint in any phase."""
+    log = MemoryLog([], at)
+    if phase is not Phase.EXPERIENCE:
+        payload = {
+            "kind": "override",
+            "from_phase": "experience",
+            "to_phase": phase.value,
+            "position_size": "200.00",
+            "breaker": BreakerState.closed().to_json(),
+            "mode": "paper",
+            "operator_id": "test",
+            "reason": "test",
+        }
+        log.append(TRANSITION, payload, at)
+    return log
 
 
 def _lines(path: Path) -> list[dict[str, Any]]:

@@ -16,8 +16,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.phase.conftest import history_overridden_into
 from tests.phase.test_state_snapshot import SHIPPED, START, answers_of, make_trades, numbers, trade_steps
-from trading_bot.error_handling.circuit_breaker import BreakerState
 from trading_bot.logging.query_helper import TradeJournal
 from trading_bot.logging.trade_record import TradeRecord
 from trading_bot.market_calendar import MarketCalendar
@@ -25,7 +25,6 @@ from trading_bot.money import money_str
 from trading_bot.phase.engine import MemoryLog, PhaseEngine, Replay
 from trading_bot.phase.ledger import read_ledger
 from trading_bot.phase.models import Phase
-from trading_bot.phase.record_types import TRANSITION
 from trading_bot.phase.snapshot import progress_to_json
 from trading_bot.phase.trade_limiter import SessionEntries
 
@@ -65,19 +64,7 @@ def _written(history: MemoryLog) -> list[dict]:
 
 def _catch_up(engine: PhaseEngine, phase: Phase, closes, cuts: list) -> tuple[list[dict], Replay]:  # type: ignore[no-untyped-def]
     """`apply_due` at each instant of `cuts` in turn, each resuming the last."""
-    history = MemoryLog([], START)
-    if phase is not Phase.EXPERIENCE:
-        payload = {
-            "kind": "override",
-            "from_phase": "experience",
-            "to_phase": phase.value,
-            "position_size": "200.00",
-            "breaker": BreakerState.closed().to_json(),
-            "mode": "paper",
-            "operator_id": "test",
-            "reason": "test",
-        }
-        history.append(TRANSITION, payload, START)
+    history = history_overridden_into(phase, START)
     entries = SessionEntries.of(CALENDAR, {})
     replay = None
     for now in cuts:

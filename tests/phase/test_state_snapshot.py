@@ -27,19 +27,17 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.conftest import journal_fields, write_journal_lines
-from tests.phase.conftest import Desk, advance_to
+from tests.phase.conftest import Desk, advance_to, history_overridden_into
 from trading_bot.app import Desk as AppDesk
 from trading_bot.config import Config
 from trading_bot.dashboard.metrics_calculator import RunningTally
-from trading_bot.error_handling.circuit_breaker import BreakerState
 from trading_bot.logging.trade_record import TradeRecord, outcome_for
 from trading_bot.market_calendar import MarketCalendar
 from trading_bot.phase import cli
-from trading_bot.phase.engine import MemoryLog, PhaseEngine, Replay
+from trading_bot.phase.engine import PhaseEngine, Replay
 from trading_bot.phase.ledger import Ledger, read_ledger
 from trading_bot.phase.manager import PhaseManager
 from trading_bot.phase.models import Phase
-from trading_bot.phase.record_types import TRANSITION
 from trading_bot.phase.snapshot import (
     ENTRY_SESSIONS_FILE,
     SavedEntrySessions,
@@ -62,20 +60,7 @@ SHIPPED = Config.from_text(Path("config.json"), (Path(__file__).resolve().parent
 
 def ledger_in(phase: Phase, since: datetime) -> Ledger:
     """The ledger of a history with one override into `phase` (none for experience)."""
-    log = MemoryLog([], since)
-    if phase is not Phase.EXPERIENCE:
-        payload = {
-            "kind": "override",
-            "from_phase": "experience",
-            "to_phase": phase.value,
-            "position_size": "200.00",
-            "breaker": BreakerState.closed().to_json(),
-            "mode": "paper",
-            "operator_id": "test",
-            "reason": "test",
-        }
-        log.append(TRANSITION, payload, since)
-    return read_ledger(log.lines(), SHIPPED.settings, "paper")
+    return read_ledger(history_overridden_into(phase, since).lines(), SHIPPED.settings, "paper")
 
 
 def numbers(progress: StintProgress) -> str:
