@@ -7,7 +7,8 @@ file edited, replaced, shrunk or gone; an index that is not ours or is damaged) 
 rebuild, never a wrong answer.
 
 Who writes it: only a process holding the logs lock (`LogsLock`). With no index file yet,
-the first update builds one beside it and renames it into place. A read-only view
+the first update builds one beside it (its worker processes, if any, fill chunk files
+beside that, which it copies in and deletes) and renames it into place. A read-only view
 (`--as-of`, a replay of a copied folder) never opens the file: it builds the same index in
 memory. Between two refreshes each process reads one snapshot (an open read transaction),
 so positions into the close order and the entry log stay stable under another writer.
