@@ -4,6 +4,8 @@ as its full record — equals the fold of the full records."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+from decimal import Decimal
 from pathlib import Path
 
 import orjson
@@ -13,8 +15,9 @@ from hypothesis import HealthCheck, given, settings
 from tests.phase.test_state_snapshot import SHIPPED, START, answers_of, ledger_in, make_trades, numbers, trade_steps
 from trading_bot.logging.journal_index import CLOSE_KINDS, microseconds_of
 from trading_bot.logging.query_helper import TradeJournal
-from trading_bot.logging.trade_record import TradeRecord
+from trading_bot.logging.trade_record import TradeRecord, outcome_for
 from trading_bot.market_calendar import MarketCalendar
+from trading_bot.phase import engine as engine_module
 from trading_bot.phase.engine import ClosedTradeFacts, MemoryLog, PhaseEngine, closes_of, facts_of
 from trading_bot.phase.models import Phase
 from trading_bot.phase.snapshot import progress_to_json
@@ -91,6 +94,26 @@ def test_every_outcome_flag_and_phase_reads_back_from_the_index_as_recorded(tmp_
         }
         assert len({close[4:8] for close in from_index}) == len(steps)  # 5 phases x 3 outcomes x 3 flag states
         assert {kind[:2] for kind in CLOSE_KINDS} == {(False, False), (True, False), (False, True), (True, True)}
+    finally:
+        journal.close()
+
+
+@pytest.mark.parametrize("kept", [5, 6, 7])
+def test_p_and_l_texts_read_back_as_their_exact_decimals_whether_the_memo_of_them_fills_or_not(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kept: int
+) -> None:
+    """Six distinct P&L texts, some repeated: a memo of 5 is emptied on the way, one of 6 or 7
+    never; each close still carries its own text's Decimal, exponent included."""
+    texts = ["1.5", "1.50", "-0.25", "1.5", "3", "1.50", "-0.25", "0.00", "0", "3"]
+    steps = [(10, 100, None, False, False)] * len(texts)
+    trades = [replace(trade, net_pnl=Decimal(text), outcome=outcome_for(Decimal(text))) for trade, text in zip(make_trades(steps), texts)]
+    journal = _journal_of(tmp_path / "logs" / "trades", trades)
+    monkeypatch.setattr(engine_module, "_AMOUNTS_KEPT", kept)
+    try:
+        calendar = MarketCalendar()
+        closes = list(closes_of(journal.closed_trades, calendar))
+        assert [str(close[3]) for close in closes] == texts
+        assert closes == list(closes_of(trades, calendar))
     finally:
         journal.close()
 

@@ -520,6 +520,8 @@ class PhaseEngine:
 # A close as the fold takes it: (entry µs, exit µs, exit session, net P&L, phase or None,
 # outcome, emergency exit, manual override, position in the sequence folded).
 Close = tuple[int, int, date, Decimal, Phase | None, str, bool, bool, int]
+# The distinct P&L texts `closes_of` keeps as Decimals at most (about 1 MB).
+_AMOUNTS_KEPT = 8192
 
 
 def closes_of(
@@ -547,6 +549,9 @@ def closes_of(
         return
     kinds = CLOSE_KINDS
     session_of = calendar.session_of
+    # P&L texts repeat (a desk trades the same sizes): each is made a Decimal once. Decimals
+    # are immutable, so closes may share one; the memo is emptied when full.
+    amounts: dict[str, Decimal] = {}
     # Closes come in session order: the day of the one before is most often this one's.
     last_ordinal: int | None = None
     last_day: date | None = None
@@ -560,8 +565,13 @@ def closes_of(
             else:
                 session = last_day = date.fromordinal(ordinal)
                 last_ordinal = ordinal
+            amount = amounts.get(pnl)
+            if amount is None:
+                if len(amounts) == _AMOUNTS_KEPT:
+                    amounts.clear()
+                amount = amounts[pnl] = Decimal(pnl)
             emergency, manual, outcome, phase = kinds[kind]
-            yield (entry_us, exit_us, session, Decimal(pnl), phase, outcome, emergency, manual, position)
+            yield (entry_us, exit_us, session, amount, phase, outcome, emergency, manual, position)
             position += 1
     finally:
         rows.close()

@@ -22,7 +22,7 @@ ZERO = Decimal(0)
 EXPERIENCE = Phase.EXPERIENCE
 
 
-@dataclass
+@dataclass(slots=True)
 class SessionBook:
     """One session's stint trades: P&L (flagged included) and the counted outcomes."""
 
