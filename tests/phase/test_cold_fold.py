@@ -4,6 +4,7 @@ as its full record — equals the fold of the full records."""
 
 from __future__ import annotations
 
+import gc
 from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
@@ -182,3 +183,45 @@ def test_fact_rows_are_the_positions_asked_for_of_the_close_order_and_stop_at_it
         ]
     finally:
         journal.close()
+
+
+class _Watched(list):  # type: ignore[type-arg]
+    """Closes that note, each time a fold reads them in a run (a slice), whether the garbage
+    collector runs."""
+
+    def __init__(self, trades: list[TradeRecord], fail: bool = False) -> None:
+        super().__init__(trades)
+        self.collector_on: list[bool] = []
+        self.fail = fail
+
+    def __getitem__(self, item):  # type: ignore[no-untyped-def]
+        if isinstance(item, slice):
+            self.collector_on.append(gc.isenabled())
+        if self.fail:
+            raise RuntimeError("the journal went away")
+        return super().__getitem__(item)
+
+
+@pytest.mark.parametrize("running_before", [True, False])
+def test_the_garbage_collector_is_held_off_only_while_a_fold_runs(running_before: bool) -> None:
+    trades = make_trades([(10, 500, None, False, False), (10, -200, None, False, False)])
+    engine = PhaseEngine(SHIPPED.settings, MarketCalendar(), "paper")
+    was = gc.isenabled()
+    try:
+        gc.enable() if running_before else gc.disable()
+        watched = _Watched(trades)
+        engine.fold_all(ledger_in(Phase.EXPERIENCE, START), watched)
+        assert watched.collector_on and not any(watched.collector_on)
+        assert gc.isenabled() is running_before
+        now = trades[-1].exit_timestamp
+        assert now is not None
+        watched = _Watched(trades)
+        engine.apply_due(MemoryLog([], START), watched, _no_entries(), [], {}, now)
+        assert watched.collector_on and not any(watched.collector_on)
+        assert gc.isenabled() is running_before
+        failing = _Watched(trades, fail=True)
+        with pytest.raises(RuntimeError):
+            engine.fold_all(ledger_in(Phase.EXPERIENCE, START), failing)
+        assert gc.isenabled() is running_before  # an error in the fold leaves it as it was
+    finally:
+        gc.enable() if was else gc.disable()
