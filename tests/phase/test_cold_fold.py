@@ -13,6 +13,7 @@ import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 
+from tests.phase.conftest import history_overridden_into
 from tests.phase.test_state_snapshot import SHIPPED, START, answers_of, ledger_in, make_trades, numbers, trade_steps
 from trading_bot.logging.journal_index import CLOSE_KINDS, microseconds_of
 from trading_bot.logging.query_helper import TradeJournal
@@ -225,3 +226,27 @@ def test_the_garbage_collector_is_held_off_only_while_a_fold_runs(running_before
         assert gc.isenabled() is running_before  # an error in the fold leaves it as it was
     finally:
         gc.enable() if was else gc.disable()
+
+
+def test_a_win_streak_steps_the_size_at_each_fifth_counted_win_and_names_that_close(tmp_path: Path) -> None:
+    """In scaling, every 5th counted win in a row steps the size (keyed by that close's order
+    id, read from the journal only then); a flagged win neither counts nor steps, a loss
+    starts the count again."""
+    win, flagged_win, loss = (30, 40_000, Phase.SCALING, False, False), (30, 40_000, Phase.SCALING, True, False), (30, -900, Phase.SCALING, False, False)
+    first = (2 * 24 * 60 + 60, 40_000, Phase.SCALING, False, False)  # the first after the stint began
+    steps = [first, win, win, win, flagged_win, win, win, loss, win, win, win, win, win, win]
+    trades = make_trades(steps)
+    journal = _journal_of(tmp_path / "logs" / "trades", trades)
+    try:
+        engine = PhaseEngine(SHIPPED.settings, MarketCalendar(), "paper")
+        now = trades[-1].exit_timestamp
+        assert now is not None
+        keys = []
+        for closes in (journal.closed_trades, list(journal.closed_trades)):
+            history = history_overridden_into(Phase.SCALING, START)
+            engine.apply_due(history, closes, _no_entries(), [], {}, now)
+            keys.append([(line.data["key"], line.data["to_size"]) for line in history.lines() if line.data.get("rule") == "win_streak"])
+        # o-4 is flagged: the fifth counted win is o-5; after the loss (o-7), o-12 is the fifth.
+        assert keys[0] == keys[1] == [("stint1:streak:o-5", "300.00"), ("stint1:streak:o-12", "400.00")]
+    finally:
+        journal.close()

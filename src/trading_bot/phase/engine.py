@@ -30,7 +30,7 @@ from trading_bot.phase.ledger import Ledger, downgrade_size, read_ledger
 from trading_bot.phase.record_types import DOWNGRADE, SESSION_SUMMARY, SIZE_CHANGE, SUGGESTION, TRANSITION
 from trading_bot.error_handling.circuit_breaker import BreakerState
 from trading_bot.phase.models import GateResult, Phase, TriggerHit
-from trading_bot.phase.position_sizing import SizeStep, streak_step, win_rate_step
+from trading_bot.phase.position_sizing import SizeStep, streak_at_step, streak_step, win_rate_step
 from trading_bot.phase.stint import StintProgress
 from trading_bot.phase.trade_limiter import SessionEntries, earliest_entry, longest_missed_run
 from trading_bot.phase.rules import (
@@ -341,6 +341,7 @@ class PhaseEngine:
         progress = replay.progress
         fold = progress.fold_close
         scaling = replay.ledger.phase is Phase.SCALING  # `ledger.stint` builds a Stint: not per trade
+        sizing = self.settings.phase_progression.scaling
         closes = closes_of(trades, self.calendar, index, total)
         try:
             with collector_paused():
@@ -369,7 +370,9 @@ class PhaseEngine:
                             scaling = replay.ledger.phase is Phase.SCALING
                             last = -1  # the refold kept the stint's last trade itself
                             continue
-                    if not scaling:
+                    # A streak step needs an unflagged close with the streak at a step; only
+                    # then is the trade (and the size at the open) looked up.
+                    if not scaling or emergency or manual or not streak_at_step(sizing, progress.tally.winning_streak):
                         continue
                     trade = progress.last_stint_trade = facts_of(close, trades)
                     step = self._streak_step(replay.ledger, progress, trade)
