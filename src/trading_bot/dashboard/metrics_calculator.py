@@ -232,14 +232,12 @@ class RunningTally:
 
     def fold_close(self, outcome: str, pnl: Decimal, flagged: bool) -> None:
         """`fold` on a close's bare facts (a first start folds the index's columns)."""
-        if outcome != WIN and outcome != LOSS and outcome != BREAKEVEN:
-            return
-        self.closed += 1
-        self.net_pnl += pnl
         if flagged:
-            self.flagged += 1
+            if outcome == WIN or outcome == LOSS or outcome == BREAKEVEN:
+                self.closed += 1
+                self.net_pnl += pnl
+                self.flagged += 1
             return
-        self.counted += 1
         if outcome == WIN:
             self.wins += 1
             self.win_sum += pnl
@@ -252,10 +250,15 @@ class RunningTally:
             self.winning_streak = 0
             if self.consecutive_losses > self.max_consecutive_losses:
                 self.max_consecutive_losses = self.consecutive_losses
-        else:
+        elif outcome == BREAKEVEN:
             self.breakevens += 1
             self.consecutive_losses = 0
             self.winning_streak = 0
+        else:
+            return
+        self.closed += 1
+        self.counted += 1
+        self.net_pnl += pnl
 
     def win_rate(self) -> Ratio:
         return win_rate_from_counts(self.wins, self.counted)

@@ -28,7 +28,6 @@ from trading_bot.durable_files import LogsLock
 from trading_bot.errors import JournalError
 from trading_bot.logging.journal_index import (
     RECORD_COLUMNS,
-    ClosedTradeFacts,
     IndexUpdate,
     JournalIndex,
     index_path_for,
@@ -467,16 +466,12 @@ class RecordSequence(Sequence[TradeRecord]):
         self._stop = stop
 
     def fact_rows(self, start: int = 0, stop: int | None = None) -> Generator[tuple[Any, ...], None, None]:
-        """Positions [start, stop) of this sequence as the rules fold them: the index's rows
-        of `FACT_COLUMNS` after the position, plain tuples read through one cursor."""
+        """Positions [start, stop) of this sequence as the rules fold them: one row of
+        `FACT_COLUMNS` each, in order, plain tuples read through one cursor."""
         low, high = self._bounds()
         first = min(high, low + start)
         last = high if stop is None else min(high, low + max(stop, 0))
         return self._journal._view().fact_rows(self._order, first, last)
-
-    def record_of(self, facts: ClosedTradeFacts) -> TradeRecord:
-        """The full record of the close `facts` was read from."""
-        return self._journal._at(self._order, facts.position)
 
     def _bounds(self) -> tuple[int, int]:
         total = self._journal._count(self._order)

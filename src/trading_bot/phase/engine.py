@@ -8,8 +8,10 @@ in-memory copy for `--as-of` views and replays, so both see exactly the same rul
 
 from __future__ import annotations
 
+import gc
 import heapq
-from collections.abc import Generator, Mapping, Sequence
+from collections.abc import Generator, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -17,9 +19,9 @@ from typing import Any, Protocol
 
 from trading_bot.clock import ensure_utc
 from trading_bot.config import ScalingSettings, Settings
-from trading_bot.logging.journal_index import ClosedTradeFacts, microseconds_of, moment_of
+from trading_bot.logging.journal_index import CLOSE_KINDS, microseconds_of, moment_of
 from trading_bot.logging.query_helper import RecordSequence
-from trading_bot.logging.trade_record import TradeRecord
+from trading_bot.logging.trade_record import CLOSED_OUTCOMES, TradeRecord
 from trading_bot.market_calendar import MarketCalendar
 from trading_bot.money import money_str
 from trading_bot.clock import format_timestamp
@@ -28,7 +30,7 @@ from trading_bot.phase.ledger import Ledger, downgrade_size, read_ledger
 from trading_bot.phase.record_types import DOWNGRADE, SESSION_SUMMARY, SIZE_CHANGE, SUGGESTION, TRANSITION
 from trading_bot.error_handling.circuit_breaker import BreakerState
 from trading_bot.phase.models import GateResult, Phase, TriggerHit
-from trading_bot.phase.position_sizing import SizeStep, streak_step, win_rate_step
+from trading_bot.phase.position_sizing import SizeStep, streak_at_step, streak_step, win_rate_step
 from trading_bot.phase.stint import StintProgress
 from trading_bot.phase.trade_limiter import SessionEntries, earliest_entry, longest_missed_run
 from trading_bot.phase.rules import (
@@ -40,6 +42,21 @@ from trading_bot.phase.rules import (
     triggers_for,
 )
 from trading_bot.phase.record_types import CRITERIA_EDIT, OVERRIDE_ATTEMPT
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """Hold off the cyclic garbage collector while a fold or a catch-up runs: each of the
+    tuples a fold makes per close would count towards a collection that finds nothing to
+    free (the fold makes no cycles). It runs as before when the block ends."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 class LineSink(Protocol):
@@ -208,18 +225,17 @@ class PhaseEngine:
     def fold_all(self, ledger: Ledger, trades: Sequence[TradeRecord]) -> StintProgress:
         progress = self.new_progress(ledger)
         fold = progress.fold_close
-        last: Any = None
-        folded = 0
+        last = position = -1
         closes = closes_of(trades, self.calendar)
         try:
-            for entry_us, exit_us, session, pnl, phase, outcome, emergency, manual, source in closes:
-                folded += 1
-                if fold(session, entry_us, exit_us, pnl, phase, outcome, emergency, manual):
-                    last = source
+            with collector_paused():
+                for entry_us, exit_us, session, pnl, phase, outcome, emergency, manual, position in closes:
+                    if fold(session, entry_us, exit_us, pnl, phase, outcome, emergency, manual):
+                        last = position
         finally:
             closes.close()
-        self.trades_folded += folded
-        if last is not None:
+            self.trades_folded += position + 1
+        if last >= 0:
             progress.last_stint_trade = whole_trade(last, trades)
         return progress
 
@@ -319,45 +335,59 @@ class PhaseEngine:
 
         total = len(trades)  # a journal view: its length costs a query, and it does not change here
         now_us = microseconds_of(ensure_utc(now))
-        last: Any = None  # the source of the last stint trade folded by this loop
+        last = -1  # the position of the last stint trade folded by this loop
         open_session = None  # the session of the close before: nothing new to close or pend
-        closes = closes_of(trades, self.calendar, replay.index, total)
+        first = index = replay.index
+        progress = replay.progress
+        fold = progress.fold_close
+        scaling = replay.ledger.phase is Phase.SCALING  # `ledger.stint` builds a Stint: not per trade
+        sizing = self.settings.phase_progression.scaling
+        closes = closes_of(trades, self.calendar, index, total)
         try:
-            for entry_us, exit_us, session, pnl, phase, outcome, emergency, manual, source in closes:
-                if exit_us > now_us:
-                    break
-                if session != open_session:
-                    close_sessions_before(session)
-                    replay.pend(session)
-                    open_session = session
-                replay.index += 1
-                self.trades_folded += 1
-                progress = replay.progress
-                if not progress.fold_close(session, entry_us, exit_us, pnl, phase, outcome, emergency, manual):
-                    continue
-                last = source
-                hits = fired_triggers(rules, progress) if rules else None
-                if hits:
-                    trade = facts_of(source)
-                    replay.written.append(self._downgrade(history, replay.ledger, progress, hits, trade, now))
-                    reread()
-                    replay.progress = self.fold_all(replay.ledger, trades[: replay.index])
-                    rules = triggers_for(self.settings, replay.ledger.stint.phase)
-                    last = None  # the refold kept the stint's last trade itself
-                    continue
-                if replay.ledger.phase is not Phase.SCALING:  # `ledger.stint` builds a Stint: not per trade
-                    continue
-                trade = progress.last_stint_trade = facts_of(source)
-                step = self._streak_step(replay.ledger, progress, trade)
-                if step is not None:
-                    assert trade.exit_timestamp is not None
-                    replay.written.append(self._size_change(history, replay.ledger, step, trade.exit_timestamp, now))
-                    reread()
+            with collector_paused():
+                for close in closes:
+                    entry_us, exit_us, session, pnl, phase, outcome, emergency, manual, position = close
+                    if exit_us > now_us:
+                        break
+                    if session != open_session:
+                        close_sessions_before(session)
+                        replay.pend(session)
+                        open_session = session
+                        scaling = replay.ledger.phase is Phase.SCALING
+                    index += 1
+                    if not fold(session, entry_us, exit_us, pnl, phase, outcome, emergency, manual):
+                        continue
+                    last = position
+                    if rules:
+                        hits = fired_triggers(rules, progress)
+                        if hits:
+                            trade = whole_trade(position, trades)
+                            replay.written.append(self._downgrade(history, replay.ledger, progress, hits, trade, now))
+                            reread()
+                            replay.progress = progress = self.fold_all(replay.ledger, trades[:index])
+                            fold = progress.fold_close
+                            rules = triggers_for(self.settings, replay.ledger.stint.phase)
+                            scaling = replay.ledger.phase is Phase.SCALING
+                            last = -1  # the refold kept the stint's last trade itself
+                            continue
+                    # A streak step needs an unflagged close with the streak at a step; only
+                    # then is the trade (and the size at the open) looked up.
+                    if not scaling or emergency or manual or not streak_at_step(sizing, progress.tally.winning_streak):
+                        continue
+                    trade = progress.last_stint_trade = facts_of(close, trades)
+                    step = self._streak_step(replay.ledger, progress, trade)
+                    if step is not None:
+                        assert trade.exit_timestamp is not None
+                        replay.written.append(self._size_change(history, replay.ledger, step, trade.exit_timestamp, now))
+                        reread()
         finally:
             closes.close()
-        if last is not None:
+            self.trades_folded += index - first
+            replay.index = index
+        if last >= 0:
             replay.progress.last_stint_trade = whole_trade(last, trades)
-        close_sessions_before(current_session)
+        with collector_paused():
+            close_sessions_before(current_session)
         if journal_valid:
             suggestion = self._suggestion(history, replay.ledger, replay.progress, entries, override_lines, journal_entries, now)
             if suggestion is not None:
@@ -491,10 +521,10 @@ class PhaseEngine:
 
 
 # A close as the fold takes it: (entry µs, exit µs, exit session, net P&L, phase or None,
-# outcome, emergency exit, manual override, source). The flags are truth values (0/1 from
-# the index); the source is the record itself or, read from the index, its position and
-# row of `FACT_COLUMNS`.
-Close = tuple[int, int, date, Decimal, Phase | None, str, bool | int, bool | int, Any]
+# outcome, emergency exit, manual override, position in the sequence folded).
+Close = tuple[int, int, date, Decimal, Phase | None, str, bool, bool, int]
+# The distinct P&L texts `closes_of` keeps as Decimals at most (about 1 MB).
+_AMOUNTS_KEPT = 8192
 
 
 def closes_of(
@@ -503,6 +533,7 @@ def closes_of(
     """Positions [start, stop) of the closes, as the fold takes them. From the index, only
     the columns the rules need are read, as plain tuples from one cursor: folding the whole
     journal builds no object per trade."""
+    position = start
     if not isinstance(trades, RecordSequence):
         for trade in trades[start:stop]:
             assert trade.exit_timestamp is not None and trade.net_pnl is not None
@@ -515,38 +546,87 @@ def closes_of(
                 trade.outcome,
                 trade.emergency_exit,
                 trade.manual_override,
-                trade,
+                position,
             )
+            position += 1
         return
-    days: dict[int, date] = {}
-    phases = {phase.value: phase for phase in Phase}
+    kinds = CLOSE_KINDS
     session_of = calendar.session_of
+    # P&L texts repeat (a desk trades the same sizes): each is made a Decimal once. Decimals
+    # are immutable, so closes may share one; the memo is emptied when full.
+    amounts: dict[str, Decimal] = {}
+    # Closes come in session order: the day of the one before is most often this one's.
+    last_ordinal: int | None = None
+    last_day: date | None = None
     rows = trades.fact_rows(start, stop)
     try:
-        for row in rows:
-            _, entry_us, _, outcome, exit_us, pnl, phase, emergency, manual, ordinal = row
+        for entry_us, exit_us, pnl, ordinal, kind in rows:
             if ordinal is None:
                 session = session_of(moment_of(exit_us))
+            elif ordinal == last_ordinal:
+                session = last_day  # type: ignore[assignment]
             else:
-                session = days.get(ordinal)
-                if session is None:
-                    session = days[ordinal] = date.fromordinal(ordinal)
-            yield (entry_us, exit_us, session, Decimal(pnl), None if phase is None else phases[phase], outcome, emergency, manual, row)
+                session = last_day = date.fromordinal(ordinal)
+                last_ordinal = ordinal
+            amount = amounts.get(pnl)
+            if amount is None:
+                if len(amounts) == _AMOUNTS_KEPT:
+                    amounts.clear()
+                amount = amounts[pnl] = Decimal(pnl)
+            emergency, manual, outcome, phase = kinds[kind]
+            yield (entry_us, exit_us, session, amount, phase, outcome, emergency, manual, position)
+            position += 1
     finally:
         rows.close()
 
 
-def facts_of(source: Any) -> TradeRecord:
-    """A close's record, or for an index row the columns the rules read of it."""
-    return ClosedTradeFacts(source) if source.__class__ is tuple else source  # type: ignore[no-any-return]
+class ClosedTradeFacts:
+    """What the rules read of a close folded from the index, where a rule needs the trade
+    itself (a streak step): built from the close's own facts; its order id, wanted only for
+    a step's key, is read from the journal when asked for."""
+
+    __slots__ = (
+        "position", "timestamp", "outcome", "exit_timestamp", "net_pnl", "phase",
+        "emergency_exit", "manual_override", "exit_session", "_trades", "_order_id",
+    )
+
+    def __init__(self, close: Close, trades: Sequence[TradeRecord]) -> None:
+        entry_us, exit_us, self.exit_session, self.net_pnl, self.phase, self.outcome, emergency, manual, self.position = close
+        self.timestamp = moment_of(entry_us)
+        self.exit_timestamp = moment_of(exit_us)
+        self.emergency_exit = bool(emergency)
+        self.manual_override = bool(manual)
+        self._trades = trades
+        self._order_id: str | None = None
+
+    @property
+    def order_id(self) -> str:
+        if self._order_id is None:
+            self._order_id = self._trades[self.position].order_id
+        return self._order_id
+
+    @property
+    def is_closed(self) -> bool:
+        return self.outcome in CLOSED_OUTCOMES
+
+    @property
+    def is_flagged(self) -> bool:
+        return self.emergency_exit or self.manual_override
+
+    def __repr__(self) -> str:
+        return f"ClosedTradeFacts(position={self.position}, outcome={self.outcome!r})"
 
 
-def whole_trade(source: Any, trades: Sequence[TradeRecord]) -> TradeRecord:
+def facts_of(close: Close, trades: Sequence[TradeRecord]) -> TradeRecord:
+    """A close's record, or for a close read from the index the facts the rules read of it."""
+    if isinstance(trades, RecordSequence):
+        return ClosedTradeFacts(close, trades)  # type: ignore[return-value]
+    return trades[close[-1]]
+
+
+def whole_trade(position: int, trades: Sequence[TradeRecord]) -> TradeRecord:
     """The stint's last trade is kept (and saved with the fold) as its full record."""
-    if source.__class__ is not tuple:
-        return source  # type: ignore[no-any-return]
-    assert isinstance(trades, RecordSequence)
-    return trades.record_of(ClosedTradeFacts(source))
+    return trades[position]
 
 
 def scaling_settings(settings: Settings, phase: Phase) -> ScalingSettings | None:

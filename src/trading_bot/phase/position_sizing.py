@@ -29,16 +29,22 @@ def _bounded(settings: ScalingSettings, size: Decimal, increase: Decimal, size_a
     return min(size + increase, settings.position_size_max, size_at_open * 2)
 
 
+def streak_at_step(settings: ScalingSettings, streak: int) -> bool:
+    """Whether a winning streak of `streak` stands where the rule steps the size up (a
+    multiple of `every`): the replay asks this of each scaling close before it looks up
+    any size, since a step is rarely due."""
+    rule = settings.increase_on_win_streak
+    return rule is not None and streak != 0 and streak % rule.every == 0
+
+
 def streak_step(
     settings: ScalingSettings, progress: StintProgress, size: Decimal, size_at_open: Decimal, key_prefix: str
 ) -> SizeStep | None:
     """+amount each time the stint's winning streak reaches a multiple of `every`."""
     rule = settings.increase_on_win_streak
     trade = progress.last_stint_trade
-    if rule is None or trade is None or trade.is_flagged:
-        return None
     streak = progress.tally.winning_streak
-    if streak == 0 or streak % rule.every != 0:
+    if rule is None or trade is None or trade.is_flagged or not streak_at_step(settings, streak):
         return None
     new_size = _bounded(settings, size, rule.amount, size_at_open)
     if new_size <= size:

@@ -19,9 +19,10 @@ from trading_bot.market_calendar import MarketCalendar
 from trading_bot.phase.models import Phase, Stint
 
 ZERO = Decimal(0)
+EXPERIENCE = Phase.EXPERIENCE
 
 
-@dataclass
+@dataclass(slots=True)
 class SessionBook:
     """One session's stint trades: P&L (flagged included) and the counted outcomes."""
 
@@ -146,8 +147,7 @@ class StintProgress:
         `phase` None is resolved from the history at entry. The caller keeps the trade
         itself as `last_stint_trade` when this returns True."""
         equity = self.equity
-        if session not in self.equity_at_open:
-            self.equity_at_open[session] = equity
+        self.equity_at_open.setdefault(session, equity)
         all_pnl = self.all_sessions_pnl
         all_pnl[session] = all_pnl.get(session, ZERO) + pnl
         all_count = self.all_sessions_count
@@ -163,12 +163,12 @@ class StintProgress:
             self.peak = equity
         if phase is None:
             phase = self.phase_at(moment_of(entry_us))
-        if phase is not Phase.EXPERIENCE:
-            self.equity = equity + pnl
+        if phase is not EXPERIENCE:
+            self.equity = equity = equity + pnl
             real = self.real_session_pnl
             real[session] = real.get(session, ZERO) + pnl
             if after_start:
-                self._track_drawdown()
+                self._track_drawdown(equity)
         # In the stint: in the stint's phase, entered at or after its start.
         if phase is not stint.phase or (since_us is not None and entry_us < since_us):
             return False
@@ -189,16 +189,17 @@ class StintProgress:
         self.last_session = session
         return True
 
-    def _track_drawdown(self) -> None:
-        assert self.peak is not None
-        if self.equity > self.peak:
-            self.peak = self.equity
-        if self.peak <= 0:
+    def _track_drawdown(self, equity: Decimal) -> None:
+        peak = self.peak
+        assert peak is not None
+        if equity > peak:
+            self.peak = peak = equity
+        if peak <= 0:
             # A fall from nothing has no percentage; the drawdown stays unmeasured for the stint.
             if self.peak_not_above_zero is None:
-                self.peak_not_above_zero = self.peak
-        elif self.equity < self.peak:
-            drawdown = (self.peak - self.equity) / self.peak * 100
+                self.peak_not_above_zero = peak
+        elif equity < peak:
+            drawdown = (peak - equity) / peak * 100
             if drawdown > self.max_drawdown_pct:
                 self.max_drawdown_pct = drawdown
 
