@@ -20,7 +20,7 @@ import secrets
 import sqlite3
 import time
 from collections import deque
-from contextlib import suppress
+from contextlib import closing, suppress
 from glob import escape as glob_escape
 from collections.abc import Callable, Generator, Iterator
 from itertools import islice
@@ -334,14 +334,11 @@ def _parse_files(tasks: list[tuple[str, str, str, int, int]], bulk: bool = False
     return parsed
 
 
-def _parsed_in_order(tasks: list[tuple[str, str, str, int, int]], unread: int, bulk: bool = False) -> Iterator[ParsedFile]:
-    """The files parsed, in the order given. Above `PARALLEL_BYTES` two worker processes
-    parse while this one consolidates and inserts; a few chunks are in flight at a time,
-    so memory stays bounded whatever the journal's size."""
+def _worker_chunks(tasks: list[tuple[str, str, str, int, int]], unread: int) -> list[list[tuple[str, str, str, int, int]]] | None:
+    """The files in chunks of about `_CHUNK_BYTES` for worker processes, in reading order;
+    None when the read is too small to pay their start (or there is one core or one file)."""
     if unread < PARALLEL_BYTES or (os.cpu_count() or 1) < 2 or len(tasks) < 2:
-        for task in tasks:
-            yield parse_file(*task, bulk=bulk)
-        return
+        return None
     chunks: list[list[tuple[str, str, str, int, int]]] = [[]]
     size = 0
     for task in tasks:
@@ -350,21 +347,37 @@ def _parsed_in_order(tasks: list[tuple[str, str, str, int, int]], unread: int, b
         if size >= _CHUNK_BYTES:
             chunks.append([])
             size = 0
-    remaining = iter(chunk for chunk in chunks if chunk)
+    return [chunk for chunk in chunks if chunk]
+
+
+def _in_workers(work: Callable[..., Any], jobs: list[tuple[Any, ...]]) -> Iterator[Any]:
+    """`work(*job)` for each job in worker processes, results in the order given; a few
+    jobs are in flight at a time, so memory stays bounded whatever the journal's size."""
     # Imported here: worker processes cost every command 15 ms of imports otherwise, and
     # only a rebuild of more than PARALLEL_BYTES starts them.
     from concurrent.futures import ProcessPoolExecutor
 
+    remaining = iter(jobs)
     with ProcessPoolExecutor(max_workers=_WORKERS) as pool:
-        in_flight: deque[Future[list[ParsedFile]]] = deque(
-            pool.submit(_parse_files, chunk, bulk) for chunk in islice(remaining, _IN_FLIGHT)
-        )
+        in_flight: deque[Future[Any]] = deque(pool.submit(work, *job) for job in islice(remaining, _IN_FLIGHT))
         while in_flight:
             done = in_flight.popleft().result()
             following = next(remaining, None)
             if following is not None:
-                in_flight.append(pool.submit(_parse_files, following, bulk))
-            yield from done
+                in_flight.append(pool.submit(work, *following))
+            yield done
+
+
+def _parsed_in_order(tasks: list[tuple[str, str, str, int, int]], unread: int, bulk: bool = False) -> Iterator[ParsedFile]:
+    """The files parsed, in the order given. Above `PARALLEL_BYTES` two worker processes
+    parse while this one consolidates and inserts."""
+    chunks = _worker_chunks(tasks, unread)
+    if chunks is None:
+        for task in tasks:
+            yield parse_file(*task, bulk=bulk)
+        return
+    for done in _in_workers(_parse_files, [(chunk, bulk) for chunk in chunks]):
+        yield from done
 
 
 @dataclass
@@ -759,7 +772,7 @@ class JournalIndex:
             self.connection.executescript(_SCHEMA)
             self.connection.execute("BEGIN")
             self._clear()
-            result = _BulkLoad(self).run(plan, trades_dir)
+            result = _BulkLoad(self).run(plan, trades_dir, parts_beside=building)
             self.connection.execute("DELETE FROM meta")
             self.connection.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", self.meta.to_rows())
             self.connection.execute("COMMIT")
@@ -776,8 +789,9 @@ class JournalIndex:
         except BaseException:
             with suppress(sqlite3.Error):
                 self.connection.close()
-            with suppress(FileNotFoundError):
-                building.unlink()
+            for left in (building, *building.parent.glob(f"{glob_escape(building.name)}.part-*")):
+                with suppress(FileNotFoundError):
+                    left.unlink()
             self.connection = stand_in
             self._loaded_version = None
             raise
@@ -1089,6 +1103,118 @@ class _Writer:
 _B_ID, _B_TS, _B_ORDER, _B_OUTCOME, _B_EXIT, _B_EMERGENCY, _B_FILE, _B_LINE = 0, 1, 6, 7, 8, 14, 20, 21
 _B_FIRST, _B_ENTRY, _B_CLOSE = 24, 25, 26
 _BULK_BATCH = 8192
+# What a rebuild's worker stores: the records table alone, filled in reading order.
+_PART_TABLE = _SCHEMA[_SCHEMA.index("CREATE TABLE records"):]
+# A worker's rows into the index, at the offsets of the rows, entries and closes before them.
+_MERGE_PART = (
+    "INSERT INTO main.records (" + ", ".join(_INSERTED) + ") SELECT "
+    + ", ".join({"id": "id + ?1", "first_id": "first_id + ?1", "entry_seq": "entry_seq + ?2", "close_pos": "close_pos + ?3"}.get(column, column)
+                for column in _INSERTED)
+    + " FROM part.records ORDER BY id"
+)
+
+
+class _Tally:
+    """Numbers bulk rows in reading order as the index stores them: ids, entry positions,
+    close positions while the closes come in close order (a journal written by the bot
+    appends each close after the ones before it), the latest instant and the first
+    invalid line. A worker tallies its chunk from zero; the loading process `absorb`s it
+    at offsets, with the same result as tallying every row itself."""
+
+    __slots__ = ("next_id", "entries", "closes", "first_close", "last_close", "in_order", "latest", "problem")
+
+    def __init__(
+        self, next_id: int = 1, entries: int = 0, closes: int = 0,
+        last_close: tuple[int, int, str, int] | None = None, latest: tuple[int, str, int, str] | None = None,
+    ) -> None:
+        self.next_id = next_id
+        self.entries = entries
+        self.closes = closes
+        self.first_close: tuple[int, int, str, int] | None = None
+        self.last_close = last_close
+        self.in_order = True
+        self.latest = latest
+        # The first invalid line: (id of the next row, its problem as parsed).
+        self.problem: tuple[int, list[Any]] | None = None
+
+    def take(self, items: list[Any]) -> list[list[Any]]:
+        """Number one file's parsed lines; the valid ones, as insert rows."""
+        rows = []
+        next_id, entries, closes, last_close, latest = self.next_id, self.entries, self.closes, self.last_close, self.latest
+        latest_us = 0 if latest is None else latest[0]
+        closed = CLOSED_OUTCOMES
+        for item in items:
+            if len(item) == 4:
+                if self.problem is None:
+                    self.problem = (next_id, item)
+                continue
+            item[_B_ID] = item[_B_FIRST] = next_id
+            next_id += 1
+            if item[_B_ENTRY] is not None:
+                item[_B_ENTRY] = entries
+                entries += 1
+            exit_us = item[_B_EXIT]
+            if item[_B_OUTCOME] in closed:
+                key = (exit_us, item[_B_TS], item[_B_FILE], item[_B_LINE])
+                if self.first_close is None:
+                    self.first_close = key
+                if self.in_order:
+                    if last_close is None or key > last_close:
+                        item[_B_CLOSE] = closes
+                        closes += 1
+                        last_close = key
+                    else:
+                        self.in_order = False
+            moment = item[_B_TS] if exit_us is None else exit_us
+            if latest is None or moment > latest_us:
+                latest_us = moment
+                latest = (moment, item[_B_FILE], item[_B_LINE], "timestamp" if exit_us is None else "exit_timestamp")
+            rows.append(item)
+        self.next_id, self.entries, self.closes, self.last_close, self.latest = next_id, entries, closes, last_close, latest
+        return rows
+
+    def absorb(self, part: _Tally) -> tuple[int, int, int]:
+        """Follow these rows with a chunk tallied from zero; the offsets of its ids, entry
+        positions and close positions."""
+        offsets = (self.next_id - 1, self.entries, self.closes)
+        if part.problem is not None and self.problem is None:
+            self.problem = (part.problem[0] + offsets[0], part.problem[1])
+        if part.latest is not None and (self.latest is None or part.latest[0] > self.latest[0]):
+            self.latest = part.latest
+        if self.first_close is None:
+            self.first_close = part.first_close
+        if self.in_order:
+            if not part.in_order or (part.first_close is not None and self.last_close is not None and part.first_close <= self.last_close):
+                self.in_order = False
+            elif part.last_close is not None:
+                self.last_close = part.last_close
+                self.closes += part.closes
+        self.next_id += part.next_id - 1
+        self.entries += part.entries
+        return offsets
+
+
+def _build_part(tasks: list[tuple[str, str, str, int, int]], path: str) -> tuple[list[ParsedFile], _Tally]:
+    """A worker's share of a first build: its files parsed, numbered from zero and stored in
+    a file of their own, which the building process then copies in at its offsets (SQLite
+    copies rows several times faster than this process could hand them over)."""
+    tally = _Tally()
+    parsed_files = []
+    connection = sqlite3.connect(path, isolation_level=None)
+    try:
+        connection.execute("PRAGMA journal_mode = OFF")
+        connection.execute("PRAGMA synchronous = OFF")
+        connection.executescript(_PART_TABLE)
+        connection.execute("BEGIN")
+        for task in tasks:
+            parsed = parse_file(*task, bulk=True)
+            connection.executemany(_INSERT, tally.take(parsed.items))
+            parsed.items = []
+            parsed_files.append(parsed)
+        connection.execute("COMMIT")
+    finally:
+        connection.close()
+    return parsed_files, tally
 
 
 class _BulkLoad:
@@ -1110,12 +1236,13 @@ class _BulkLoad:
         # its place in the reading order: (id of the next row, 0) before a row, (id, 1) at one.
         self.parse_problem: tuple[tuple[int, int], tuple[str, int, str, str]] | None = None
         self.order_problem: tuple[tuple[int, int], tuple[str, int, str, str]] | None = None
-        # Closes are numbered as they are read while they come in close order (a journal
-        # written by the bot: each close is appended after the ones before it), and all
-        # at the end otherwise, or when settling an order took a close out of the order.
+        # Closes are numbered as they are read while they come in close order, and all at
+        # the end otherwise, or when settling an order took a close out of the order.
         self.closes_in_order = True
 
-    def run(self, plan: list[tuple[str, os.stat_result]], trades_dir: Path) -> IndexUpdate:
+    def run(self, plan: list[tuple[str, os.stat_result]], trades_dir: Path, parts_beside: Path | None = None) -> IndexUpdate:
+        """Load the planned files whole. `parts_beside` (a file being built that no process
+        can see yet) lets worker processes store their rows in files named after it."""
         files = self.index.files
         tasks = []
         for name, stat in plan:
@@ -1125,7 +1252,20 @@ class _BulkLoad:
             tasks.append((str(Path(trades_dir) / name), name, self.base + name, state.offset, state.line_count))
         unread = sum(stat.st_size - task[3] for task, (_, stat) in zip(tasks, plan))
         stats = dict(plan)
-        self._load(_parsed_in_order(tasks, unread, bulk=True), stats)
+        meta = self.meta
+        tally = _Tally(meta.next_id, meta.entries, meta.closes, meta.last_close, meta.latest)
+        chunks = _worker_chunks(tasks, unread) if parts_beside is not None else None
+        if chunks is None or parts_beside is None:
+            self._load(_parsed_in_order(tasks, unread, bulk=True), stats, tally)
+        else:
+            self._load_parts(chunks, parts_beside, stats, tally)
+        meta.next_id, meta.entries, meta.closes, meta.last_close, meta.latest = (
+            tally.next_id, tally.entries, tally.closes, tally.last_close, tally.latest
+        )
+        self.closes_in_order = tally.in_order
+        if tally.problem is not None:
+            next_id, (display, line, field_name, message) = tally.problem
+            self.parse_problem = ((next_id, 0), (display[len(self.base):], line, field_name, message))
         repeated = self._settle_repeated_orders()
         if repeated:
             self.index._number_entries()
@@ -1139,63 +1279,60 @@ class _BulkLoad:
             self.meta.problem = min(found)[1]
         return IndexUpdate(fresh=True)
 
-    def _load(self, parsed_files: Iterator[ParsedFile], stats: dict[str, os.stat_result]) -> None:
-        """Insert every valid line in reading order, noting the first invalid one, the
-        latest instant and how far each file was read."""
-        meta = self.meta
+    def _load(self, parsed_files: Iterator[ParsedFile], stats: dict[str, os.stat_result], tally: _Tally) -> None:
+        """Insert every valid line in reading order, numbered by `tally`, and note how far
+        each file was read."""
         connection = self.connection
-        next_id = meta.next_id
-        entries = meta.entries
-        latest = meta.latest
-        latest_us = 0 if latest is None else latest[0]
-        closes = meta.closes
-        last_close = meta.last_close
-        closed = CLOSED_OUTCOMES
         batch: list[list[Any]] = []
         file_rows = []
         for parsed in parsed_files:
-            for item in parsed.lines():
-                if len(item) != 4:
-                    item[_B_ID] = item[_B_FIRST] = next_id  # type: ignore[index]
-                    next_id += 1
-                    if item[_B_ENTRY] is not None:  # type: ignore[index]
-                        item[_B_ENTRY] = entries  # type: ignore[index]
-                        entries += 1
-                    exit_us = item[_B_EXIT]  # type: ignore[index]
-                    if item[_B_OUTCOME] in closed and self.closes_in_order:  # type: ignore[index]
-                        key = (exit_us, item[_B_TS], item[_B_FILE], item[_B_LINE])  # type: ignore[index]
-                        if last_close is None or key > last_close:
-                            item[_B_CLOSE] = closes  # type: ignore[index]
-                            closes += 1
-                            last_close = key
-                        else:
-                            self.closes_in_order = False
-                    moment = item[_B_TS] if exit_us is None else exit_us  # type: ignore[index]
-                    if latest is None or moment > latest_us:
-                        latest_us = moment
-                        latest = (moment, item[_B_FILE], item[_B_LINE], "timestamp" if exit_us is None else "exit_timestamp")  # type: ignore[index]
-                    batch.append(item)  # type: ignore[arg-type]
-                elif self.parse_problem is None:
-                    display, line, field_name, message = item  # type: ignore[misc]
-                    self.parse_problem = ((next_id, 0), (display[len(self.base):], line, field_name, message))
+            batch.extend(tally.take(parsed.lines()))
             if len(batch) >= _BULK_BATCH:
                 connection.executemany(_INSERT, batch)
                 batch = []
-            state = self.index.files[parsed.name]
-            state.read_through(parsed, stats[parsed.name])
-            file_rows.append(state.as_row())
+            file_rows.append(self._read_through(parsed, stats))
         if batch:
             connection.executemany(_INSERT, batch)
-        connection.executemany(
+        self._note_files(file_rows)
+
+    def _load_parts(
+        self, chunks: list[list[tuple[str, str, str, int, int]]], beside: Path, stats: dict[str, os.stat_result], tally: _Tally
+    ) -> None:
+        """Worker processes parse the chunks and store their rows in files beside the index
+        being built; each is copied in at its offsets in reading order, then removed. The
+        copy runs between transactions (SQLite attaches no file inside one): this is only
+        done to a file no other process sees until it is complete."""
+        connection = self.connection
+        jobs = [(chunk, f"{beside}.part-{number}") for number, chunk in enumerate(chunks)]
+        file_rows = []
+        with closing(_in_workers(_build_part, jobs)) as built:
+            for (parsed_files, part), (_, path) in zip(built, jobs):
+                offsets = tally.absorb(part)
+                was_open = connection.in_transaction
+                if was_open:
+                    connection.execute("COMMIT")
+                connection.execute("ATTACH DATABASE ? AS part", (path,))
+                try:
+                    connection.execute(_MERGE_PART, offsets)
+                finally:
+                    connection.execute("DETACH DATABASE part")
+                    os.unlink(path)
+                if was_open:
+                    connection.execute("BEGIN")
+                file_rows.extend(self._read_through(parsed, stats) for parsed in parsed_files)
+        self._note_files(file_rows)
+
+    def _read_through(self, parsed: ParsedFile, stats: dict[str, os.stat_result]) -> tuple[Any, ...]:
+        state = self.index.files[parsed.name]
+        state.read_through(parsed, stats[parsed.name])
+        return state.as_row()
+
+    def _note_files(self, file_rows: list[tuple[Any, ...]]) -> None:
+        self.connection.executemany(
             "INSERT OR REPLACE INTO files (name, inode, size, mtime_ns, offset, line_count, head, guard, torn)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             file_rows,
         )
-        meta.next_id = next_id
-        meta.entries = entries
-        meta.latest = latest
-        meta.closes = closes
-        meta.last_close = last_close
 
     def _settle_repeated_orders(self) -> bool:
         """Apply SPEC §10's rules to the orders read more than once; whether there were any."""
