@@ -89,7 +89,8 @@ _MODES: Final = {"PAPER": "paper", "paper": "paper", "LIVE": "live", "live": "li
 _MEMO_LIMIT: Final = 100_000
 _DATE_FORM = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _CLOCK_FORM = re.compile(r"T([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]{6}))?Z")
-# `YYYY-MM-DD` -> its ordinal; `THH:MM:SSZ` -> microseconds since midnight; P&L text ->
+# `YYYY-MM-DD` -> its ordinal; `THH:MM:SSZ` -> microseconds since midnight (a fraction
+# is added to its whole second); P&L text ->
 # (micro-units or None, the outcome it implies). Only what was read valid is kept.
 _ORDINALS: dict[str, int] = {}
 _CLOCKS: dict[str, int] = {}
@@ -118,18 +119,25 @@ def _instant(text: str) -> tuple[int, int] | None:
     if ordinal is None or ordinal < _EPOCH_ORDINAL:
         return None
     clock = _CLOCKS.get(text[10:])
-    if clock is None:
-        found = _CLOCK_FORM.fullmatch(text, 10)
-        if found is None:
-            return None
-        hours, minutes, seconds, fraction = found.groups()
-        if int(hours) > 23 or int(minutes) > 59 or int(seconds) > 59:
-            return None
-        clock = ((int(hours) * 60 + int(minutes)) * 60 + int(seconds)) * 1_000_000
-        if fraction is not None:
-            clock += int(fraction)
-        elif len(_CLOCKS) < _MEMO_LIMIT:
-            _CLOCKS[text[10:]] = clock
+    if clock is not None:
+        return ordinal, (ordinal - _EPOCH_ORDINAL) * _DAY_US + clock
+    if len(text) == 27 and text[19] == "." and text[26] == "Z":
+        # The bot's own form: the whole second as read before, then six ASCII digits.
+        clock = _CLOCKS.get(text[10:19] + "Z")
+        fraction = text[20:26]
+        if clock is not None and fraction.isascii() and fraction.isdigit():
+            return ordinal, (ordinal - _EPOCH_ORDINAL) * _DAY_US + clock + int(fraction)
+    found = _CLOCK_FORM.fullmatch(text, 10)
+    if found is None:
+        return None
+    hours, minutes, seconds, fraction = found.groups()
+    if int(hours) > 23 or int(minutes) > 59 or int(seconds) > 59:
+        return None
+    clock = ((int(hours) * 60 + int(minutes)) * 60 + int(seconds)) * 1_000_000
+    if len(_CLOCKS) < _MEMO_LIMIT:
+        _CLOCKS[text[10:19] + "Z"] = clock
+    if fraction is not None:
+        clock += int(fraction)
     return ordinal, (ordinal - _EPOCH_ORDINAL) * _DAY_US + clock
 
 
