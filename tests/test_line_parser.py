@@ -461,3 +461,13 @@ def test_the_other_fields_keep_their_order_and_their_values() -> None:
     row = _assert_as_exact(raw)
     assert isinstance(row, list) and row[18] == '{"z":1,"a":{"y":[1,2.5,"é"],"x":null},"m":-0.0}'
     assert plain_row(raw, "n", 7, 0) is not None
+
+
+@pytest.mark.parametrize("field", sorted(KNOWN_FIELDS))
+def test_every_known_field_leaves_the_other_fields(field: str) -> None:
+    """A field the exact parse knows is never kept among the others, whatever line holds it."""
+    # Values an open line may hold (an open line has no exit session, its outcome is open).
+    value = {"outcome": "open", "exit_session": None}.get(field, _closed().get(field, "x"))
+    opened = {"timestamp": "2026-03-10T14:00:00Z", "symbol": "A", "action": "BUY", "quantity": 1, "price": "1", "order_id": "o"}
+    row = _assert_as_exact(_line({**opened, field: value, "note": 1}))
+    assert isinstance(row, list) and row[18] == '{"note":1}'

@@ -90,9 +90,9 @@ _MODES: Final = {"PAPER": "paper", "paper": "paper", "LIVE": "live", "live": "li
 _MEMO_LIMIT: Final = 100_000
 _DATE_FORM = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _CLOCK_FORM = re.compile(r"T([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]{6}))?Z")
-# `YYYY-MM-DD` -> its ordinal; `THH:MM:SSZ` -> microseconds since midnight (a fraction
-# is added to its whole second); P&L text ->
-# (micro-units or None, the outcome it implies). Only what was read valid is kept.
+# `YYYY-MM-DD` -> its ordinal; `THH:MM:SSZ` -> microseconds since midnight (a fraction is
+# added to its whole second); P&L text -> (micro-units or None, the outcome it implies).
+# Only what was read valid is kept.
 _ORDINALS: dict[str, int] = {}
 _CLOCKS: dict[str, int] = {}
 _PNLS: dict[str, tuple[int | None, str]] = {}
@@ -331,8 +331,9 @@ def plain_row(raw: bytes, name: str, line: int, offset: int) -> list[Any] | None
     # An empty stop or target reads as absent above, but the exact parse refuses it.
     if _PRICE_STOP_TARGET(texts) is None or _TINY in texts or stop == "" or target == "":
         return None
+    # Three amounts written in at most 31 characters (two are separators) are short enough.
     if len(texts) > _LONGEST + 2 and max(map(len, texts.split("|"))) > _LONGEST:
-        return None  # (three amounts and two separators in fewer characters are short enough)
+        return None
     if type(price) is not str or (stop is not None and type(stop) is not str) or (
         target is not None and type(target) is not str
     ):
