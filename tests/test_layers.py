@@ -21,7 +21,8 @@ LAYERS: dict[str, list[str]] = {
     ],
     # Settings and the records on disk: reading, appending, the lock.
     "records": [
-        "durable_files", "high_water", "env_file", "config", "config_schema", "broker", "logging.journal_index", "logging.query_helper",
+        "durable_files", "high_water", "env_file", "config", "config_schema", "broker", "logging.line_parser", "logging.journal_index",
+        "logging.query_helper",
         "logging.session_totals",
         "logging.structured_logger", "phase.log_format", "phase.chained_log", "phase.log_repair",
     ],

@@ -17,7 +17,6 @@ so positions into the close order and the entry log stay stable under another wr
 from __future__ import annotations
 
 import os
-import re
 import secrets
 import sqlite3
 import time
@@ -43,20 +42,8 @@ from trading_bot.input_bounds import (
     may_hold_duplicate_keys,
     raw_json_may_nest_too_deep,
 )
-from trading_bot.input_bounds import MONEY_LIMIT
-from trading_bot.logging.trade_record import (
-    BREAKEVEN,
-    CLOSED_OUTCOMES,
-    KNOWN_FIELDS,
-    LOSS,
-    OPEN,
-    OUTCOMES,
-    REJECTED,
-    TradeRecord,
-    WIN,
-    outcome_for,
-    parse_trade,
-)
+from trading_bot.logging.line_parser import keys_surely_distinct, plain_row, pnl_micros
+from trading_bot.logging.trade_record import CLOSED_OUTCOMES, OPEN, REJECTED, TradeRecord, parse_trade
 from trading_bot.phase.models import Phase
 
 if TYPE_CHECKING:
@@ -65,7 +52,7 @@ if TYPE_CHECKING:
 # Bump SCHEMA_VERSION when the tables change, CODE_VERSION when parsing or consolidation
 # changes: an index built by other rules is rebuilt, never read.
 SCHEMA_VERSION = 4
-CODE_VERSION = 2
+CODE_VERSION = 3
 INDEX_DIR_NAME = ".derived"
 INDEX_FILE_NAME = "journal.sqlite3"
 GUARD_BYTES = 64
@@ -85,30 +72,7 @@ _IN_FLIGHT = 4
 _BUSY_TIMEOUT_MS = 30_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _PHASES = {phase.value: phase for phase in Phase}
-MONEY_INT_LIMIT = 10**15
 _CLOSED = tuple(sorted(CLOSED_OUTCOMES))
-
-# A net P&L written plainly with at most 12 integer digits and 6 decimals, as exact integer
-# micro-units (NULL otherwise), stored beside its text: its sums are exact integers, so
-# per-session totals are one query on one covering index (`session_totals.py`). Computed by
-# the process that parses the line: in SQL it cost the inserting process half its time.
-_PNL_SHAPE = re.compile(r"(-?)([0-9]{1,12})(?:\.([0-9]{1,6}))?")
-
-
-def pnl_micros(net_pnl: str | None) -> int | None:
-    """The stored text of a net P&L as exact integer micro-units, or None when it has more
-    than 12 integer digits or 6 decimals, an exponent, or is absent."""
-    if net_pnl is None:
-        return None
-    found = _PNL_SHAPE.fullmatch(net_pnl)
-    if found is None:
-        return None
-    sign, units, decimals = found.groups()
-    micros = int(units) * 1_000_000
-    if decimals is not None:
-        micros += int(decimals.ljust(6, "0"))
-    return -micros if sign else micros
-
 
 _SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;
@@ -261,242 +225,12 @@ def row_from_record(record: TradeRecord, name: str, line: int, offset: int) -> l
     ]
 
 
-# A number written plainly: below 10^15 in size, at most 18 decimals, no leading zeros or
-# exponent. Such text is a valid, bounded amount by construction (SPEC §13).
-_PLAIN_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]{0,14})(?:\.[0-9]{1,18})?")
-
-
-def _plain_amount(value: Any) -> Decimal | None:
-    """The Decimal of a plainly written amount; None when the full check must decide."""
-    kind = value.__class__
-    if kind is str:
-        return Decimal(value) if _PLAIN_NUMBER.fullmatch(value) else None
-    if kind is int:
-        return Decimal(value) if -MONEY_INT_LIMIT < value < MONEY_INT_LIMIT else None
-    if kind is float:
-        text = repr(value)
-        return Decimal(text) if _PLAIN_NUMBER.fullmatch(text) else None
-    return None
-
-
-def _plain_text(value: Any) -> str | None:
-    """A plainly written amount as the index stores it (the text of its Decimal); None when
-    the full check must decide. Plain text is already that text, but for amounts below a
-    millionth, which a Decimal writes with an exponent."""
-    if value.__class__ is str and _PLAIN_NUMBER.fullmatch(value):
-        return str(Decimal(value)) if value.startswith(("0.000000", "-0.000000")) else value
-    amount = _plain_amount(value)
-    return None if amount is None else str(amount)
-
-
-_KNOWN_FIELD_LIST = tuple(sorted(KNOWN_FIELDS))
-_EPOCH_ORDINAL = _EPOCH.date().toordinal()
-_DAY_US = 86_400_000_000
-_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
-_ISO_TIME_Z = re.compile(r"T([0-9]{2}):([0-9]{2}):([0-9]{2})Z")
-# A journal repeats a few thousand dates and at most a day's seconds: each is read once.
-# Bounded, so lines of arbitrary text cannot grow them.
-_MEMO_LIMIT = 100_000
-_DAY_ORDINALS: dict[str, int | None] = {}
-_DAY_SECONDS: dict[str, int | None] = {}
-
-
-def _day_ordinal(text: str) -> int | None:
-    """The ordinal of a date written `YYYY-MM-DD`; None for anything else (even what
-    `date.fromisoformat` would take: the exact parse decides those)."""
-    known = _DAY_ORDINALS.get(text, -1)
-    if known != -1:
-        return known
-    ordinal = None
-    if _ISO_DATE.fullmatch(text):
-        with suppress(ValueError):
-            ordinal = date.fromisoformat(text).toordinal()
-    if len(_DAY_ORDINALS) < _MEMO_LIMIT:
-        _DAY_ORDINALS[text] = ordinal
-    return ordinal
-
-
-def _second_of_day(text: str) -> int | None:
-    """The seconds since midnight of `THH:MM:SSZ`; None for anything else."""
-    known = _DAY_SECONDS.get(text, -1)
-    if known != -1:
-        return known
-    second = None
-    found = _ISO_TIME_Z.fullmatch(text)
-    if found is not None:
-        hours, minutes, seconds = (int(part) for part in found.groups())
-        if hours < 24 and minutes < 60 and seconds < 60:
-            second = (hours * 60 + minutes) * 60 + seconds
-    if len(_DAY_SECONDS) < _MEMO_LIMIT:
-        _DAY_SECONDS[text] = second
-    return second
-
-
-def _utc_z_day_us(value: Any) -> tuple[int, int] | None:
-    """The day ordinal and microseconds since 1970 of a `YYYY-MM-DDTHH:MM:SSZ` timestamp
-    (how this bot writes them) from 1970 on; None for anything else."""
-    if value.__class__ is not str or len(value) != 20:
-        return None
-    # Two lookups of what was read before (every line has two timestamps).
-    day = _DAY_ORDINALS.get(value[:10], -1)
-    if day == -1:
-        day = _day_ordinal(value[:10])
-    if day is None or day < _EPOCH_ORDINAL:
-        return None
-    second = _DAY_SECONDS.get(value[10:], -1)
-    if second == -1:
-        second = _second_of_day(value[10:])
-    if second is None:
-        return None
-    return day, (day - _EPOCH_ORDINAL) * _DAY_US + second * 1_000_000
-
-
-def _session_near(value: Any, day: int | None) -> int | None:
-    """The ordinal of a recorded session that `recorded_session` accepts for an instant on
-    day `day`; None when the exact parse must decide (or refuse)."""
-    if day is None or value.__class__ is not str:
-        return None
-    session = _day_ordinal(value)
-    if session is None or not -1 <= day - session <= 7:
-        return None
-    return session
-
-
-def _outcome_of_micros(micros: int) -> str:
-    """`outcome_for` of an amount held in micro-units: rounded half to even at the cent,
-    exactly half a cent is breakeven, anything beyond it a win or a loss."""
-    if micros > 5_000:
-        return WIN
-    if micros < -5_000:
-        return LOSS
-    return BREAKEVEN
-
-
-def _fast_row(data: dict[str, Any], name: str, line: int, offset: int) -> list[Any] | None:
-    """The index row of a line in the shape this bot writes, with every check of
-    `parse_trade` made; None for anything else (the exact parse then decides). A row
-    made takes the known fields out of `data`: what is left is the row's `extra`."""
-    get = data.get
-    entry = _utc_z_day_us(get("timestamp"))
-    if entry is None:
-        return None
-    entry_day, entry_us = entry
-    symbol, action, quantity, order_id = get("symbol"), get("action"), get("quantity"), get("order_id")
-    if symbol.__class__ is not str or not symbol or action.__class__ is not str or not action:
-        return None
-    if quantity.__class__ is not int or not 0 < quantity < MONEY_INT_LIMIT:
-        return None
-    price_text = _plain_text(get("price"))
-    if price_text is None:
-        return None
-    price = Decimal(price_text)
-    if price <= 0 or price * quantity >= MONEY_LIMIT:
-        return None
-    if order_id.__class__ is not str or not order_id:
-        return None
-    outcome = get("outcome", OPEN)
-    if outcome is None:
-        outcome = OPEN
-    if outcome.__class__ is not str or outcome not in OUTCOMES:
-        return None
-    exit_us = pnl_text = exit_day = micros = None
-    if outcome != OPEN:
-        exit_at = _utc_z_day_us(get("exit_timestamp"))
-        if exit_at is None or exit_at[1] < entry_us:
-            return None
-        exit_day, exit_us = exit_at
-        if outcome != REJECTED:
-            raw_pnl = get("net_profit_loss")
-            if raw_pnl is None:
-                raw_pnl = get("profit_loss")
-            pnl_text = _plain_text(raw_pnl)
-            if pnl_text is None:
-                return None
-            micros = pnl_micros(pnl_text)
-            if (outcome_for(Decimal(pnl_text)) if micros is None else _outcome_of_micros(micros)) != outcome:
-                return None
-    stop, target = get("stop_loss"), get("target")
-    stop_text = target_text = None
-    if stop is not None:
-        stop_text = _plain_text(stop)
-        if stop_text is None:
-            return None
-    if target is not None:
-        target_text = _plain_text(target)
-        if target_text is None:
-            return None
-    mode = get("execution_mode") or "paper"
-    if mode.__class__ is not str:
-        return None
-    mode = mode.lower()
-    if mode != "paper" and mode != "live":
-        return None
-    phase = get("phase")
-    if phase is not None and (phase.__class__ is not str or phase not in _PHASES):
-        return None
-    emergency, manual, operator_id = get("emergency_exit", False), get("manual_override", False), get("operator_id")
-    if emergency is None:
-        emergency = False
-    if manual is None:
-        manual = False
-    if emergency.__class__ is not bool or manual.__class__ is not bool:
-        return None
-    if operator_id is not None and operator_id.__class__ is not str:
-        return None
-    session, exit_session = get("session"), get("exit_session")
-    if session is not None:
-        session = _session_near(session, entry_day)
-        if session is None:
-            return None
-    if exit_session is not None:
-        exit_session = _session_near(exit_session, exit_day)
-        if exit_session is None:
-            return None
-    # The other fields, in their written order: the known ones are all read above, so
-    # they are taken out of the decoded line itself (which nothing else reads).
-    pop = data.pop
-    for key in _KNOWN_FIELD_LIST:
-        pop(key, None)
-    extra = data
-    return [
-        entry_us, symbol, action, quantity, price_text, order_id, outcome, exit_us, pnl_text, stop_text,
-        target_text, mode, phase, int(emergency), int(manual), operator_id, session, exit_session,
-        orjson.dumps(extra).decode() if extra else None, name, line, offset, micros,
-    ]
-
-
-def _key_count(node: dict[str, Any] | list[Any]) -> int:
-    """Keys in decoded JSON, nested ones included."""
-    if node.__class__ is dict:
-        count = len(node)
-        children = node.values()  # type: ignore[union-attr]
-    else:
-        count = 0
-        children = node
-    for child in children:
-        kind = child.__class__
-        if kind is dict or kind is list:
-            count += _key_count(child)
-    return count
-
-
-def keys_surely_distinct(raw: bytes, data: Any) -> bool:
-    """A cheap sufficient test that no object in a line repeats a key.
-
-    Every written key ends in a quote followed by its colon, possibly after spacing, so
-    the colons after a quote or a space bound the keys written from above; if that bound
-    does not exceed the keys decoded, none collapsed. Otherwise the exact test decides.
-    """
-    if data.__class__ is not dict and data.__class__ is not list:
-        return True
-    if b"\t" in raw or b"\r" in raw or b"\n" in raw:
-        return False  # unusual spacing: the exact test decides
-    return raw.count(b'":') + raw.count(b" :") <= _key_count(data)
-
-
 def parse_row(raw: bytes, name: str, display: str, line: int, offset: int) -> list[Any] | JournalError:
     """One journal line as an index row, validated exactly as SPEC §10 and §13 say, or why
     it is invalid (naming `display`, the file as the operator knows it)."""
+    row = plain_row(raw, name, line, offset)
+    if row is not None:
+        return row
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as error:
@@ -509,10 +243,6 @@ def parse_row(raw: bytes, name: str, display: str, line: int, offset: int) -> li
         duplicate = first_duplicate_key(raw.decode("utf-8"))
         if duplicate is not None:
             return JournalError(display, line, duplicate[0], "duplicate key (a reader sees the first, the parser would take the last)")
-    if data.__class__ is dict:
-        row = _fast_row(data, name, line, offset)
-        if row is not None:
-            return row
     try:
         record = parse_trade(data, display, line)
     except JournalError as error:
