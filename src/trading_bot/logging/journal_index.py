@@ -1114,6 +1114,7 @@ class _Tally:
         self.next_id = next_id
         self.entries = entries
         self.closes = closes
+        # The first close this tally read itself: `absorb` compares a chunk's with the closes before it.
         self.first_close: tuple[int, int, str, int] | None = None
         self.last_close = last_close
         self.in_order = True
@@ -1165,8 +1166,6 @@ class _Tally:
             self.problem = (part.problem[0] + offsets[0], part.problem[1])
         if part.latest is not None and (self.latest is None or part.latest[0] > self.latest[0]):
             self.latest = part.latest
-        if self.first_close is None:
-            self.first_close = part.first_close
         if self.in_order:
             if not part.in_order or (part.first_close is not None and self.last_close is not None and part.first_close <= self.last_close):
                 self.in_order = False
