@@ -16,6 +16,7 @@ so positions into the close order and the entry log stay stable under another wr
 
 from __future__ import annotations
 
+import errno
 import os
 import secrets
 import sqlite3
@@ -121,6 +122,31 @@ _R_TS, _R_EXIT, _R_FILE, _R_LINE = 1, 8, 20, 21
 
 class IndexDamaged(Exception):
     """The index file is not one this code wrote, or SQLite finds it damaged."""
+
+
+# SQLite's primary result codes for a disk or file system that refuses a write, not for a
+# damaged file: replacing the index would not help, and its journal is untouched.
+_DISK_TROUBLE: dict[int, int] = {
+    sqlite3.SQLITE_FULL: errno.ENOSPC,
+    sqlite3.SQLITE_IOERR: errno.EIO,
+    sqlite3.SQLITE_NOLFS: errno.EFBIG,
+    sqlite3.SQLITE_CANTOPEN: errno.EACCES,
+    sqlite3.SQLITE_READONLY: errno.EACCES,
+    sqlite3.SQLITE_PERM: errno.EACCES,
+}
+
+
+def disk_trouble(error: sqlite3.Error, path: Path | None) -> OSError | None:
+    """The OSError a failed index write stands for (a full disk, an I/O error, a folder that
+    cannot be written), naming the index file; None when SQLite reports anything else.
+    Callers handle it like any other file that cannot be written: a command prints one line,
+    the bot halts entries with the reason."""
+    code = getattr(error, "sqlite_errorcode", None)
+    number = None if code is None else _DISK_TROUBLE.get(code & 0xFF)
+    if number is None:
+        return None
+    name = getattr(error, "sqlite_errorname", "SQLITE_ERROR")
+    return OSError(number, f"the journal index cannot be written ({error}, {name}); the journal is untouched", None if path is None else str(path))
 
 
 def index_path_for(trades_dir: Path) -> Path:
@@ -755,10 +781,19 @@ class JournalIndex:
             self.connection.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", self.meta.to_rows())
             self._commit()
         except BaseException:
-            self._loaded_version = None
-            self.connection.execute("ROLLBACK")
+            if self.connection.in_transaction:  # SQLite ended it itself after a failed write to disk
+                self.connection.execute("ROLLBACK")
+            self._forget_unwritten()
             raise
         return result
+
+    def _forget_unwritten(self) -> None:
+        """After a failed write: the bookkeeping read again from what the index holds, so no
+        later look takes the lines that were not written as indexed (it would answer without
+        them). A file that cannot be read either is left to the caller's damage handling."""
+        self._loaded_version = None
+        with suppress(sqlite3.Error):
+            self._load()
 
     def _build_file(self, plan: list[tuple[str, os.stat_result]], trades_dir: Path) -> IndexUpdate:
         """The first build: the whole journal into a new file beside the index, written
@@ -798,7 +833,7 @@ class JournalIndex:
                 with suppress(FileNotFoundError):
                     left.unlink()
             self.connection = stand_in
-            self._loaded_version = None
+            self._forget_unwritten()
             raise
         stand_in.close()
         self.connection = self._connect(str(self.path))

@@ -30,6 +30,7 @@ from trading_bot.logging.journal_index import (
     RECORD_COLUMNS,
     IndexUpdate,
     JournalIndex,
+    disk_trouble,
     index_path_for,
     microseconds_of,
     moment_of,
@@ -241,13 +242,24 @@ class TradeJournal:
         try:
             return self._refresh_index()
         except sqlite3.DatabaseError as error:
+            self._raise_disk_trouble(error)
             # Damaged under our feet (not at open): start the index over, once.
             index = self._index
             assert index is not None
             with self.lock.held():
                 index.replace_damaged(error)
             self._seen_epoch = None
+        try:
             return self._refresh_index()
+        except sqlite3.DatabaseError as error:
+            self._raise_disk_trouble(error)
+            raise
+
+    def _raise_disk_trouble(self, error: sqlite3.DatabaseError) -> None:
+        """A write the disk refused is an OSError naming the index, not a damaged index."""
+        trouble = disk_trouble(error, self._index.path if self._index is not None else None)
+        if trouble is not None:
+            raise trouble from error
 
     def _refresh_index(self) -> JournalDelta:
         self._full_at = time.monotonic()
