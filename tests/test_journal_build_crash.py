@@ -21,7 +21,7 @@ import pytest
 from trading_bot.durable_files import LogsLock
 from tests.test_journal_index import a_history, answers, closed, fresh_answers, index_file
 from trading_bot.logging import journal_index
-from trading_bot.logging.journal_index import BUILD_SUFFIX
+from trading_bot.logging.journal_index import BUILD_SUFFIX, usable_cores
 from trading_bot.logging.query_helper import TradeJournal
 
 WriteJournal = Any
@@ -219,7 +219,7 @@ def _ended(pid: int, timeout: float) -> bool:
 
 
 @pytest.mark.skipif(not hasattr(os, "pidfd_open"), reason="waits for the workers through a pidfd (Linux)")
-@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="a build uses worker processes only with two cores or more")
+@pytest.mark.skipif(usable_cores() < 2, reason="a build uses worker processes only with two cores or more")
 def test_a_first_build_killed_while_its_workers_run_leaves_no_worker_behind(tmp_path: Path, trades_dir: Path, write_journal: WriteJournal) -> None:
     """Killed mid-build (the OOM killer, a `kill -9`, a stop), the building process leaves
     no worker waiting forever for work that will never come, holding the unfinished build

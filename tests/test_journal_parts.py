@@ -5,6 +5,9 @@ chunk file may outlive the build, whether it finished or failed."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -157,3 +160,28 @@ def test_a_build_whose_worker_fails_leaves_no_part_or_build_file(
         assert len(again.closed_trades) == 18
     finally:
         again.close()
+
+
+_CHUNKS_ON_CORES = """
+import os, sys
+from trading_bot.logging.journal_index import _worker_chunks, usable_cores
+os.sched_setaffinity(0, set(sorted(os.sched_getaffinity(0))[: int(sys.argv[1])]))
+files = sys.argv[2:]
+tasks = [(path, os.path.basename(path), os.path.basename(path), 0, 0) for path in files]
+print(usable_cores(), _worker_chunks(tasks, 1 << 40) is not None)
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity") or journal_index.usable_cores() < 2, reason="needs two cores and CPU affinity")
+@pytest.mark.parametrize(("cores", "workers"), [(1, False), (2, True)])
+def test_workers_start_only_when_this_process_may_run_on_two_cores(tmp_path: Path, cores: int, workers: bool) -> None:
+    """A container or `taskset` that allows one core of a bigger machine gets no worker processes."""
+    files = []
+    for number in range(2):
+        files.append(tmp_path / f"2026-03-1{number}.jsonl")
+        files[-1].write_bytes(b"{}\n")
+    result = subprocess.run(
+        [sys.executable, "-c", _CHUNKS_ON_CORES, str(cores), *map(str, files)],
+        capture_output=True, text=True, timeout=60, check=True,
+    )
+    assert result.stdout.split() == [str(cores), str(workers)]

@@ -346,10 +346,19 @@ def _parse_files(tasks: list[tuple[str, str, str, int, int]], bulk: bool = False
     return parsed
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (a container or `taskset` may allow fewer than the
+    machine has): worker processes pay only when there are two."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # no affinity on this platform
+        return os.cpu_count() or 1
+
+
 def _worker_chunks(tasks: list[tuple[str, str, str, int, int]], unread: int) -> list[list[tuple[str, str, str, int, int]]] | None:
     """The files in chunks of about `_CHUNK_BYTES` for worker processes, in reading order;
     None when the read is too small to pay their start (or there is one core or one file)."""
-    if unread < PARALLEL_BYTES or (os.cpu_count() or 1) < 2 or len(tasks) < 2:
+    if unread < PARALLEL_BYTES or usable_cores() < 2 or len(tasks) < 2:
         return None
     chunks: list[list[tuple[str, str, str, int, int]]] = [[]]
     size = 0
