@@ -23,8 +23,8 @@ from typing import Any
 
 import pytest
 
-from tests.test_journal_build_crash import _strays
-from tests.test_journal_index import a_history, answers, closed, fresh_answers, index_file
+from tests.test_journal_build_crash import _assert_answers_as_the_files, _strays
+from tests.test_journal_index import a_history, closed, index_file
 from trading_bot.logging.journal_index import disk_trouble
 from trading_bot.logging.query_helper import TradeJournal
 
@@ -104,12 +104,7 @@ def test_an_index_the_disk_refuses_is_an_oserror_naming_it_and_the_journal_stays
     assert second == first  # refused again, not answered from the build that was not written
     assert _journal_bytes(trades_dir) == before
     assert not index_file(trades_dir).exists() and _strays(trades_dir) == []
-    journal = TradeJournal(trades_dir)
-    try:
-        journal.refresh()
-        assert answers(journal) == fresh_answers(trades_dir)
-    finally:
-        journal.close()
+    _assert_answers_as_the_files(trades_dir)
 
 
 @pytest.mark.skipif(not hasattr(signal, "SIGXFSZ"), reason="needs POSIX file-size limits")
@@ -128,12 +123,7 @@ def test_a_line_the_index_cannot_take_is_refused_at_every_look_until_there_is_ro
     assert second == first
     assert closes_1 == closes_2 == closes_before
     assert with_room is None and closes_3 == closes_before + 1
-    journal = TradeJournal(trades_dir)
-    try:
-        journal.refresh()
-        assert answers(journal) == fresh_answers(trades_dir)
-    finally:
-        journal.close()
+    _assert_answers_as_the_files(trades_dir)
 
 
 def _status(desk: Path, *, full_disk: bool) -> subprocess.CompletedProcess[str]:
