@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 
 from tests.phase.conftest import PASSWORD, Desk, advance_to
+from trading_bot.config import ScalingSettings, WinStreakIncrease
+from trading_bot.phase.position_sizing import streak_at_step
 
 
 def size_now(desk: Desk) -> Decimal:
@@ -103,6 +105,25 @@ def test_tenth_consecutive_win_adds_another_100(desk: Desk) -> None:
     desk.trades(*wins(10))
     assert size_now(desk) == Decimal("400")
     assert "10 consecutive wins" in size_changes(desk)[-1]["reason"]
+
+
+def scaling_rules(streak_rule: WinStreakIncrease | None) -> ScalingSettings:
+    return ScalingSettings(
+        max_trades_per_day=None, position_size_min=Decimal("200"), position_size_max=Decimal("2000"),
+        max_portfolio_pct=None, increase_on_win_streak=streak_rule, increase_on_win_rate=None, downgrade_triggers=None,
+    )
+
+
+@pytest.mark.parametrize(
+    ("streak", "due"), [(0, False), (4, False), (5, True), (6, False), (9, False), (10, True), (11, False)]
+)
+def test_a_streak_stands_at_a_step_only_on_a_multiple_of_every(streak: int, due: bool) -> None:
+    """The question the fold asks of each scaling close before it looks up a size."""
+    assert streak_at_step(scaling_rules(WinStreakIncrease(every=5, amount=Decimal("100"))), streak) is due
+
+
+def test_no_streak_stands_at_a_step_without_the_rule() -> None:
+    assert not any(streak_at_step(scaling_rules(None), streak) for streak in range(12))
 
 
 @pytest.mark.parametrize("breaker", [-5, 0], ids=["loss", "breakeven"])
