@@ -185,3 +185,55 @@ def test_a_process_that_looked_before_another_built_the_index_reads_that_index(
     assert answers(waiting) == fresh_answers(trades_dir)
     builder.refresh()
     assert answers(builder) == answers(waiting)
+
+
+def _refresh_killed_with_workers(trades_dir: str, pids_file: str) -> None:
+    """A first build by worker processes (a chunk a file), SIGKILLed once the first chunk
+    file is copied in and removed, having noted its workers' process ids."""
+    journal_index.PARALLEL_BYTES = 0
+    journal_index._CHUNK_BYTES = 1
+    real_unlink = os.unlink
+
+    def unlink(path: Any, *args: Any, **kwargs: Any) -> None:
+        real_unlink(path, *args, **kwargs)
+        if ".part-" in str(path):
+            Path(pids_file).write_text(" ".join(str(worker.pid) for worker in multiprocessing.active_children()))
+            _die()
+
+    os.unlink = unlink  # type: ignore[assignment]
+    TradeJournal(Path(trades_dir)).refresh()
+
+
+def _ended(pid: int, timeout: float) -> bool:
+    """Whether process `pid` ends within `timeout` seconds (an event waited for, not a sleep)."""
+    import select
+
+    try:
+        handle = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True
+    try:
+        return bool(select.select([handle], [], [], timeout)[0])
+    finally:
+        os.close(handle)
+
+
+@pytest.mark.skipif(not hasattr(os, "pidfd_open"), reason="waits for the workers through a pidfd (Linux)")
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="a build uses worker processes only with two cores or more")
+def test_a_first_build_killed_while_its_workers_run_leaves_no_worker_behind(tmp_path: Path, trades_dir: Path, write_journal: WriteJournal) -> None:
+    """Killed mid-build (the OOM killer, a `kill -9`, a stop), the building process leaves
+    no worker waiting forever for work that will never come, holding the unfinished build
+    file open and the disk space it takes."""
+    a_history(trades_dir, write_journal)
+    pids_file = tmp_path / "workers"
+    child = multiprocessing.get_context("spawn").Process(target=_refresh_killed_with_workers, args=(str(trades_dir), str(pids_file)))
+    child.start()
+    child.join(timeout=120)
+    assert child.exitcode == -signal.SIGKILL, "the child was not killed at its write point"
+    workers = [int(pid) for pid in pids_file.read_text().split()]
+    assert len(workers) == journal_index._WORKERS
+    left = [pid for pid in workers if not _ended(pid, 30)]
+    for pid in left:  # this test's own strays, so the machine is left as found
+        os.kill(pid, signal.SIGKILL)
+    assert left == []
+    _assert_answers_as_the_files(trades_dir)

@@ -336,6 +336,25 @@ def _worker_chunks(tasks: list[tuple[str, str, str, int, int]], unread: int) -> 
     return [chunk for chunk in chunks if chunk]
 
 
+def _end_with_parent() -> None:
+    """In a worker process: exit as soon as the process that started it is gone. Killed
+    mid-build, that process would leave its workers waiting forever for work (each holds
+    both ends of the pool's pipe), holding the unfinished build file and its space."""
+    from multiprocessing import parent_process
+    from multiprocessing.connection import wait
+    from threading import Thread
+
+    parent = parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        wait([parent.sentinel])
+        os._exit(1)
+
+    Thread(target=watch, name="end-with-parent", daemon=True).start()
+
+
 def _in_workers(work: Callable[..., Any], jobs: list[tuple[Any, ...]]) -> Iterator[Any]:
     """`work(*job)` for each job in worker processes, results in the order given; a few
     jobs are in flight at a time, so memory stays bounded whatever the journal's size."""
@@ -344,7 +363,7 @@ def _in_workers(work: Callable[..., Any], jobs: list[tuple[Any, ...]]) -> Iterat
     from concurrent.futures import ProcessPoolExecutor
 
     remaining = iter(jobs)
-    with ProcessPoolExecutor(max_workers=_WORKERS) as pool:
+    with ProcessPoolExecutor(max_workers=_WORKERS, initializer=_end_with_parent) as pool:
         in_flight: deque[Future[Any]] = deque(pool.submit(work, *job) for job in islice(remaining, _IN_FLIGHT))
         while in_flight:
             done = in_flight.popleft().result()
