@@ -177,7 +177,18 @@ def test_lines_the_bot_writes_are_read_as_the_exact_parse_reads_them(record: Tra
 # ---- every odd case --------------------------------------------------------------------------
 
 
+def _nested(depth: int, bracket: str) -> Any:
+    """A value nested `depth` levels deep in arrays or objects."""
+    value: Any = 1
+    for _ in range(depth):
+        value = [value] if bracket == "[" else {"k": value}
+    return value
+
+
+# Just within and just beyond the depth limit inside a field (the line is a level above it).
+_NESTINGS = st.builds(_nested, st.sampled_from([MAX_JSON_DEPTH - 1, MAX_JSON_DEPTH]), st.sampled_from(["[", "{"]))
 _ODD_AMOUNTS = st.one_of(
+    _NESTINGS,
     st.from_regex(r"-?(0|[1-9][0-9]{0,16})(\.[0-9]{1,20})?", fullmatch=True),
     st.decimals(allow_nan=True, allow_infinity=True).map(str),
     st.integers(-(10**20), 10**20),
@@ -196,6 +207,7 @@ _PNL_NEAR_HALF_CENT = st.sampled_from([
 ])
 _MOMENTS = st.datetimes(datetime(1969, 12, 25), datetime(2100, 1, 1))
 _STAMPS = st.one_of(
+    _NESTINGS,
     st.builds(
         datetime.strftime,
         _MOMENTS,
@@ -327,6 +339,35 @@ def test_odd_lines_get_the_row_or_the_refusal_of_the_exact_parse(raw: bytes) -> 
     _assert_as_exact(raw)
 
 
+_SESSIONS = st.builds(
+    lambda day, days_before: (day - timedelta(days=days_before)).isoformat(),
+    st.sampled_from([date(2026, 3, 10), date(2026, 3, 9), date(1970, 1, 1), date(2024, 2, 29)]),
+    st.integers(-2, 8),
+)
+_ANY_VALUE = st.one_of(_JSON, _NESTINGS, _ODD_AMOUNTS, _PNL_NEAR_HALF_CENT, _STAMPS, _SESSIONS, _MODES, _PHASES, _FLAGS, _TEXTS)
+
+
+@st.composite
+def lines_with_a_field_or_two_changed(draw: st.DrawFn) -> bytes:
+    """A line the fast reading takes with one or two known fields changed to any value or
+    dropped: most stay close enough to be read fast, so each field's every check is met."""
+    outcome = draw(st.sampled_from(["win", "loss", "breakeven", "rejected", "open"]))
+    pnl = {"loss": "-1.50", "breakeven": "0.00"}.get(outcome, "1.50")
+    line = _closed(outcome=outcome, net_profit_loss=pnl, exit_session=_ABSENT if outcome == "open" else "2026-03-10")
+    for field in draw(st.lists(st.sampled_from(sorted(KNOWN_FIELDS)), min_size=1, max_size=2, unique=True)):
+        if draw(st.integers(0, 9)) == 0:
+            line.pop(field, None)
+        else:
+            line[field] = draw(_ANY_VALUE)
+    return _line(line)
+
+
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(lines_with_a_field_or_two_changed())
+def test_a_line_with_a_known_field_or_two_changed_gets_the_row_or_the_refusal_of_the_exact_parse(raw: bytes) -> None:
+    _assert_as_exact(raw)
+
+
 # ---- each rule at, just below and just above its threshold ------------------------------------
 
 
@@ -440,6 +481,26 @@ def test_nesting_at_the_limit(depth: int, accepted: bool) -> None:
     # The line is level 1: `depth` more levels below it.
     raw = _line(_closed())[:-1] + b',"deep":' + b"[" * depth + b"]" * depth + b"}"
     assert _accepted(raw) is accepted
+
+
+@pytest.mark.parametrize(
+    ("field", "line"),
+    [
+        ("profit_loss", _closed()),  # the net P&L is read, the gross one is not
+        ("net_profit_loss", _closed(outcome="rejected")),
+        ("profit_loss", _closed(outcome="rejected")),
+        ("net_profit_loss", _closed(outcome="open", exit_timestamp=_ABSENT, exit_session=_ABSENT)),
+        ("profit_loss", _closed(outcome="open", exit_timestamp=_ABSENT, exit_session=_ABSENT)),
+        ("exit_timestamp", _closed(outcome="open", exit_session=_ABSENT)),
+    ],
+)
+@pytest.mark.parametrize(("depth", "accepted"), [(MAX_JSON_DEPTH - 1, True), (MAX_JSON_DEPTH, False)])
+@pytest.mark.parametrize("bracket", ["[", "{"])
+def test_nesting_in_a_known_field_the_line_does_not_use_is_counted_too(
+    field: str, line: dict[str, Any], depth: int, accepted: bool, bracket: str
+) -> None:
+    """A known field the exact parse does not read on this line still nests inside it."""
+    assert _accepted(_line({**line, field: _nested(depth, bracket)})) is accepted
 
 
 def test_nesting_in_an_array_of_the_other_fields_is_counted_too() -> None:

@@ -53,7 +53,7 @@ if TYPE_CHECKING:
 # Bump SCHEMA_VERSION when the tables change, CODE_VERSION when parsing or consolidation
 # changes: an index built by other rules is rebuilt, never read.
 SCHEMA_VERSION = 4
-CODE_VERSION = 3
+CODE_VERSION = 4
 INDEX_DIR_NAME = ".derived"
 INDEX_FILE_NAME = "journal.sqlite3"
 GUARD_BYTES = 64

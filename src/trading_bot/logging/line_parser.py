@@ -199,6 +199,7 @@ def _may_nest_too_deep(written: bytes) -> bool:
     return written.count(b"{") + written.count(b"[") > MAX_JSON_DEPTH
 
 
+_NESTED: Final = (dict, list)
 _OPEN_BRACE: Final = ord("{")
 _OPEN_BRACKET: Final = ord("[")
 
@@ -243,6 +244,10 @@ def plain_row(raw: bytes, name: str, line: int, offset: int) -> list[Any] | None
     operator_id = take("operator_id", None)
     session = take("session", None)
     exit_session = take("exit_session", None)
+    # A P&L or exit a line does not use is not read, but nests inside the line all the same:
+    # held in an array or object, its depth is for the exact parse to judge.
+    if net_pnl.__class__ in _NESTED or gross_pnl.__class__ in _NESTED or exit_timestamp.__class__ in _NESTED:
+        return None
     if type(timestamp) is not str or type(symbol) is not str or type(action) is not str:
         return None
     if type(order_id) is not str or not symbol or not action or not order_id:
