@@ -9,14 +9,10 @@ compared value by value with their Python types (an int is not a bool, a text no
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import random
-import sys
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import orjson
@@ -24,6 +20,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from tests.test_benchmark_smoke import load_benchmark
 from trading_bot.errors import JournalError
 from trading_bot.input_bounds import MAX_JSON_DEPTH, first_duplicate_key, json_depth_exceeds
 from trading_bot.logging.journal_index import parse_row, row_from_record
@@ -31,19 +28,7 @@ from trading_bot.logging.line_parser import plain_row
 from trading_bot.logging.trade_record import KNOWN_FIELDS, TradeRecord, parse_trade
 from trading_bot.phase.models import Phase
 
-BENCHMARK = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_phase.py"
-
-
-def _load_benchmark() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_phase_lines", BENCHMARK)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_phase_lines"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-_journal_line = _load_benchmark()._journal_line
+_journal_line = load_benchmark()._journal_line
 
 
 def _exact(raw: bytes) -> list[Any] | tuple[str, int | None, str, str]:
