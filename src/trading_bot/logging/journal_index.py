@@ -555,6 +555,14 @@ class JournalIndex:
             self.connection = self._connect(str(self.path))
             self._check()
         except (sqlite3.DatabaseError, IndexDamaged) as error:
+            trouble = disk_trouble(error, self.path) if isinstance(error, sqlite3.Error) else None
+            if trouble is not None:
+                # A write refused at open (a full disk) says nothing of the file: it is kept,
+                # unchecked, and not vouched for.
+                if self.connection is not None:
+                    self.connection.close()
+                    self.connection = None
+                raise trouble from None
             self.replace_damaged(error)
         self._stat_inode()
         self._vouch()

@@ -363,18 +363,26 @@ class PhaseManager:
             # The catch-up's summaries, size steps and suggestion reach the disk together
             # (one fsync) when the block ends, before the checkpoint, the mirror and the
             # lock release; a downgrade is written at once with whatever precedes it.
-            with self.history.batched(CATCH_UP_TYPES):
-                replay = self.engine.apply_due(
-                    self.history,
-                    trades,
-                    session_entries,
-                    self.overrides.lines(),
-                    entries,
-                    now,
-                    journal_valid=journal_valid,
-                    resume=resume,
-                    new_entry_sessions=self._new_entry_sessions,
-                )
+            try:
+                with self.history.batched(CATCH_UP_TYPES):
+                    replay = self.engine.apply_due(
+                        self.history,
+                        trades,
+                        session_entries,
+                        self.overrides.lines(),
+                        entries,
+                        now,
+                        journal_valid=journal_valid,
+                        resume=resume,
+                        new_entry_sessions=self._new_entry_sessions,
+                    )
+            except BaseException:
+                # The resumed fold went on in place past a line the disk refused (a downgrade
+                # not written): kept, it would count those trades as handled and never fire
+                # it. The next look applies what is due again, from the records.
+                self._replay = None
+                self._state, self._state_key = None, None
+                raise
             self._new_entry_sessions = set()
             self._replay = replay
             written.extend(replay.written)

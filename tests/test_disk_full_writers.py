@@ -1,0 +1,132 @@
+"""The desk's other writers on a disk that refuses their writes: a write that fails is a
+refusal now, and every later answer of the same process is what the files say, the one a
+fresh process gives once there is room again.
+
+The refusal is real: a spawned child runs under a file-size limit (RLIMIT_FSIZE, a soft
+limit it lifts again) with SIGXFSZ ignored, so a write past the limit fails with EFBIG, as
+a full disk fails one. The limit is the size of the phase history, padded with lines its
+readers ignore so that it is the largest file of the desk: the journal and its index still
+take their writes, and the history's next line is the first write refused."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+import pytest
+from freezegun import freeze_time
+
+from tests.phase.conftest import DESK_START, ENTRY_PRICE, PASSWORD, Desk, advance_to
+from tests.test_index_disk_full import SHIPPED_CONFIG
+from tests.test_journal_index import a_history, index_file
+
+# Lines of a type the ledger keeps in the file and ignores: they only make the history the
+# desk's largest file (larger than the journal index and its write-ahead log).
+_PADDING_LINES = 300
+_PADDING_TEXT = "x" * 1000
+
+
+def _refuse_writes_past(limit: int) -> None:
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+
+
+def _make_room() -> None:
+    resource.setrlimit(resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+
+
+def _decision(desk: Desk) -> tuple[bool, str | None, str]:
+    decision = desk.app.check_entry("AAPL", "BUY", ENTRY_PRICE)
+    return decision.allowed, decision.reason, decision.state.phase.value if decision.state is not None else "unread"
+
+
+def _downgrade_refused_by_the_disk(root: str, report: Connection) -> None:
+    """A trial stint whose third loss in a row is closed while the history refuses the downgrade."""
+    with freeze_time(DESK_START) as frozen:
+        desk = Desk(Path(root), frozen, {"PHASE_OVERRIDE_PASSWORD": PASSWORD})
+        advance_to(desk, "trial")
+        for number in range(_PADDING_LINES):
+            desk.manager.history.append("operator_note", {"text": _PADDING_TEXT, "n": number})
+        desk.start()
+        desk.trades(5, -1, per_session=1)
+        desk.next_session()
+        desk.trade(-1)
+        entry = desk.enter()
+        assert entry.accepted, entry.reason
+        history = desk.logs_dir / "phase" / "phase-history.jsonl"
+        _refuse_writes_past(history.stat().st_size)
+        try:
+            desk.close(entry, -1)  # exits are never blocked: the journal takes it
+            unwritten = len(desk.bot.unwritten)
+            desk.tick()
+            refused = [_decision(desk), _decision(desk)]
+            transitions_refused = len(desk.transitions())
+        finally:
+            _make_room()
+        desk.tick()
+        with_room = _decision(desk)
+        transitions = [line["kind"] for line in desk.transitions()]
+        desk.start()  # a fresh process on the same files
+        fresh = _decision(desk)
+        report.send([unwritten, refused, transitions_refused, with_room, transitions, fresh])
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGXFSZ"), reason="needs POSIX file-size limits")
+def test_a_downgrade_the_history_refuses_is_not_taken_as_done(tmp_path: Path) -> None:
+    receive, send = multiprocessing.Pipe(duplex=False)
+    child = multiprocessing.get_context("spawn").Process(target=_downgrade_refused_by_the_disk, args=(str(tmp_path), send))
+    child.start()
+    send.close()  # a child that fails ends the pipe: recv raises EOFError, not waits
+    unwritten, refused, transitions_refused, with_room, transitions, fresh = receive.recv()
+    child.join(timeout=120)
+    assert child.exitcode == 0
+    assert unwritten == 0  # the close is in the journal; only the downgrade is refused
+    assert transitions_refused == 1, "the downgrade was written despite the limit: the test proves nothing"
+    # While the downgrade cannot be written, no entry is allowed in the phase it ends.
+    for allowed, reason, _ in refused:
+        assert not allowed and reason is not None and "phase state cannot be read" in reason, reason
+    # With room, the same process writes the downgrade and answers as a fresh process does.
+    assert transitions == ["override", "downgrade"]
+    assert with_room == fresh
+    assert fresh[2] == "proof"
+
+
+def _status(desk: Path, limit: int | None) -> subprocess.CompletedProcess[str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PHASE_")}
+    return subprocess.run(
+        [sys.executable, "-m", "trading_bot.phase", "status"],
+        cwd=desk, capture_output=True, text=True, env=env, timeout=120,
+        preexec_fn=None if limit is None else lambda: _refuse_writes_past(limit),
+    )
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGXFSZ"), reason="needs POSIX file-size limits")
+def test_an_index_the_disk_refuses_at_open_is_kept_not_replaced_as_damaged(tmp_path: Path, write_journal: Any) -> None:
+    """No write at all (not even SQLite's shared-memory file): one line naming the index,
+    exit 2, and the index built before is still there, byte for byte."""
+    shutil.copyfile(SHIPPED_CONFIG, tmp_path / "config.json")
+    trades_dir = tmp_path / "logs" / "trades"
+    a_history(trades_dir, write_journal)
+    built = _status(tmp_path, None)
+    assert built.returncode == 0, built.stderr
+    index = index_file(trades_dir)
+    before = index.read_bytes()
+    for _ in range(2):  # and again: the first refusal did not leave the index replaced
+        refused = _status(tmp_path, 0)
+        assert refused.returncode == 2, refused.stderr
+        assert "Traceback" not in refused.stderr and refused.stderr.count("\n") == 1, refused.stderr
+        assert refused.stderr.startswith(f"{index}: (file): the journal index cannot be written")
+        assert "rebuilding" not in refused.stderr and refused.stdout == ""
+        assert index.read_bytes() == before
+    answered = _status(tmp_path, None)
+    assert answered.returncode == 0, answered.stderr
+    assert answered.stdout == built.stdout
+
