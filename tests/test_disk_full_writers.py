@@ -17,6 +17,7 @@ import shutil
 import signal
 import subprocess
 import sys
+from decimal import Decimal
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from freezegun import freeze_time
 from tests.phase.conftest import DESK_START, ENTRY_PRICE, PASSWORD, Desk, advance_to
 from tests.test_index_disk_full import SHIPPED_CONFIG
 from tests.test_journal_index import a_history, index_file
+from trading_bot.bot import TradeResult
 
 # Lines of a type the ledger keeps in the file and ignores: they only make the history the
 # desk's largest file (larger than the journal index and its write-ahead log).
@@ -48,21 +50,30 @@ def _decision(desk: Desk) -> tuple[bool, str | None, str]:
     return decision.allowed, decision.reason, decision.state.phase.value if decision.state is not None else "unread"
 
 
+def _a_trial_two_losses_in(desk: Desk) -> TradeResult:
+    """A trial stint, its history padded, two losses in a row, and a third entry open."""
+    advance_to(desk, "trial")
+    for number in range(_PADDING_LINES):
+        desk.manager.history.append("operator_note", {"text": _PADDING_TEXT, "n": number})
+    desk.start()
+    desk.trades(5, -1, per_session=1)
+    desk.next_session()
+    desk.trade(-1)
+    entry = desk.enter()
+    assert entry.accepted, entry.reason
+    return entry
+
+
+def _history(desk: Path) -> Path:
+    return desk / "logs" / "phase" / "phase-history.jsonl"
+
+
 def _downgrade_refused_by_the_disk(root: str, report: Connection) -> None:
     """A trial stint whose third loss in a row is closed while the history refuses the downgrade."""
     with freeze_time(DESK_START) as frozen:
         desk = Desk(Path(root), frozen, {"PHASE_OVERRIDE_PASSWORD": PASSWORD})
-        advance_to(desk, "trial")
-        for number in range(_PADDING_LINES):
-            desk.manager.history.append("operator_note", {"text": _PADDING_TEXT, "n": number})
-        desk.start()
-        desk.trades(5, -1, per_session=1)
-        desk.next_session()
-        desk.trade(-1)
-        entry = desk.enter()
-        assert entry.accepted, entry.reason
-        history = desk.logs_dir / "phase" / "phase-history.jsonl"
-        _refuse_writes_past(history.stat().st_size)
+        entry = _a_trial_two_losses_in(desk)
+        _refuse_writes_past(_history(desk.root).stat().st_size)
         try:
             desk.close(entry, -1)  # exits are never blocked: the journal takes it
             unwritten = len(desk.bot.unwritten)
@@ -130,3 +141,83 @@ def test_an_index_the_disk_refuses_at_open_is_kept_not_replaced_as_damaged(tmp_p
     assert answered.returncode == 0, answered.stderr
     assert answered.stdout == built.stdout
 
+
+# Above the desk's small files (journal day files, phase logs, settings cache), below the
+# journal index of any journal: its next page write is refused.
+_INDEX_REFUSED_BYTES = 16_384
+
+
+def _exit_while_the_index_is_refused(root: str, report: Connection) -> None:
+    """Positions opened with room; then the disk refuses the index and the bot exits them."""
+    with freeze_time(DESK_START) as frozen:
+        desk = Desk(Path(root), frozen, {"PHASE_OVERRIDE_PASSWORD": PASSWORD})
+        desk.trade(2)
+        first, second = desk.enter(), desk.enter()
+        assert first.accepted and second.accepted, (first.reason, second.reason)
+        assert first.record is not None
+        _refuse_writes_past(_INDEX_REFUSED_BYTES)
+        try:
+            closed = desk.close(first, 3)
+            flattened = desk.bot.flatten({"AAPL": ENTRY_PRICE})
+            desk.tick()
+            refused = _decision(desk)
+            unwritten = len(desk.bot.unwritten)
+        finally:
+            _make_room()
+        desk.tick()
+        with_room = _decision(desk)
+        positions = [position.order_id for position in desk.broker.open_positions()]
+        closes = [(record.order_id, str(record.net_pnl)) for record in desk.app.journal.closed_trades]
+        desk.start()
+        fresh = _decision(desk)
+        fresh_closes = [(record.order_id, str(record.net_pnl)) for record in desk.app.journal.closed_trades]
+        report.send([
+            (closed.order_id, closed.outcome, str(closed.net_pnl)), [record.order_id for record in flattened],
+            first.record.order_id, second.record.order_id if second.record else None,
+            refused, unwritten, with_room, positions, closes, fresh, fresh_closes,
+        ])
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGXFSZ"), reason="needs POSIX file-size limits")
+def test_exits_go_while_the_journal_index_cannot_be_written(tmp_path: Path) -> None:
+    receive, send = multiprocessing.Pipe(duplex=False)
+    child = multiprocessing.get_context("spawn").Process(target=_exit_while_the_index_is_refused, args=(str(tmp_path), send))
+    child.start()
+    send.close()  # a child that fails ends the pipe: recv raises EOFError, not waits
+    closed, flattened, first, second, refused, unwritten, with_room, positions, closes, fresh, fresh_closes = receive.recv()
+    child.join(timeout=120)
+    assert child.exitcode == 0
+    assert closed[0] == first and Decimal(closed[2]) == 3
+    assert flattened == [second]
+    assert unwritten == 0  # both closing records are in the journal
+    allowed, reason, _ = refused
+    assert not allowed and reason is not None and "the journal index cannot be written" in reason, reason
+    assert positions == []
+    assert [order_id for order_id, _ in closes[-2:]] == [first, second] and len(closes) == 3
+    assert with_room == fresh and closes == fresh_closes
+
+
+def _third_loss_closed_with_the_downgrade_refused(root: str) -> None:
+    with freeze_time(DESK_START) as frozen:
+        desk = Desk(Path(root), frozen, {"PHASE_OVERRIDE_PASSWORD": PASSWORD})
+        entry = _a_trial_two_losses_in(desk)
+        _refuse_writes_past(_history(desk.root).stat().st_size)
+        desk.close(entry, -1)
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGXFSZ"), reason="needs POSIX file-size limits")
+def test_a_command_whose_history_line_is_refused_names_the_history_in_its_one_line(tmp_path: Path) -> None:
+    child = multiprocessing.get_context("spawn").Process(target=_third_loss_closed_with_the_downgrade_refused, args=(str(tmp_path),))
+    child.start()
+    child.join(timeout=120)
+    assert child.exitcode == 0
+    history = _history(tmp_path)
+    before = history.read_bytes()
+    refused = _status(tmp_path, len(before))
+    assert refused.returncode == 2, refused.stderr
+    assert "Traceback" not in refused.stderr and refused.stderr.count("\n") == 1, refused.stderr
+    assert refused.stderr.startswith(f"{history}: (file): "), refused.stderr
+    assert refused.stdout == "" and history.read_bytes() == before
+    answered = _status(tmp_path, None)
+    assert answered.returncode == 0, answered.stderr
+    assert "(proof) since" in answered.stdout, answered.stdout

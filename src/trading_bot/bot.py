@@ -9,7 +9,8 @@ are never blocked. Every journal record carries the phase in force.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
@@ -237,8 +238,8 @@ class TradingBot:
         record is kept and written before anything else, and entries wait for it.
         """
         now = self.clock.now()
-        self.journal.refresh()
-        entry = self.journal.record(order_id)
+        with self._records() as journal:
+            entry = journal.record(order_id)
         if entry is None or entry.outcome != "open" or any(r.order_id == order_id for r in self.unwritten):
             raise UnknownPosition(order_id)
         _, net_pnl = self.broker.close_position(order_id, price)
@@ -272,10 +273,11 @@ class TradingBot:
 
     def flatten(self, prices: Mapping[str, Decimal], *, operator_id: str | None = None) -> list[TradeRecord]:
         """Close every open position as an emergency exit (the operator's "get me out")."""
-        self.journal.refresh()
         waiting = {record.order_id for record in self.unwritten}
         closed = []
-        for entry in sorted(self.journal.open_trades(), key=lambda record: record.timestamp):
+        with self._records() as journal:
+            open_trades = journal.open_trades()
+        for entry in sorted(open_trades, key=lambda record: record.timestamp):
             if entry.order_id in waiting:
                 continue
             price = prices.get(entry.symbol)
@@ -285,6 +287,22 @@ class TradingBot:
         return closed
 
     # ---- the journal ---------------------------------------------------------------
+
+    @contextmanager
+    def _records(self) -> Iterator[TradeJournal]:
+        """The journal brought up to date. When its index cannot be written (a full disk), a
+        view that reads the journal files into memory: an exit is never blocked by a cache."""
+        try:
+            self.journal.refresh()
+        except OSError:
+            view = TradeJournal(self.journal.trades_dir, read_only=True)
+            try:
+                view.refresh()
+                yield view
+            finally:
+                view.close()
+            return
+        yield self.journal
 
     def _journal(self, record: TradeRecord, now: datetime) -> None:
         """Append durably; a torn line a crash left behind is set aside first, and recorded."""

@@ -113,7 +113,8 @@ class LogsLock:
         fd = os.open(self._generation_name, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             size = os.fstat(fd).st_size
-            os.write(fd, b"..." if size & 1 else b".")  # odd already (a killed writer): still odd, longer
+            with _naming(self.generation_path):
+                os.write(fd, b"..." if size & 1 else b".")  # odd already (a killed writer): still odd, longer
         finally:
             os.close(fd)
         self._writing = True
@@ -193,16 +194,29 @@ def append_many_durably(
     try:
         if expected_size is not None and os.fstat(fd).st_size != expected_size:
             raise FileChanged(str(path))
-        for chunk in _chunks(lines, chunk_bytes):
-            view = memoryview(chunk)
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
-        os.fsync(fd)
+        with _naming(path):
+            for chunk in _chunks(lines, chunk_bytes):
+                view = memoryview(chunk)
+                while view:
+                    written = os.write(fd, view)
+                    view = view[written:]
+            os.fsync(fd)
     finally:
         os.close(fd)
     if created:
         fsync_directory(path.parent)
+
+
+@contextmanager
+def _naming(path: Path) -> Iterator[None]:
+    """A write the disk refuses (os.write or fsync: EFBIG, ENOSPC, EIO) carries no file
+    name; it is given the file's, so the one line a command prints names the right file."""
+    try:
+        yield
+    except OSError as error:
+        if type(error) is OSError and error.filename is None:
+            raise OSError(error.errno, error.strerror, str(path)) from error
+        raise
 
 
 class FileChanged(OSError):
@@ -246,7 +260,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             umask = os.umask(0)
             os.umask(umask)
             os.fchmod(fd, 0o666 & ~umask)
-        with os.fdopen(fd, "wb") as handle:
+        with _naming(path), os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
