@@ -93,6 +93,8 @@ def test_an_index_the_disk_refuses_is_an_oserror_naming_it_and_the_journal_stays
     receive, send = multiprocessing.Pipe(duplex=False)
     child = multiprocessing.get_context("spawn").Process(target=_refresh_on_a_full_disk, args=(str(trades_dir), send))
     child.start()
+    send.close()  # a child that dies before it answers ends the wait (EOFError)
+    assert receive.poll(120), "the child did not answer"
     first, second = receive.recv()
     child.join(timeout=120)
     assert child.exitcode == 0
@@ -115,6 +117,8 @@ def test_a_line_the_index_cannot_take_is_refused_at_every_look_until_there_is_ro
     receive, send = multiprocessing.Pipe(duplex=False)
     child = multiprocessing.get_context("spawn").Process(target=_append_on_a_full_disk, args=(str(trades_dir), line, send))
     child.start()
+    send.close()  # a child that dies before it answers ends the wait (EOFError)
+    assert receive.poll(120), "the child did not answer"
     closes_before, first, closes_1, second, closes_2, with_room, closes_3 = receive.recv()
     child.join(timeout=120)
     assert child.exitcode == 0
