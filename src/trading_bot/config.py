@@ -25,7 +25,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, ClassVar
 
-from trading_bot.durable_files import atomic_write_bytes
+from trading_bot.durable_files import atomic_write_bytes, open_regular, read_regular
 from trading_bot.env_file import merged_environment
 from trading_bot.errors import ConfigError
 from trading_bot.input_bounds import (
@@ -364,7 +364,7 @@ class SettingsCache:
             self.note = "off: the validating code cannot be read"
             return None
         try:
-            document = json.loads(self.path.read_bytes())
+            document = json.loads(read_regular(self.path))
         except FileNotFoundError:
             self.note = "missed: no cache"
             return None
@@ -490,13 +490,13 @@ class Config:
         try:
             # The key is taken from the open file before it is read: a replace after the
             # open cannot lend its key to this text (an edit in place only costs a re-read).
-            with open(path, "rb") as handle:
+            with open_regular(path) as handle:
                 stat = os.fstat(handle.fileno())
                 text = handle.read().decode("utf-8")
         except FileNotFoundError:
             raise ConfigError(str(path), None, "(file)", "not found") from None
         except (OSError, UnicodeDecodeError) as error:
-            raise ConfigError(str(path), None, "(file)", f"cannot be read: {error}") from None
+            raise ConfigError(str(path), None, "(file)", f"cannot be read: {error.strerror if isinstance(error, OSError) and error.strerror else error}") from None
         config = cls.from_text(path, text, env, settings_cache=settings_cache)
         config.file_key = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
         return config

@@ -8,12 +8,14 @@ process wrote anything under the lock since it last looked.
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from stat import S_ISDIR, S_ISREG
+from typing import TYPE_CHECKING, BinaryIO
 
 from trading_bot.errors import Busy
 
@@ -101,16 +103,15 @@ class LogsLock:
             stat = os.stat(self._generation_name)
         except OSError:
             return None
-        if stat.st_size & 1:
-            return None
+        if stat.st_size & 1 or not S_ISREG(stat.st_mode):
+            return None  # a FIFO or device never changes length: it could vouch for anything
         return (stat.st_ino, stat.st_size, stat.st_mtime_ns)
 
     def _mark_writing(self) -> None:
         """Before the first write of this hold lands: an odd length, different from before."""
         if self._writing:
             return
-        self.generation_path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self._generation_name, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        fd = self._open_generation()
         try:
             size = os.fstat(fd).st_size
             with _naming(self.generation_path):
@@ -131,12 +132,31 @@ class LogsLock:
             os.close(fd)
             os.replace(tmp_name, self._generation_name)
             return
-        self.generation_path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self._generation_name, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        fd = self._open_generation()
         try:
             os.write(fd, b"." if size & 1 else b"..")  # even already (the file was replaced): still even, longer
         finally:
             os.close(fd)
+
+    def _open_generation(self) -> int:
+        """The generation file open for appending. A FIFO or device in its place (the file
+        is a cache) is replaced by a new empty file rather than written to or waited on."""
+        self.generation_path.parent.mkdir(parents=True, exist_ok=True)
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK | os.O_CLOEXEC
+        try:
+            fd = os.open(self._generation_name, flags, 0o644)
+        except OSError as error:
+            if error.errno != errno.ENXIO:  # ENXIO: a FIFO nobody reads
+                raise
+        else:
+            if S_ISREG(os.fstat(fd).st_mode):
+                os.set_blocking(fd, True)
+                return fd
+            os.close(fd)
+        made, tmp_name = tempfile.mkstemp(prefix=".generation.", suffix=".tmp", dir=str(self.generation_path.parent))
+        os.close(made)
+        os.replace(tmp_name, self._generation_name)
+        return os.open(self._generation_name, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
 
     @property
     def is_held(self) -> bool:
@@ -240,7 +260,17 @@ def _chunks(lines: Sequence[bytes], limit: int) -> Iterator[bytes]:
 def written_path(path: Path) -> Path:
     """Where a replace of `path` lands: the file a symbolic link points to, else itself."""
     path = Path(path)
-    return Path(os.path.realpath(path)) if path.is_symlink() else path
+    if not path.is_symlink():
+        return path
+    target = Path(os.path.realpath(path))
+    try:
+        mode = os.stat(target).st_mode
+    except FileNotFoundError:
+        return target
+    if not S_ISREG(mode):
+        # A link to /dev/zero or a FIFO: a replace would swap out a device node, not a file.
+        raise NotARegularFile(errno.EINVAL, f"a link to {target}, not a regular file", str(path))
+    return target
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -315,3 +345,31 @@ class StatsOncePerRead:
 
     def _forget_read(self) -> None:
         self._held_fresh = False
+
+
+class NotARegularFile(OSError):
+    """A desk file that is a FIFO, a device or a socket: reading it could block forever or
+    never end (`/dev/zero`), so it is refused like a missing permission."""
+
+
+def open_regular(path: str | os.PathLike[str]) -> BinaryIO:
+    """Open a desk file for reading, refusing anything but a regular file (symlinks are
+    followed). The open itself never blocks: a FIFO with no writer is seen, not waited on."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        mode = os.fstat(fd).st_mode
+        if S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), os.fspath(path))
+        if not S_ISREG(mode):
+            raise NotARegularFile(errno.EINVAL, "not a regular file (a FIFO, device or socket)", os.fspath(path))
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def read_regular(path: str | os.PathLike[str]) -> bytes:
+    """The whole content of a desk file, refusing a FIFO or device (see `open_regular`)."""
+    with open_regular(path) as handle:
+        return handle.read()

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Final
 
 from trading_bot.clock import ensure_utc, format_timestamp, parse_timestamp
-from trading_bot.durable_files import LogsLock, StatsOncePerRead, atomic_write_bytes
+from trading_bot.durable_files import LogsLock, StatsOncePerRead, atomic_write_bytes, open_regular
 
 HIGH_WATER_FILE: Final = "high_water"
 
@@ -76,7 +76,7 @@ class HighWater(StatsOncePerRead):
 
     def _parse(self) -> datetime | None:
         try:
-            with open(self.path, "rb") as handle:
+            with open_regular(self.path) as handle:
                 data = handle.read(_MAX_BYTES + 1)
         except OSError:
             return None

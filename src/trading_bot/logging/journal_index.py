@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from trading_bot.durable_files import fsync_directory
+from trading_bot.durable_files import fsync_directory, read_regular
 from trading_bot.errors import JournalError
 from trading_bot.input_bounds import (
     MAX_JSON_DEPTH,
@@ -687,7 +687,7 @@ class JournalIndex:
         same mtime tick). Anything else — no note, another size, inode or mtime — checks."""
         assert self.path is not None
         try:
-            note = orjson.loads(Path(str(self.path) + VOUCH_SUFFIX).read_bytes())
+            note = orjson.loads(read_regular(str(self.path) + VOUCH_SUFFIX))
             files, noted_at = note["files"], note["at_ns"]
         except (OSError, orjson.JSONDecodeError, TypeError, KeyError):
             return False

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import bisect
 
+import errno
 import os
 import sqlite3
 import sys
@@ -24,7 +25,7 @@ from pathlib import Path
 from typing import Any, Protocol, overload
 
 from trading_bot.clock import CLOCK_TOLERANCE
-from trading_bot.durable_files import LogsLock
+from trading_bot.durable_files import LogsLock, open_regular
 from trading_bot.errors import JournalError
 from trading_bot.logging.journal_index import (
     RECORD_COLUMNS,
@@ -61,13 +62,26 @@ def journal_file_names(trades_dir: Path) -> list[str]:
     """The journal files' names, sorted (no path objects: a refresh lists thousands)."""
     try:
         with os.scandir(trades_dir) as entries:
-            return sorted(
+            names = sorted(
                 entry.name
                 for entry in entries
                 if entry.name.endswith(JOURNAL_SUFFIX) and not entry.name.startswith(".") and entry.is_file()
             )
     except FileNotFoundError:
         return []
+    for name in names:
+        _refuse_undecodable(Path(trades_dir) / name)
+    return names
+
+
+def _refuse_undecodable(path: Path) -> None:
+    """A journal file whose name is not UTF-8 cannot be indexed or named in a report; its
+    trades are not skipped silently, the desk is refused until the file is renamed."""
+    try:
+        path.name.encode("utf-8")
+    except UnicodeEncodeError:
+        shown = os.fsencode(path).decode("utf-8", "backslashreplace")
+        raise OSError(errno.EILSEQ, "file name is not valid UTF-8; rename the file", shown) from None
 
 
 _HOT_FILES = 2
@@ -449,7 +463,7 @@ class TradeJournal:
 def _guard_intact(path: Path, head: bytes, guard: bytes, offset: int) -> bool:
     """The file's first bytes and the last bytes indexed are still where they were read (it
     was only appended to); a middle edit is left to `verify` and the summaries."""
-    with open(path, "rb") as handle:
+    with open_regular(path) as handle:
         if handle.read(len(head)) != head:
             return False
         if not guard:

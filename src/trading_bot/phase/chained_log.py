@@ -18,7 +18,7 @@ from typing import Any, Final
 import orjson
 
 from trading_bot.clock import Clock, ensure_utc
-from trading_bot.durable_files import DERIVED_DIR, LogsLock, StatsOncePerRead, append_many_durably
+from trading_bot.durable_files import DERIVED_DIR, LogsLock, StatsOncePerRead, append_many_durably, open_regular, read_regular
 from trading_bot.high_water import HighWater
 import trading_bot.phase.log_repair as log_repair
 from trading_bot.phase.log_format import (
@@ -114,7 +114,7 @@ class ChainedLog(StatsOncePerRead):
         A missing file is an empty log. A torn last line is reported as a problem too.
         """
         try:
-            data = self.path.read_bytes()
+            data = read_regular(self.path)
         except FileNotFoundError:
             return []
         return scan_all(data, self.path.name).problems
@@ -218,7 +218,7 @@ class ChainedLog(StatsOncePerRead):
         old = self._stat_key
         if key == old:
             return
-        with open(self.path, "rb") as handle:
+        with open_regular(self.path) as handle:
             grown = (
                 old is not None
                 and old != _MISSING
@@ -308,7 +308,7 @@ class ChainedLog(StatsOncePerRead):
         """Take, without re-hashing each line, the prefix of `data` a process verified and
         noted; returns its length (0 when there is no note or it does not match byte for byte)."""
         try:
-            note = orjson.loads(self.verified_note.read_bytes())
+            note = orjson.loads(read_regular(self.verified_note))
             length, digest = note["bytes"], note["sha256"]
         except (OSError, orjson.JSONDecodeError, TypeError, KeyError):
             return 0
@@ -417,7 +417,7 @@ class ChainedLog(StatsOncePerRead):
 
     def _read_range(self, start: int, end: int | None) -> bytes:
         try:
-            with open(self.path, "rb") as handle:
+            with open_regular(self.path) as handle:
                 handle.seek(start)
                 return handle.read() if end is None else handle.read(end - start)
         except FileNotFoundError:

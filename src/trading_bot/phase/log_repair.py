@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Final
 import orjson
 
 from trading_bot.clock import ensure_utc
-from trading_bot.durable_files import atomic_write_bytes
+from trading_bot.durable_files import atomic_write_bytes, read_regular
 from trading_bot.phase.log_format import (
     GENESIS_HASH,
     LogDamaged,
@@ -92,7 +92,7 @@ def recover(log: ChainedLog) -> RecoveryResult | None:
             if log._torn is not None:
                 move_torn_tail_locked(log)
             return None
-        data = log.path.read_bytes()
+        data = read_regular(log.path)
         damaged = scan_all(data, log.path.name)
         # Recompute the intact prefix from these exact bytes rather than the cache.
         prefix_lines: list[LogLine] = []
@@ -171,7 +171,7 @@ def move_torn_tail_locked(log: ChainedLog) -> Path:
 
 def _valid_checkpoint(log: ChainedLog) -> tuple[list[LogLine], bytes] | None:
     try:
-        data = log.checkpoint_path.read_bytes()
+        data = read_regular(log.checkpoint_path)
     except FileNotFoundError:
         return None
     scan = scan_all(data, log.checkpoint_path.name)

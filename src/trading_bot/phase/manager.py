@@ -17,7 +17,7 @@ from typing import Any
 
 from trading_bot.clock import CLOCK_TOLERANCE, SYSTEM_CLOCK, Clock, FixedClock, ensure_utc, format_timestamp
 from trading_bot.config import SETTINGS_CACHE_FILE, Config, SettingsCache
-from trading_bot.durable_files import LogsLock, remove_stale_temp_files
+from trading_bot.durable_files import LogsLock, read_regular, remove_stale_temp_files
 from trading_bot.errors import InputError, JournalError
 from trading_bot.high_water import HighWater
 from trading_bot.logging.query_helper import TradeJournal
@@ -602,7 +602,7 @@ class PhaseManager:
         """For `verify`: a cached copy of the settings, kept for this very config.json text,
         that is not what the text validates to (forged or damaged)."""
         try:
-            text = self.config_path.read_text(encoding="utf-8").removeprefix("\ufeff")
+            text = read_regular(self.config_path).decode("utf-8").removeprefix("\ufeff")
         except (OSError, UnicodeDecodeError):
             return None
         cached = self.settings_cache.load(text)

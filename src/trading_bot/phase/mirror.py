@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from trading_bot.config import EMPTY_LOG_HASH, MIRROR_FIELDS, Config, HistoryHead, UnreadableHead
+from trading_bot.durable_files import read_regular
 from trading_bot.errors import InputError
 from trading_bot.phase.criteria_edits import criteria_snapshot
 from trading_bot.phase.rules import loosened_criteria
@@ -166,7 +167,7 @@ class ConfigMirror:
 
     def _text_unchanged(self) -> bool:
         try:
-            text = self.manager.config_path.read_bytes().decode("utf-8")
+            text = read_regular(self.manager.config_path).decode("utf-8")
         except (OSError, UnicodeDecodeError):
             return False
         return text.removeprefix("\ufeff") == self.manager.config.text

@@ -26,7 +26,7 @@ import orjson
 from trading_bot.clock import format_timestamp, parse_timestamp
 from trading_bot.config import MIRROR_FIELDS, Settings
 from trading_bot.dashboard.metrics_calculator import RollingWindow, RunningTally
-from trading_bot.durable_files import DERIVED_DIR, atomic_write_bytes
+from trading_bot.durable_files import DERIVED_DIR, atomic_write_bytes, read_regular
 from trading_bot.errors import JournalError
 from trading_bot.logging.trade_record import BREAKEVEN, LOSS, WIN, TradeRecord, parse_trade
 from trading_bot.phase.engine import Replay
@@ -255,7 +255,7 @@ class StateSnapshot:
         """The saved fold if it is the current records' fold up to its position; else raises
         `SnapshotUnusable` saying why (absent, unreadable, edited, or computed from other inputs)."""
         try:
-            raw = self.path.read_bytes()
+            raw = read_regular(self.path)
         except FileNotFoundError:
             raise SnapshotUnusable("no saved state") from None
         except OSError as error:
@@ -461,7 +461,7 @@ class SavedEntrySessions:
     def load(self, current: EntrySessionsKey) -> tuple[EntrySessionsKey, list[tuple[date, int, datetime, datetime]]]:
         """The saved counts and the key they were saved under; raises `SnapshotUnusable`."""
         try:
-            document = orjson.loads(self.path.read_bytes())
+            document = orjson.loads(read_regular(self.path))
         except FileNotFoundError:
             raise SnapshotUnusable("no saved entry counts") from None
         except (OSError, orjson.JSONDecodeError) as error:
