@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import resource
 import shutil
 import signal
 import subprocess
@@ -26,7 +25,7 @@ import pytest
 from freezegun import freeze_time
 
 from tests.phase.conftest import DESK_START, ENTRY_PRICE, PASSWORD, Desk, advance_to
-from tests.test_index_disk_full import SHIPPED_CONFIG
+from tests.test_index_disk_full import SHIPPED_CONFIG, make_room, refuse_writes_past, answer_of_a_child
 from tests.test_journal_index import a_history, index_file
 from trading_bot.bot import TradeResult
 
@@ -34,15 +33,6 @@ from trading_bot.bot import TradeResult
 # desk's largest file (larger than the journal index and its write-ahead log).
 _PADDING_LINES = 300
 _PADDING_TEXT = "x" * 1000
-
-
-def _refuse_writes_past(limit: int) -> None:
-    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
-
-
-def _make_room() -> None:
-    resource.setrlimit(resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
 
 
 def _decision(desk: Desk) -> tuple[bool, str | None, str]:
@@ -73,7 +63,7 @@ def _downgrade_refused_by_the_disk(root: str, report: Connection) -> None:
     with freeze_time(DESK_START) as frozen:
         desk = Desk(Path(root), frozen, {"PHASE_OVERRIDE_PASSWORD": PASSWORD})
         entry = _a_trial_two_losses_in(desk)
-        _refuse_writes_past(_history(desk.root).stat().st_size)
+        refuse_writes_past(_history(desk.root).stat().st_size)
         try:
             desk.close(entry, -1)  # exits are never blocked: the journal takes it
             unwritten = len(desk.bot.unwritten)
@@ -81,7 +71,7 @@ def _downgrade_refused_by_the_disk(root: str, report: Connection) -> None:
             refused = [_decision(desk), _decision(desk)]
             transitions_refused = len(desk.transitions())
         finally:
-            _make_room()
+            make_room()
         desk.tick()
         with_room = _decision(desk)
         transitions = [line["kind"] for line in desk.transitions()]
@@ -92,13 +82,7 @@ def _downgrade_refused_by_the_disk(root: str, report: Connection) -> None:
 
 @pytest.mark.skipif(not hasattr(signal, "SIGXFSZ"), reason="needs POSIX file-size limits")
 def test_a_downgrade_the_history_refuses_is_not_taken_as_done(tmp_path: Path) -> None:
-    receive, send = multiprocessing.Pipe(duplex=False)
-    child = multiprocessing.get_context("spawn").Process(target=_downgrade_refused_by_the_disk, args=(str(tmp_path), send))
-    child.start()
-    send.close()  # a child that fails ends the pipe: recv raises EOFError, not waits
-    unwritten, refused, transitions_refused, with_room, transitions, fresh = receive.recv()
-    child.join(timeout=120)
-    assert child.exitcode == 0
+    unwritten, refused, transitions_refused, with_room, transitions, fresh = answer_of_a_child(_downgrade_refused_by_the_disk, str(tmp_path))
     assert unwritten == 0  # the close is in the journal; only the downgrade is refused
     assert transitions_refused == 1, "the downgrade was written despite the limit: the test proves nothing"
     # While the downgrade cannot be written, no entry is allowed in the phase it ends.
@@ -115,7 +99,7 @@ def _status(desk: Path, limit: int | None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "trading_bot.phase", "status"],
         cwd=desk, capture_output=True, text=True, env=env, timeout=120,
-        preexec_fn=None if limit is None else lambda: _refuse_writes_past(limit),
+        preexec_fn=None if limit is None else lambda: refuse_writes_past(limit),
     )
 
 
@@ -155,7 +139,7 @@ def _exit_while_the_index_is_refused(root: str, report: Connection) -> None:
         first, second = desk.enter(), desk.enter()
         assert first.accepted and second.accepted, (first.reason, second.reason)
         assert first.record is not None
-        _refuse_writes_past(_INDEX_REFUSED_BYTES)
+        refuse_writes_past(_INDEX_REFUSED_BYTES)
         try:
             closed = desk.close(first, 3)
             flattened = desk.bot.flatten({"AAPL": ENTRY_PRICE})
@@ -163,7 +147,7 @@ def _exit_while_the_index_is_refused(root: str, report: Connection) -> None:
             refused = _decision(desk)
             unwritten = len(desk.bot.unwritten)
         finally:
-            _make_room()
+            make_room()
         desk.tick()
         with_room = _decision(desk)
         positions = [position.order_id for position in desk.broker.open_positions()]
@@ -180,13 +164,7 @@ def _exit_while_the_index_is_refused(root: str, report: Connection) -> None:
 
 @pytest.mark.skipif(not hasattr(signal, "SIGXFSZ"), reason="needs POSIX file-size limits")
 def test_exits_go_while_the_journal_index_cannot_be_written(tmp_path: Path) -> None:
-    receive, send = multiprocessing.Pipe(duplex=False)
-    child = multiprocessing.get_context("spawn").Process(target=_exit_while_the_index_is_refused, args=(str(tmp_path), send))
-    child.start()
-    send.close()  # a child that fails ends the pipe: recv raises EOFError, not waits
-    closed, flattened, first, second, refused, unwritten, with_room, positions, closes, fresh, fresh_closes = receive.recv()
-    child.join(timeout=120)
-    assert child.exitcode == 0
+    closed, flattened, first, second, refused, unwritten, with_room, positions, closes, fresh, fresh_closes = answer_of_a_child(_exit_while_the_index_is_refused, str(tmp_path))
     assert closed[0] == first and Decimal(closed[2]) == 3
     assert flattened == [second]
     assert unwritten == 0  # both closing records are in the journal
@@ -201,7 +179,7 @@ def _third_loss_closed_with_the_downgrade_refused(root: str) -> None:
     with freeze_time(DESK_START) as frozen:
         desk = Desk(Path(root), frozen, {"PHASE_OVERRIDE_PASSWORD": PASSWORD})
         entry = _a_trial_two_losses_in(desk)
-        _refuse_writes_past(_history(desk.root).stat().st_size)
+        refuse_writes_past(_history(desk.root).stat().st_size)
         desk.close(entry, -1)
 
 

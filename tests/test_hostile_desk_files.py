@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import pytest
 from freezegun import freeze_time
 
 from tests.phase.conftest import DESK_START, PASSWORD, Desk
+from tests.phase.test_cli_process import run_phase
 from trading_bot.durable_files import LogsLock, NotARegularFile, atomic_write_bytes, open_regular, read_regular
 
 COMMANDS = {
@@ -44,20 +44,6 @@ def workdir(traded_desk: Path, tmp_path: Path) -> Iterator[Path]:
     root = tmp_path / "desk"
     shutil.copytree(traded_desk, root, symlinks=True)
     yield root
-
-
-def run_phase(workdir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("PHASE_")}
-    env["PHASE_OVERRIDE_PASSWORD"] = PASSWORD
-    return subprocess.run(
-        [sys.executable, "-m", "trading_bot.phase", *args],
-        cwd=workdir,
-        capture_output=True,
-        text=True,
-        errors="backslashreplace",
-        env=env,
-        timeout=60,
-    )
 
 
 def records(root: Path) -> dict[str, str]:

@@ -18,6 +18,7 @@ import sqlite3
 import subprocess
 import sys
 from multiprocessing.connection import Connection
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,14 +35,30 @@ SHIPPED_CONFIG = Path(__file__).resolve().parents[1] / "config.json"
 _LIMIT_BYTES = 16_384
 
 
-def _refuse_writes_past_the_limit(limit: int = _LIMIT_BYTES) -> None:
+def refuse_writes_past(limit: int = _LIMIT_BYTES) -> None:
     """Writes past `limit` bytes fail from now on in this process (a soft limit: it can be lifted)."""
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
 
 
-def _make_room() -> None:
+def make_room() -> None:
     resource.setrlimit(resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+
+
+def answer_of_a_child(target: Callable[..., None], *args: Any) -> Any:
+    """Run `target(*args, report)` in a fresh (spawned) process and return what it sent on
+    `report`; the test fails, never hangs, if the child dies or hangs before answering."""
+    receive, send = multiprocessing.Pipe(duplex=False)
+    child = multiprocessing.get_context("spawn").Process(target=target, args=(*args, send))
+    child.start()
+    send.close()  # a child that dies before it answers ends the wait (EOFError)
+    try:
+        assert receive.poll(120), "the child did not answer"
+        answer = receive.recv()
+    finally:
+        child.join(timeout=120)
+    assert child.exitcode == 0
+    return answer
 
 
 def _outcome(journal: TradeJournal) -> tuple[Any, ...] | None:
@@ -54,7 +71,7 @@ def _outcome(journal: TradeJournal) -> tuple[Any, ...] | None:
 
 
 def _refresh_on_a_full_disk(trades_dir: str, report: Connection) -> None:
-    _refuse_writes_past_the_limit()
+    refuse_writes_past()
     journal = TradeJournal(Path(trades_dir))
     try:
         # Asked twice: the second look must not take the unwritten build as indexed.
@@ -72,9 +89,9 @@ def _append_on_a_full_disk(trades_dir: str, line: dict[str, Any], report: Connec
         journal.refresh()
         closes_before = len(journal.closed_trades)
         write_journal_lines(Path(trades_dir) / "2026-03-11.jsonl", line)
-        _refuse_writes_past_the_limit(4096)  # below the index's size: its next page write fails
+        refuse_writes_past(4096)  # below the index's size: its next page write fails
         looks = [_outcome(journal), len(journal.closed_trades), _outcome(journal), len(journal.closed_trades)]
-        _make_room()
+        make_room()
         looks += [_outcome(journal), len(journal.closed_trades)]
         report.send([closes_before, *looks])
     finally:
@@ -90,14 +107,7 @@ def test_an_index_the_disk_refuses_is_an_oserror_naming_it_and_the_journal_stays
     trades_dir = tmp_path / "logs" / "trades"
     a_history(trades_dir, write_journal)
     before = _journal_bytes(trades_dir)
-    receive, send = multiprocessing.Pipe(duplex=False)
-    child = multiprocessing.get_context("spawn").Process(target=_refresh_on_a_full_disk, args=(str(trades_dir), send))
-    child.start()
-    send.close()  # a child that dies before it answers ends the wait (EOFError)
-    assert receive.poll(120), "the child did not answer"
-    first, second = receive.recv()
-    child.join(timeout=120)
-    assert child.exitcode == 0
+    first, second = answer_of_a_child(_refresh_on_a_full_disk, str(trades_dir))
     assert first is not None, "the index was written despite the limit: the test proves nothing"
     kind, is_os_error, filename, message = first
     assert is_os_error, f"{kind}: {message}"
@@ -114,14 +124,7 @@ def test_a_line_the_index_cannot_take_is_refused_at_every_look_until_there_is_ro
     trades_dir = tmp_path / "logs" / "trades"
     a_history(trades_dir, write_journal)
     line = closed("o-9", "2026-03-11T17:00:00Z", "-4.00", timestamp="2026-03-11T16:30:00Z")
-    receive, send = multiprocessing.Pipe(duplex=False)
-    child = multiprocessing.get_context("spawn").Process(target=_append_on_a_full_disk, args=(str(trades_dir), line, send))
-    child.start()
-    send.close()  # a child that dies before it answers ends the wait (EOFError)
-    assert receive.poll(120), "the child did not answer"
-    closes_before, first, closes_1, second, closes_2, with_room, closes_3 = receive.recv()
-    child.join(timeout=120)
-    assert child.exitcode == 0
+    closes_before, first, closes_1, second, closes_2, with_room, closes_3 = answer_of_a_child(_append_on_a_full_disk, str(trades_dir), line)
     assert first is not None and first[1] and "the journal index cannot be written" in first[3], first
     # Each look refuses; none answers from bookkeeping that counts the line the index lacks.
     assert second == first
@@ -135,7 +138,7 @@ def _status(desk: Path, *, full_disk: bool) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "trading_bot.phase", "status"],
         cwd=desk, capture_output=True, text=True, env=env, timeout=120,
-        preexec_fn=_refuse_writes_past_the_limit if full_disk else None,
+        preexec_fn=refuse_writes_past if full_disk else None,
     )
 
 

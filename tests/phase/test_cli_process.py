@@ -36,6 +36,7 @@ def run_phase(workdir: Path, *args: str, stdin: str = "", password: str | None =
         input=stdin,
         capture_output=True,
         text=True,
+        errors="backslashreplace",  # a message may quote a file name that is not UTF-8
         env=env,
         timeout=60,
     )
