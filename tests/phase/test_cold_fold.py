@@ -5,9 +5,11 @@ as its full record — equals the fold of the full records."""
 from __future__ import annotations
 
 import gc
+from collections.abc import Callable
 from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -21,6 +23,7 @@ from trading_bot.logging.trade_record import TradeRecord, outcome_for
 from trading_bot.market_calendar import MarketCalendar
 from trading_bot.phase import engine as engine_module
 from trading_bot.phase.engine import ClosedTradeFacts, MemoryLog, PhaseEngine, closes_of, facts_of
+from trading_bot.phase.log_format import LogLine
 from trading_bot.phase.models import Phase
 from trading_bot.phase.snapshot import progress_to_json
 
@@ -140,21 +143,31 @@ def test_a_close_read_from_the_index_gives_the_rules_its_facts_and_its_order_id_
 
 def test_the_catch_up_from_the_index_writes_what_full_records_write(tmp_path: Path) -> None:
     steps = [(600 * (number % 3) + 30, cents, None, number % 7 == 0, False) for number, cents in enumerate([500, -200, 300, -50, 0, 800, -900, 100])]
+    written = []
+    for replay, lines in _folded_from_the_index_and_from_records(tmp_path, steps, lambda: MemoryLog([], START)):
+        assert isinstance(replay.progress.last_stint_trade, TradeRecord)
+        written.append([(line.type, {key: value for key, value in line.data.items() if key != "hash" and key != "prev_hash"}) for line in lines])
+    assert written[0] == written[1]
+    assert any(kind == "session_summary" or data.get("kind") == "session_summary" for kind, data in written[0]) or written[0]
+
+
+def _folded_from_the_index_and_from_records(
+    tmp_path: Path, steps: list[Any], new_history: Callable[[], MemoryLog]
+) -> list[tuple[Any, list[LogLine]]]:
+    """`apply_due` over the same journal twice, its closes read from the index and then
+    held as full records, each time into a fresh history: (the replay, the lines written)."""
     trades = make_trades(steps)
     journal = _journal_of(tmp_path / "logs" / "trades", trades)
     try:
         engine = PhaseEngine(SHIPPED.settings, MarketCalendar(), "paper")
         now = trades[-1].exit_timestamp
         assert now is not None
-        written = []
+        runs = []
         for closes in (journal.closed_trades, list(journal.closed_trades)):
-            history = MemoryLog([], START)
-            entries = _no_entries()
-            replay = engine.apply_due(history, closes, entries, [], {}, now)
-            assert isinstance(replay.progress.last_stint_trade, TradeRecord)
-            written.append([(line.type, {key: value for key, value in line.data.items() if key != "hash" and key != "prev_hash"}) for line in history.lines()])
-        assert written[0] == written[1]
-        assert any(kind == "session_summary" or data.get("kind") == "session_summary" for kind, data in written[0]) or written[0]
+            history = new_history()
+            replay = engine.apply_due(history, closes, _no_entries(), [], {}, now)
+            runs.append((replay, list(history.lines())))
+        return runs
     finally:
         journal.close()
 
@@ -235,18 +248,9 @@ def test_a_win_streak_steps_the_size_at_each_fifth_counted_win_and_names_that_cl
     win, flagged_win, loss = (30, 40_000, Phase.SCALING, False, False), (30, 40_000, Phase.SCALING, True, False), (30, -900, Phase.SCALING, False, False)
     first = (2 * 24 * 60 + 60, 40_000, Phase.SCALING, False, False)  # the first after the stint began
     steps = [first, win, win, win, flagged_win, win, win, loss, win, win, win, win, win, win]
-    trades = make_trades(steps)
-    journal = _journal_of(tmp_path / "logs" / "trades", trades)
-    try:
-        engine = PhaseEngine(SHIPPED.settings, MarketCalendar(), "paper")
-        now = trades[-1].exit_timestamp
-        assert now is not None
-        keys = []
-        for closes in (journal.closed_trades, list(journal.closed_trades)):
-            history = history_overridden_into(Phase.SCALING, START)
-            engine.apply_due(history, closes, _no_entries(), [], {}, now)
-            keys.append([(line.data["key"], line.data["to_size"]) for line in history.lines() if line.data.get("rule") == "win_streak"])
-        # o-4 is flagged: the fifth counted win is o-5; after the loss (o-7), o-12 is the fifth.
-        assert keys[0] == keys[1] == [("stint1:streak:o-5", "300.00"), ("stint1:streak:o-12", "400.00")]
-    finally:
-        journal.close()
+    keys = [
+        [(line.data["key"], line.data["to_size"]) for line in lines if line.data.get("rule") == "win_streak"]
+        for _, lines in _folded_from_the_index_and_from_records(tmp_path, steps, lambda: history_overridden_into(Phase.SCALING, START))
+    ]
+    # o-4 is flagged: the fifth counted win is o-5; after the loss (o-7), o-12 is the fifth.
+    assert keys[0] == keys[1] == [("stint1:streak:o-5", "300.00"), ("stint1:streak:o-12", "400.00")]
