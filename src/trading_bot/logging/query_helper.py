@@ -70,17 +70,18 @@ def journal_file_names(trades_dir: Path) -> list[str]:
     except FileNotFoundError:
         return []
     for name in names:
-        _refuse_undecodable(Path(trades_dir) / name)
+        if not name.isascii():  # the usual name is plain ASCII: no path is built for it
+            _refuse_undecodable(trades_dir, name)
     return names
 
 
-def _refuse_undecodable(path: Path) -> None:
+def _refuse_undecodable(trades_dir: Path, name: str) -> None:
     """A journal file whose name is not UTF-8 cannot be indexed or named in a report; its
     trades are not skipped silently, the desk is refused until the file is renamed."""
     try:
-        path.name.encode("utf-8")
+        name.encode("utf-8")
     except UnicodeEncodeError:
-        shown = os.fsencode(path).decode("utf-8", "backslashreplace")
+        shown = os.fsencode(Path(trades_dir) / name).decode("utf-8", "backslashreplace")
         raise OSError(errno.EILSEQ, "file name is not valid UTF-8; rename the file", shown) from None
 
 
