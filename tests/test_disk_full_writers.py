@@ -199,3 +199,44 @@ def test_a_command_whose_history_line_is_refused_names_the_history_in_its_one_li
     answered = _status(tmp_path, None)
     assert answered.returncode == 0, answered.stderr
     assert "(proof) since" in answered.stdout, answered.stdout
+
+
+def _restart_while_the_index_is_refused(root: str, report: Connection) -> None:
+    """A position opened with room; the index deleted; the bot restarts on a disk that
+    refuses the index's writes, restores its paper position, refuses entries, and exits."""
+    with freeze_time(DESK_START) as frozen:
+        desk = Desk(Path(root), frozen, {"PHASE_OVERRIDE_PASSWORD": PASSWORD})
+        desk.trade(2)
+        entry = desk.enter()
+        assert entry.accepted and entry.record is not None, entry.reason
+        desk.app.journal.close()
+        index_file(Path(root) / "logs" / "trades").unlink()
+        refuse_writes_past(_INDEX_REFUSED_BYTES)
+        try:
+            desk.start()
+            restored = [position.order_id for position in desk.broker.open_positions()]
+            desk.tick()
+            refused = _decision(desk)
+            placed = desk.enter()
+            closed = desk.close(entry, 2)
+        finally:
+            make_room()
+        desk.tick()
+        with_room = _decision(desk)
+        report.send([
+            entry.record.order_id, restored, refused, (placed.accepted, placed.code, placed.reason),
+            (closed.order_id, str(closed.net_pnl)), with_room, [position.order_id for position in desk.broker.open_positions()],
+        ])
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGXFSZ"), reason="needs POSIX file-size limits")
+def test_a_bot_restarted_while_the_index_cannot_be_written_restores_its_positions_and_halts_entries(tmp_path: Path) -> None:
+    order_id, restored, refused, placed, closed, with_room, positions = answer_of_a_child(_restart_while_the_index_is_refused, str(tmp_path))
+    assert restored == [order_id]
+    allowed, reason, _ = refused
+    assert not allowed and reason is not None and "the journal index cannot be written" in reason, reason
+    accepted, _, placed_reason = placed
+    assert not accepted and placed_reason is not None and "the journal index cannot be written" in placed_reason, placed_reason
+    assert closed[0] == order_id and Decimal(closed[1]) == 2
+    assert with_room[0], with_room  # room again: entries are allowed by the same process
+    assert positions == []

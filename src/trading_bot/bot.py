@@ -114,22 +114,23 @@ class TradingBot:
         return self.phase.lock
 
     def _restore_paper_positions(self) -> None:
-        """A paper broker forgets its positions on restart; the journal remembers them."""
+        """A paper broker forgets its positions on restart; the journal remembers them. Read
+        as exits read it: a disk that refuses the index halts entries, not the bot's start."""
         restore = getattr(self.broker, "restore", None)
         if restore is None:
             return
-        self.journal.refresh()
-        for record in self.journal.open_trades():
-            restore(
-                Position(
-                    order_id=record.order_id,
-                    symbol=record.symbol,
-                    action=record.action,
-                    quantity=record.quantity,
-                    entry_price=record.price,
-                    opened_at=record.timestamp,
+        with self._records() as journal:
+            for record in journal.open_trades():
+                restore(
+                    Position(
+                        order_id=record.order_id,
+                        symbol=record.symbol,
+                        action=record.action,
+                        quantity=record.quantity,
+                        entry_price=record.price,
+                        opened_at=record.timestamp,
+                    )
                 )
-            )
 
     def live_refusal(self) -> str | None:
         """Why live trading is not allowed now, or None (the mode switch asks before going live)."""
