@@ -240,3 +240,27 @@ def test_a_bot_restarted_while_the_index_cannot_be_written_restores_its_position
     assert closed[0] == order_id and Decimal(closed[1]) == 2
     assert with_room[0], with_room  # room again: entries are allowed by the same process
     assert positions == []
+
+
+def _mirror_save_refused(root: str, report: Connection) -> None:
+    with freeze_time(DESK_START) as frozen:
+        desk = Desk(Path(root), frozen, {"PHASE_OVERRIDE_PASSWORD": PASSWORD})
+        config_path = desk.config_path
+        before = config_path.read_bytes()
+        refuse_writes_past(len(before) - 1)  # the new config.json cannot be written whole
+        try:
+            desk.manager.mirror.save({("phase_progression", "current_phase"): "proof"})
+            outcome = None
+        except OSError as error:
+            outcome = (error.filename, error.errno)
+        finally:
+            make_room()
+        report.send([outcome, desk.manager.config.current_phase.value, config_path.read_bytes() == before, str(config_path)])
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGXFSZ"), reason="needs POSIX file-size limits")
+def test_a_config_write_the_disk_refuses_leaves_the_settings_in_memory_as_the_file(tmp_path: Path) -> None:
+    outcome, phase, unchanged, config_path = answer_of_a_child(_mirror_save_refused, str(tmp_path))
+    assert outcome is not None and outcome[0] == config_path, outcome
+    assert unchanged
+    assert phase == "experience"  # not the "proof" the refused write would have held

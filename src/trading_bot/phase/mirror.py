@@ -173,10 +173,13 @@ class ConfigMirror:
         return text.removeprefix("\ufeff") == self.manager.config.text
 
     def save(self, updates: dict[tuple[str, ...], Any]) -> None:
-        """Write these keys into config.json (atomically) and remember the file as ours."""
+        """Write these keys into config.json (atomically) and remember the file as ours. The
+        settings in memory change only once the file holds them: a refused write leaves both
+        as they were."""
         self.reload_config(exact=True)  # under the lock: the keys go into the file as it is now
-        self.manager.config = self.manager.config.with_updates(updates)
-        self.manager.config.save()
+        updated = self.manager.config.with_updates(updates)
+        updated.save()
+        self.manager.config = updated
         self._config_key = self.stat_key()
 
     def stat_key(self) -> tuple[int, int, int] | None:
