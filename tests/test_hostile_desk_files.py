@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +20,7 @@ from freezegun import freeze_time
 
 from tests.phase.conftest import DESK_START, PASSWORD, Desk
 from tests.phase.test_cli_process import run_phase
-from trading_bot.durable_files import LogsLock, NotARegularFile, atomic_write_bytes, open_regular, read_regular
+from trading_bot.durable_files import LogsLock, NotARegularFile, append_durably, atomic_write_bytes, open_regular, read_regular
 
 COMMANDS = {
     "status": ["status"],
@@ -196,6 +197,40 @@ def test_a_regular_file_and_a_link_to_one_read_as_usual(tmp_path: Path) -> None:
     assert read_regular(tmp_path / "link") == b"abc\n"
 
 
+def test_appending_to_a_fifo_is_refused_without_waiting_for_a_reader(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    with pytest.raises(NotARegularFile) as raised:
+        append_durably(fifo, b"line\n")
+    assert raised.value.filename == str(fifo)
+
+
+def test_appending_through_a_link_to_a_device_is_refused(tmp_path: Path) -> None:
+    link = tmp_path / "null"
+    link.symlink_to("/dev/null")
+    with pytest.raises(NotARegularFile):
+        append_durably(link, b"line\n")
+
+
+def test_appending_creates_a_missing_file_and_extends_a_regular_one(tmp_path: Path) -> None:
+    path = tmp_path / "log.jsonl"
+    append_durably(path, b"a\n")
+    append_durably(path, b"b\n")
+    assert path.read_bytes() == b"a\nb\n"
+
+
+def test_a_regular_file_opened_for_change_in_place_can_be_cut(tmp_path: Path) -> None:
+    path = tmp_path / "log.jsonl"
+    path.write_bytes(b"kept\ntorn")
+    with open_regular(path, "r+b") as handle:
+        handle.truncate(5)
+    assert path.read_bytes() == b"kept\n"
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    with pytest.raises(NotARegularFile):
+        open_regular(fifo, "r+b")
+
+
 # ---- a write through a link never replaces a device node -------------------------------------
 
 
@@ -220,3 +255,43 @@ def test_a_replace_through_a_link_to_a_regular_file_still_writes_the_target(tmp_
     link.symlink_to(target)
     atomic_write_bytes(link, b"new")
     assert link.is_symlink() and target.read_bytes() == b"new"
+
+
+# ---- the bot's journal file of today: a FIFO or a link to a device ----------------------------
+
+
+class _Hung(Exception):
+    pass
+
+
+def _no_hang(signum: int, frame: object) -> None:
+    raise _Hung("the bot waited on a journal file that is no regular file")
+
+
+@pytest.mark.parametrize(
+    "make",
+    [replace_with_fifo, lambda path: replace_with_link(path, "/dev/null")],
+    ids=["fifo", "link-to-dev-null"],
+)
+def test_an_entry_whose_journal_file_is_no_regular_file_is_refused_before_any_order(tmp_path: Path, make: object) -> None:
+    """A FIFO would hang the bot under the logs lock; a link to /dev/null would take the
+    order's record and keep nothing. Either way the entry is refused and no order placed."""
+    with freeze_time(DESK_START) as frozen:
+        desk = Desk(tmp_path, frozen, {"PHASE_OVERRIDE_PASSWORD": PASSWORD})
+        journal_file = desk.bot.journal_writer.path_for(desk.now())
+        journal_file.parent.mkdir(parents=True, exist_ok=True)
+        make(journal_file)  # type: ignore[operator]
+        previous = signal.signal(signal.SIGALRM, _no_hang)
+        signal.alarm(60)
+        try:
+            refused = desk.enter()
+        finally:
+            signal.alarm(0)
+            signal.signal(signal.SIGALRM, previous)
+        assert not refused.accepted and refused.code == "logs_unwritable", (refused.code, refused.reason)
+        assert "not a regular file" in (refused.reason or ""), refused.reason
+        assert desk.broker.open_positions() == []
+        journal_file.unlink()
+        placed = desk.enter()
+        assert placed.accepted, placed.reason
+        assert [position.order_id for position in desk.broker.open_positions()] == [placed.record.order_id]  # type: ignore[union-attr]

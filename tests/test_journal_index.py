@@ -24,7 +24,7 @@ from tests.phase.conftest import Desk, advance_to, desk  # noqa: F401  (the desk
 from trading_bot.logging import journal_index
 from trading_bot.logging.journal_index import CODE_VERSION, INDEX_DIR_NAME, INDEX_FILE_NAME
 from trading_bot.logging.query_helper import TradeJournal
-from trading_bot.durable_files import LogsLock
+from trading_bot.durable_files import LogsLock, open_regular
 from trading_bot.errors import JournalError
 from trading_bot.logging.journal_index import row_from_record
 from trading_bot.logging.trade_record import TradeRecord, parse_trade
@@ -107,8 +107,8 @@ class CountingReads:
     def __init__(self) -> None:
         self.bytes = 0
 
-    def open(self, path: Any, mode: str = "r", *args: Any, **kwargs: Any) -> IO[Any]:
-        handle = open(path, mode, *args, **kwargs)
+    def open(self, path: Any, mode: str = "rb") -> IO[Any]:
+        handle = open_regular(path, mode)
         counter = self
 
         class Counted:
@@ -137,7 +137,7 @@ def test_an_appended_line_is_read_alone_and_moves_the_offset_by_its_length(
     journal.refresh()
     offset_before = _stored_offset(trades_dir, "a.jsonl")
     reads = CountingReads()
-    monkeypatch.setattr(journal_index, "open", reads.open, raising=False)
+    monkeypatch.setattr(journal_index, "open_regular", reads.open)
     line = journal_line(**closed("o-2"))
     write_journal(path, closed("o-2"))
     delta = journal.refresh()
@@ -156,7 +156,7 @@ def test_a_second_process_reads_nothing_from_a_warm_index(
     first.refresh()
     first.close()
     reads = CountingReads()
-    monkeypatch.setattr(journal_index, "open", reads.open, raising=False)
+    monkeypatch.setattr(journal_index, "open_regular", reads.open)
     second = TradeJournal(trades_dir)
     second.refresh()
     assert reads.bytes == 0

@@ -210,7 +210,9 @@ def append_many_durably(
     _before_durable_write()
     path.parent.mkdir(parents=True, exist_ok=True)
     created = not path.exists()
-    fd = os.open(str(path), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    # Only ever a regular file: a FIFO would hang the writer, a link to /dev/null would
+    # swallow the record of an order.
+    fd = _regular_fd(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
     try:
         if expected_size is not None and os.fstat(fd).st_size != expected_size:
             raise FileChanged(str(path))
@@ -352,10 +354,16 @@ class NotARegularFile(OSError):
     never end (`/dev/zero`), so it is refused like a missing permission."""
 
 
-def open_regular(path: str | os.PathLike[str]) -> BinaryIO:
-    """Open a desk file for reading, refusing anything but a regular file (symlinks are
-    followed). The open itself never blocks: a FIFO with no writer is seen, not waited on."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+def _regular_fd(path: str | os.PathLike[str], flags: int) -> int:
+    """A descriptor of a desk file opened with `flags`, refusing anything but a regular file
+    (symlinks are followed). The open itself never blocks: a FIFO with no writer (or, for
+    writing, no reader) is seen, not waited on."""
+    try:
+        fd = os.open(path, flags | os.O_NONBLOCK | os.O_CLOEXEC, 0o644)
+    except OSError as error:
+        if error.errno == errno.ENXIO:  # a FIFO opened for writing with no reader
+            raise NotARegularFile(errno.EINVAL, "not a regular file (a FIFO, device or socket)", os.fspath(path)) from error
+        raise
     try:
         mode = os.fstat(fd).st_mode
         if S_ISDIR(mode):
@@ -363,10 +371,17 @@ def open_regular(path: str | os.PathLike[str]) -> BinaryIO:
         if not S_ISREG(mode):
             raise NotARegularFile(errno.EINVAL, "not a regular file (a FIFO, device or socket)", os.fspath(path))
         os.set_blocking(fd, True)
-        return os.fdopen(fd, "rb")
+        return fd
     except BaseException:
         os.close(fd)
         raise
+
+
+def open_regular(path: str | os.PathLike[str], mode: str = "rb") -> BinaryIO:
+    """Open a desk file for reading (`rb`) or for changing in place (`r+b`), refusing
+    anything but a regular file (see `_regular_fd`)."""
+    flags = {"rb": os.O_RDONLY, "r+b": os.O_RDWR}[mode]
+    return os.fdopen(_regular_fd(path, flags), mode)
 
 
 def read_regular(path: str | os.PathLike[str]) -> bytes:

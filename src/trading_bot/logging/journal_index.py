@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from trading_bot.durable_files import fsync_directory, read_regular
+from trading_bot.durable_files import fsync_directory, open_regular, read_regular
 from trading_bot.errors import JournalError
 from trading_bot.input_bounds import (
     MAX_JSON_DEPTH,
@@ -301,7 +301,7 @@ def parse_file(path: str, name: str, display: str, offset: int, line_count: int,
 
     `bulk` (a rebuild into an empty index) makes each row the whole insert row (`_INSERT`
     order), its id left to the inserting process, so that process only numbers it."""
-    with open(path, "rb") as handle:
+    with open_regular(path) as handle:  # swapped for a FIFO since it was listed: refused, not waited on
         handle.seek(offset)
         data = handle.read()
     end = data.rfind(b"\n")

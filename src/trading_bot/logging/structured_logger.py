@@ -8,7 +8,7 @@ from pathlib import Path
 
 import orjson
 
-from trading_bot.durable_files import LogsLock, append_durably, atomic_write_bytes, fsync_directory
+from trading_bot.durable_files import LogsLock, append_durably, atomic_write_bytes, fsync_directory, open_regular, read_regular
 from trading_bot.errors import JournalError
 from trading_bot.high_water import HighWater
 from trading_bot.logging.trade_record import TradeRecord, parse_trade
@@ -20,7 +20,7 @@ _TAIL_BYTES = 65536
 def last_written_at(path: Path) -> datetime | None:
     """When the last complete line of a journal file was written, if it reads as a trade."""
     try:
-        with open(path, "rb") as handle:
+        with open_regular(path) as handle:
             size = handle.seek(0, os.SEEK_END)
             handle.seek(max(0, size - _TAIL_BYTES))
             tail = handle.read()
@@ -75,13 +75,12 @@ class StructuredTradeLogger:
             return None
         if size == 0:
             return None
-        with open(path, "rb") as handle:
+        with open_regular(path) as handle:
             handle.seek(max(0, size - 65536))
             tail = handle.read()
         if tail.endswith(b"\n"):
             return None
-        with open(path, "rb") as handle:
-            data = handle.read()
+        data = read_regular(path)
         cut = data.rfind(b"\n") + 1
         stamp = at.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
         recovery = path.with_name(f"{path.name}.torn-{stamp}")
@@ -90,7 +89,7 @@ class StructuredTradeLogger:
             recovery = path.with_name(f"{path.name}.torn-{stamp}-{suffix}")
             suffix += 1
         atomic_write_bytes(recovery, data[cut:])
-        with open(path, "r+b") as handle:
+        with open_regular(path, "r+b") as handle:
             handle.truncate(cut)
             handle.flush()
             os.fsync(handle.fileno())
