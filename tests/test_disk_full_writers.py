@@ -264,3 +264,27 @@ def test_a_config_write_the_disk_refuses_leaves_the_settings_in_memory_as_the_fi
     assert outcome is not None and outcome[0] == config_path, outcome
     assert unchanged
     assert phase == "experience"  # not the "proof" the refused write would have held
+
+
+def test_a_checkpoint_the_disk_refuses_halts_one_look_and_loses_no_record(tmp_path: Path) -> None:
+    """The checkpoint (a copy of the history kept for `recover`) cannot be written, here
+    because a folder stands where it belongs: the session summary before it is durable
+    and written once, the look that wrote it refuses entries naming the checkpoint, and the
+    next look answers as a fresh process does."""
+    with freeze_time(DESK_START) as frozen:
+        desk = Desk(tmp_path, frozen, {"PHASE_OVERRIDE_PASSWORD": PASSWORD})
+        desk.trade(1)
+        history = _history(tmp_path)
+        checkpoint = history.with_name(history.name + ".checkpoint")
+        checkpoint.unlink(missing_ok=True)
+        checkpoint.mkdir()
+        summaries_before = history.read_text().count('"session_summary"') if history.exists() else 0
+        desk.next_session()
+        allowed, reason, _ = _decision(desk)
+        assert not allowed and reason is not None and "phase state cannot be read" in reason and str(checkpoint) in reason, reason
+        desk.tick()
+        again = _decision(desk)
+        assert again[0], again
+        assert history.read_text().count('"session_summary"') == summaries_before + 1
+        desk.start()
+        assert _decision(desk) == again
