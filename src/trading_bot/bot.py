@@ -8,6 +8,8 @@ are never blocked. Every journal record carries the phase in force.
 
 from __future__ import annotations
 
+import errno
+import os
 import secrets
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -120,7 +122,7 @@ class TradingBot:
         if restore is None:
             return
         with self._records() as journal:
-            for record in journal.open_trades():
+            for record in _vouched_open_trades(journal)[0]:
                 restore(
                     Position(
                         order_id=record.order_id,
@@ -241,6 +243,8 @@ class TradingBot:
         now = self.clock.now()
         with self._records() as journal:
             entry = journal.record(order_id)
+            if journal.unreadable and (entry is None or not _vouched(journal, entry)):
+                raise _unreadable_journal(journal)
         if entry is None or entry.outcome != "open" or any(r.order_id == order_id for r in self.unwritten):
             raise UnknownPosition(order_id)
         _, net_pnl = self.broker.close_position(order_id, price)
@@ -277,7 +281,7 @@ class TradingBot:
         waiting = {record.order_id for record in self.unwritten}
         closed = []
         with self._records() as journal:
-            open_trades = journal.open_trades()
+            open_trades, unvouched = _vouched_open_trades(journal)
         for entry in sorted(open_trades, key=lambda record: record.timestamp):
             if entry.order_id in waiting:
                 continue
@@ -285,6 +289,8 @@ class TradingBot:
             if price is None:
                 raise KeyError(f"no price given for {entry.symbol} (order {entry.order_id})")
             closed.append(self.close_position(entry.order_id, price, emergency_exit=True, operator_id=operator_id))
+        if unvouched is not None:
+            raise unvouched  # the positions it can vouch for are closed; the others are not known
         return closed
 
     # ---- the journal ---------------------------------------------------------------
@@ -292,11 +298,13 @@ class TradingBot:
     @contextmanager
     def _records(self) -> Iterator[TradeJournal]:
         """The journal brought up to date. When its index cannot be written (a full disk), a
-        view that reads the journal files into memory: an exit is never blocked by a cache."""
+        view that reads the journal files into memory: an exit is never blocked by a cache.
+        When a journal file may not be read, the view leaves it out and names it (see
+        `_vouched`): the bot still starts and exits what the files it reads vouch for."""
         try:
             self.journal.refresh()
         except OSError:
-            view = TradeJournal(self.journal.trades_dir, read_only=True)
+            view = TradeJournal(self.journal.trades_dir, read_only=True, skip_unreadable=True)
             try:
                 view.refresh()
                 yield view
@@ -328,3 +336,26 @@ class TradingBot:
                 )
             self.unwritten.pop(0)
         return None
+
+
+def _vouched(journal: TradeJournal, record: TradeRecord) -> bool:
+    """A record the files read can answer for: its file is newer than every file that may not
+    be read. A close is written into the file of its day, never before its entry's, so an
+    entry in a later file cannot have been closed in an earlier one."""
+    return not journal.unreadable or os.path.basename(record.file) > journal.unreadable[-1]
+
+
+def _unreadable_journal(journal: TradeJournal) -> PermissionError:
+    """The refusal when a position's state may sit in a journal file this process may not read."""
+    return PermissionError(
+        errno.EACCES,
+        "a journal file may not be read, so whether this position is still open is not known",
+        str(journal.trades_dir / journal.unreadable[-1]),
+    )
+
+
+def _vouched_open_trades(journal: TradeJournal) -> tuple[list[TradeRecord], PermissionError | None]:
+    """The open positions the files read vouch for, and the refusal for any others."""
+    records = journal.open_trades()
+    vouched = [record for record in records if _vouched(journal, record)]
+    return vouched, None if len(vouched) == len(records) else _unreadable_journal(journal)

@@ -119,6 +119,8 @@ class TradeJournal:
 
     `read_only` (a view `--as-of` a past moment, a copied folder) never writes a file: it
     builds the index in memory. Otherwise the index file is written only under `lock`.
+    `skip_unreadable` (read-only views only) leaves out the files this process may not read
+    and names them in `unreadable`: what it says is partial, and the caller must judge it so.
     """
 
     def __init__(
@@ -128,6 +130,7 @@ class TradeJournal:
         lock: LogsLock | None = None,
         read_only: bool = False,
         warn: Callable[[str], None] | None = None,
+        skip_unreadable: bool = False,
     ) -> None:
         self.trades_dir = Path(trades_dir)
         self._base = os.path.join(str(self.trades_dir), "")
@@ -145,6 +148,9 @@ class TradeJournal:
         self._blocks: dict[str, tuple[int, int, list[TradeRecord]]] = {}
         self._listed: set[str] = set()
         self._listed_names: list[str] = []
+        self.skip_unreadable = skip_unreadable and read_only
+        # The journal files this process may not read, left out of a `skip_unreadable` view.
+        self.unreadable: list[str] = []
 
     # ---- the index -----------------------------------------------------------------
 
@@ -220,6 +226,9 @@ class TradeJournal:
         self._scan_started_ns = time.time_ns()
         self._dir_mtime_ns = dir_stat.st_mtime_ns
         names = journal_file_names(self.trades_dir)
+        if self.skip_unreadable:
+            self.unreadable = [name for name in names if not os.access(self._base + name, os.R_OK)]
+            names = [name for name in names if name not in self.unreadable]
         self._listed = set(names)
         self._listed_names = names
         return names

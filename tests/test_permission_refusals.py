@@ -1,0 +1,273 @@
+"""Desk files this process may not read or write: a refusal names the file in one line and
+writes no record; the bot refuses entries and still exits what the files it reads vouch
+for; once the permission is back, every answer is a fresh process's.
+
+The refusals are real: the tests run as root, where permission bits refuse nothing, so the
+code under test runs in a child that drops to an unprivileged user (uid/gid 65534) on a
+desk it owns, except the one file or folder the case takes away. The child imports what it
+needs before it drops: the interpreter's own library may sit in a folder that user may
+not enter."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import multiprocessing
+import os
+import pkgutil
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from decimal import Decimal
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+import pytest
+from freezegun import freeze_time
+
+import trading_bot
+from tests.phase.conftest import DESK_START, ENTRY_PRICE, PASSWORD, Desk
+
+UNPRIVILEGED = 65534
+REPO = Path(__file__).resolve().parents[1]
+ENV = {"PHASE_OVERRIDE_PASSWORD": PASSWORD}
+# The exit code of a child that may not drop to the unprivileged user (a container without
+# CAP_SETUID, say): the test is skipped, not failed.
+CANNOT_DROP = 77
+
+pytestmark = pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="needs root to drop to an unprivileged user")
+
+
+# ---- the unprivileged child -------------------------------------------------------------------
+
+
+def drop_privileges() -> None:
+    """Become the unprivileged user, with everything the desk's code loads lazily loaded first."""
+    import encodings.ascii  # noqa: F401  (codecs a library asks for by name)
+    import encodings.latin_1  # noqa: F401
+    import importlib.metadata  # noqa: F401
+    import filelock
+    import pydantic.plugin._loader  # noqa: F401
+
+    for name in dir(filelock):  # filelock loads its parts on first use
+        getattr(filelock, name, None)
+    for info in pkgutil.walk_packages(trading_bot.__path__, "trading_bot."):
+        if not info.name.endswith("__main__"):
+            importlib.import_module(info.name)
+    try:
+        os.setgroups([])
+        os.setgid(UNPRIVILEGED)
+        os.setuid(UNPRIVILEGED)
+    except PermissionError:
+        sys.exit(CANNOT_DROP)
+
+
+def run_cli_unprivileged() -> None:
+    """`python -c ...` entry: the phase CLI as the unprivileged user, at the desk's frozen time."""
+    from trading_bot.phase.cli import main
+
+    at, *argv = sys.argv[1:]
+    drop_privileges()
+    with freeze_time(datetime.fromisoformat(at)):
+        code = main(argv, environ={})
+    sys.exit(code)
+
+
+def _cli(desk: Path, at: str, *argv: str) -> subprocess.CompletedProcess[str]:
+    command = "from tests.test_permission_refusals import run_cli_unprivileged; run_cli_unprivileged()"
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(REPO), "HOME": str(desk.parent)}
+    done = subprocess.run([sys.executable, "-c", command, at, *argv], cwd=desk, capture_output=True, text=True, env=env, timeout=120)
+    if done.returncode == CANNOT_DROP:
+        pytest.skip("this process may not switch to an unprivileged user")
+    return done
+
+
+def _answer_unprivileged(target: Callable[..., None], *args: Any, restore: Callable[[], None] | None = None) -> list[Any]:
+    """Run `target(*args, channel)` in a spawned child; it sends answers, and after its first
+    one may wait while `restore` gives the permission back. Returns what it sent."""
+    here, there = multiprocessing.Pipe(duplex=True)
+    child = multiprocessing.get_context("spawn").Process(target=target, args=(*args, there))
+    child.start()
+    there.close()
+    answers = []
+    try:
+        while True:
+            if not here.poll(120):
+                raise AssertionError("the child did not answer")
+            try:
+                answer = here.recv()
+            except EOFError:
+                break
+            answers.append(answer)
+            if answer == "restore please":
+                assert restore is not None
+                restore()
+                here.send("restored")
+    finally:
+        child.join(timeout=120)
+    if child.exitcode == CANNOT_DROP:
+        pytest.skip("this process may not switch to an unprivileged user")
+    assert child.exitcode == 0
+    return [answer for answer in answers if answer != "restore please"]
+
+
+# ---- the desk ---------------------------------------------------------------------------------
+
+
+def _own(root: Path) -> None:
+    for path in [root, *root.rglob("*")]:
+        os.chown(path, UNPRIVILEGED, UNPRIVILEGED, follow_symlinks=False)
+
+
+def _take_away(path: Path) -> None:
+    """The unprivileged user may no longer read or write `path`."""
+    path.chmod(0)
+
+
+def _read_only(path: Path) -> None:
+    """`path` belongs to root and the unprivileged user may only read it (or list it)."""
+    os.chown(path, 0, 0)
+    path.chmod(0o644 if path.is_file() else 0o755)
+
+
+def _give_back(path: Path) -> None:
+    os.chown(path, UNPRIVILEGED, UNPRIVILEGED)
+    path.chmod(0o644 if path.is_file() else 0o755)
+
+
+@pytest.fixture(scope="module")
+def built() -> Iterator[tuple[Path, dict[str, str]]]:
+    """One desk, built once: three closes on 2026-03-02, a position opened on 03-03 and still
+    open, a round trip on 03-04. Each test takes a copy."""
+    top = Path(tempfile.mkdtemp(prefix="perms-built-"))
+    try:
+        root = top / "desk"
+        root.mkdir()
+        with freeze_time(DESK_START) as frozen:
+            desk = Desk(root, frozen, ENV)
+            desk.trades(2, -1, 3)
+            desk.next_session()
+            held = desk.enter()
+            assert held.accepted and held.record is not None, held.reason
+            desk.next_session()
+            desk.trade(1)
+            desk.tick(5)
+            facts = {"at": desk.now().isoformat(), "held": held.record.order_id}
+        yield root, facts
+    finally:
+        shutil.rmtree(top)
+
+
+@pytest.fixture
+def desk(built: tuple[Path, dict[str, str]]) -> Iterator[tuple[Path, dict[str, str]]]:
+    """A copy of the built desk under a folder every user may traverse, owned by the
+    unprivileged user."""
+    source, facts = built
+    top = Path(tempfile.mkdtemp(prefix="perms-"))
+    top.chmod(0o755)
+    try:
+        root = top / "desk"
+        shutil.copytree(source, root)
+        _own(root)
+        yield root, facts
+    finally:
+        shutil.rmtree(top)
+
+
+def _records(root: Path) -> dict[str, bytes]:
+    """The desk's records and settings (not its derived caches), for "nothing written"."""
+    return {
+        str(path.relative_to(root)): path.read_bytes()
+        for path in sorted(root.rglob("*"))
+        if path.is_file() and ".derived" not in path.parts and path.name not in (".phase.lock", "high_water")
+    }
+
+
+def _journal_file(root: Path, day: str) -> Path:
+    return root / "logs" / "trades" / f"{day}.jsonl"
+
+
+# ---- the bot: a journal file it may not read --------------------------------------------------
+
+
+def _bot_with_an_unreadable_journal_file(root: str, at: str, held: str, channel: Connection) -> None:
+    from trading_bot.app import Desk as AppDesk
+    from trading_bot.broker import PaperBroker
+
+    drop_privileges()
+    with freeze_time(datetime.fromisoformat(at)) as frozen:
+        desk = AppDesk.open(Path(root) / "config.json", environ=ENV, broker=PaperBroker(Decimal("1000000")))
+        entry = desk.enter("AAPL", "BUY", ENTRY_PRICE)
+        restored = [position.order_id for position in desk.broker.open_positions()]
+        frozen.tick(60)
+        closed = desk.bot.close_position(held, ENTRY_PRICE + 1)
+        channel.send([entry.accepted, entry.record is None, entry.reason, restored, closed.outcome, str(closed.net_pnl), len(desk.bot.unwritten)])
+        channel.send("restore please")
+        assert channel.recv() == "restored"
+        decision = desk.check_entry("AAPL", "BUY", ENTRY_PRICE)
+        closes = [(record.order_id, str(record.net_pnl)) for record in desk.journal.closed_trades]
+        fresh = AppDesk.open(Path(root) / "config.json", environ=ENV, broker=PaperBroker(Decimal("1000000")))
+        fresh_decision = fresh.check_entry("AAPL", "BUY", ENTRY_PRICE)
+        fresh_closes = [(record.order_id, str(record.net_pnl)) for record in fresh.journal.closed_trades]
+        channel.send([
+            (decision.allowed, decision.reason, str(decision.shares)), closes,
+            (fresh_decision.allowed, fresh_decision.reason, str(fresh_decision.shares)), fresh_closes,
+            [position.order_id for position in fresh.broker.open_positions()],
+        ])
+
+
+def test_an_old_journal_file_it_may_not_read_halts_entries_but_not_the_exit(desk: tuple[Path, dict[str, str]]) -> None:
+    root, facts = desk
+    unreadable = _journal_file(root, "2026-03-02")
+    _take_away(unreadable)
+    first, after = _answer_unprivileged(
+        _bot_with_an_unreadable_journal_file, str(root), facts["at"], facts["held"], restore=lambda: _give_back(unreadable)
+    )
+    accepted, nothing_journaled, reason, restored, outcome, net_pnl, unwritten = first
+    assert not accepted and nothing_journaled
+    assert str(unreadable) in reason, reason
+    # The position opened after the unreadable file is one the files read vouch for.
+    assert restored == [facts["held"]]
+    assert (outcome, Decimal(net_pnl), unwritten) == ("win", Decimal("10"), 0)
+    decision, closes, fresh_decision, fresh_closes, fresh_positions = after
+    assert decision == fresh_decision and decision[0], decision
+    assert closes == fresh_closes and closes[-1] == (facts["held"], "10") and len(closes) == 5
+    assert fresh_positions == []
+
+
+def _exit_unvouched(root: str, at: str, held: str, channel: Connection) -> None:
+    from trading_bot.app import Desk as AppDesk
+    from trading_bot.broker import PaperBroker
+
+    drop_privileges()
+    with freeze_time(datetime.fromisoformat(at)):
+        broker = PaperBroker(Decimal("1000000"))
+        desk = AppDesk.open(Path(root) / "config.json", environ=ENV, broker=broker)
+        restored = [position.order_id for position in desk.broker.open_positions()]
+        outcomes = []
+        for attempt in (lambda: desk.bot.close_position(held, ENTRY_PRICE + 1), lambda: desk.bot.flatten({"AAPL": ENTRY_PRICE})):
+            try:
+                attempt()
+            except PermissionError as error:
+                outcomes.append(("refused", error.filename))
+            else:
+                outcomes.append(("done", None))
+        channel.send([restored, outcomes, len(desk.bot.unwritten)])
+
+
+def test_a_position_a_newer_unreadable_file_may_have_closed_is_not_closed_again(desk: tuple[Path, dict[str, str]]) -> None:
+    """The position was opened on 03-03; the file of 03-04 may hold its close: the bot does not
+    take it as open (no paper position restored, no second close written)."""
+    root, facts = desk
+    unreadable = _journal_file(root, "2026-03-04")
+    _take_away(unreadable)
+    before = _records(root)
+    (restored, outcomes, unwritten), = _answer_unprivileged(_exit_unvouched, str(root), facts["at"], facts["held"])
+    assert restored == []
+    assert outcomes == [("refused", str(unreadable)), ("refused", str(unreadable))]
+    assert unwritten == 0
+    assert _records(root) == before
