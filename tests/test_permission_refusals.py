@@ -271,3 +271,104 @@ def test_a_position_a_newer_unreadable_file_may_have_closed_is_not_closed_again(
     assert outcomes == [("refused", str(unreadable)), ("refused", str(unreadable))]
     assert unwritten == 0
     assert _records(root) == before
+
+
+# ---- the bot: a logs lock it may not open for writing -----------------------------------------
+
+
+def _bot_with_a_read_only_lock(root: str, at: str, held: str, channel: Connection) -> None:
+    from trading_bot.app import Desk as AppDesk
+    from trading_bot.broker import PaperBroker
+
+    drop_privileges()
+    with freeze_time(datetime.fromisoformat(at)) as frozen:
+        desk = AppDesk.open(Path(root) / "config.json", environ=ENV, broker=PaperBroker(Decimal("1000000")))
+        entry = desk.enter("AAPL", "BUY", ENTRY_PRICE)
+        placed = [position.order_id for position in desk.broker.open_positions()]
+        frozen.tick(60)
+        closed = desk.bot.close_position(held, ENTRY_PRICE + 1)
+        channel.send([entry.accepted, entry.record is None, entry.reason, placed, closed.outcome, len(desk.bot.unwritten)])
+        channel.send("restore please")
+        assert channel.recv() == "restored"
+        frozen.tick(60)
+        again = desk.enter("AAPL", "BUY", ENTRY_PRICE)
+        assert again.record is not None, again.reason
+        frozen.tick(60)
+        desk.bot.close_position(again.record.order_id, ENTRY_PRICE)
+        closes = [(record.order_id, str(record.net_pnl)) for record in desk.journal.closed_trades]
+        decision = desk.check_entry("AAPL", "BUY", ENTRY_PRICE)
+        fresh = AppDesk.open(Path(root) / "config.json", environ=ENV, broker=PaperBroker(Decimal("1000000")))
+        fresh_decision = fresh.check_entry("AAPL", "BUY", ENTRY_PRICE)
+        fresh_closes = [(record.order_id, str(record.net_pnl)) for record in fresh.journal.closed_trades]
+        channel.send([
+            len(desk.bot.unwritten), again.record.order_id, closes, fresh_closes,
+            (decision.allowed, decision.reason, str(decision.shares)),
+            (fresh_decision.allowed, fresh_decision.reason, str(fresh_decision.shares)),
+        ])
+
+
+def test_a_logs_lock_it_may_not_open_refuses_entries_and_lets_the_exit_go(desk: tuple[Path, dict[str, str]]) -> None:
+    root, facts = desk
+    lock = root / "logs" / ".phase.lock"
+    _read_only(lock)
+    before = _records(root)
+    while_refused = []
+
+    def restore() -> None:
+        while_refused.append(_records(root))
+        _give_back(lock)
+
+    first, after = _answer_unprivileged(_bot_with_a_read_only_lock, str(root), facts["at"], facts["held"], restore=restore)
+    accepted, nothing_journaled, reason, placed, outcome, unwritten = first
+    assert not accepted and nothing_journaled and placed == [facts["held"]]
+    assert str(lock) in reason, reason
+    # The exit happened at the broker; its record waits in memory for the lock.
+    assert (outcome, unwritten) == ("win", 1)
+    assert while_refused == [before]
+    unwritten_after, again, closes, fresh_closes, decision, fresh_decision = after
+    assert unwritten_after == 0
+    assert [order_id for order_id, _ in closes[-2:]] == [facts["held"], again] and len(closes) == 6
+    assert closes == fresh_closes and decision == fresh_decision
+
+
+# ---- the journal's answers after a refresh a file refused -------------------------------------
+
+
+def _journal_after_a_refused_refresh(root: str, channel: Connection) -> None:
+    from trading_bot.logging.query_helper import TradeJournal
+
+    drop_privileges()
+    journal = TradeJournal(Path(root) / "logs" / "trades")
+    questions: list[Callable[[], object]] = [journal.refresh, lambda: len(journal.closed_trades), lambda: len(journal.open_trades())]
+    answers = []
+    for _ in range(2):  # asked twice: the first refusal left nothing that passes for an answer
+        for ask in questions:
+            try:
+                ask()
+            except PermissionError as error:
+                answers.append(("refused", error.filename))
+            else:
+                answers.append(("answered", None))
+    channel.send(answers)
+    channel.send("restore please")
+    assert channel.recv() == "restored"
+    fresh = TradeJournal(Path(root) / "logs" / "trades")
+    channel.send([
+        [(record.order_id, str(record.net_pnl)) for record in journal.closed_trades],
+        [record.order_id for record in journal.open_trades()],
+        [(record.order_id, str(record.net_pnl)) for record in fresh.closed_trades],
+        [record.order_id for record in fresh.open_trades()],
+    ])
+
+
+def test_a_journal_whose_refresh_a_file_refused_answers_nothing_until_it_can_read_it(desk: tuple[Path, dict[str, str]]) -> None:
+    """A look that could not read every file has no answer: the closed trades are not an
+    empty list (they were, read from the index it had begun to rebuild)."""
+    root, facts = desk
+    unreadable = _journal_file(root, "2026-03-02")
+    _take_away(unreadable)
+    refused, after = _answer_unprivileged(_journal_after_a_refused_refresh, str(root), restore=lambda: _give_back(unreadable))
+    assert refused == [("refused", str(unreadable))] * 6
+    closes, opened, fresh_closes, fresh_opened = after
+    assert closes == fresh_closes and len(closes) == 4
+    assert opened == fresh_opened == [facts["held"]]

@@ -196,6 +196,11 @@ class TradingBot:
                     return self._refuse(order, decision.refused(Refusal(CODE_LOGS, reason)))
         except Busy as error:
             return TradeResult(refused_without_state(order, CODE_BUSY, str(error)))
+        except OSError as error:
+            # The lock itself cannot be taken (a lock file this process may not open): nothing
+            # was journaled, so nothing may be placed; with no lock, no refusal can be recorded.
+            reason = f"the logs lock cannot be taken ({error.strerror or error}: {error.filename}); no order placed, entries halted"
+            return TradeResult(refused_without_state(order, CODE_LOGS, reason))
         # The lock is released: a slow broker never blocks the other writers, and the
         # journal already counts this order for every process on the desk.
         try:

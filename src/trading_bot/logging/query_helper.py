@@ -151,6 +151,9 @@ class TradeJournal:
         self.skip_unreadable = skip_unreadable and read_only
         # The journal files this process may not read, left out of a `skip_unreadable` view.
         self.unreadable: list[str] = []
+        # A look has completed since the index was opened: until then (a first look a file
+        # or the disk refused) the index holds no answer, and every question looks again.
+        self._answered = False
 
     # ---- the index -----------------------------------------------------------------
 
@@ -171,6 +174,7 @@ class TradeJournal:
             index.open()
         index.begin_read()
         self._index = index
+        self._answered = False
         return index
 
     def close(self) -> None:
@@ -179,9 +183,10 @@ class TradeJournal:
             self._index.close()
             self._index = None
             self._seen_epoch = None
+            self._answered = False
 
     def _view(self) -> JournalIndex:
-        if self._index is None:
+        if self._index is None or not self._answered:
             self.refresh()
         assert self._index is not None
         return self._index
@@ -195,6 +200,11 @@ class TradeJournal:
         to, so its cost does not grow with the number of journal files; a full refresh,
         which every command and every close does, is forced at least once a second.
         """
+        delta = self._refresh(quick)
+        self._answered = True
+        return delta
+
+    def _refresh(self, quick: bool) -> JournalDelta:
         if quick and self._hot and self._index is not None and time.monotonic() - self._full_at < _FULL_REFRESH_SECONDS:
             try:
                 dir_stat = os.stat(self.trades_dir)
