@@ -372,3 +372,77 @@ def test_a_journal_whose_refresh_a_file_refused_answers_nothing_until_it_can_rea
     closes, opened, fresh_closes, fresh_opened = after
     assert closes == fresh_closes and len(closes) == 4
     assert opened == fresh_opened == [facts["held"]]
+
+
+# ---- a file replaced whole in a folder that takes no new file ---------------------------------
+
+
+def _desk_folder_read_only(root: Path) -> None:
+    """config.json and the folder it sits in belong to root: the mirror cannot replace it."""
+    _read_only(root / "config.json")
+    _read_only(root)
+
+
+@pytest.mark.parametrize(
+    ("take", "named"),
+    [(_desk_folder_read_only, "config.json"), (lambda root: _read_only(root / "logs"), "logs/high_water")],
+    ids=["config.json", "high-water mark"],
+)
+def test_a_file_its_folder_will_not_let_be_replaced_is_named_not_its_temp_file(
+    desk: tuple[Path, dict[str, str]], take: Callable[[Path], None], named: str
+) -> None:
+    root, facts = desk
+    take(root)
+    refused = _cli(root, facts["at"], "advance", "--to", "proof", "--yes", "--operator", "ops")
+    assert refused.returncode == 2, (refused.stdout, refused.stderr)
+    assert "Traceback" not in refused.stderr and refused.stderr.count("\n") == 1, refused.stderr
+    assert refused.stderr.startswith((f"{root / named}: (file): ", f"{named}: (file): ")), refused.stderr
+    assert ".tmp" not in refused.stderr
+
+
+# ---- the commands: the true answer, or one line naming the file; no record written ------------
+
+_COMMANDS = (
+    ("status",),
+    ("verify",),
+    ("export", "--start", "2026-03-01", "--end", "2026-03-31", "--format", "json"),
+    ("validate-transition", "--to", "proof", "--json"),
+)
+
+# (what is taken away, how, the file a refusal names)
+_REFUSALS = {
+    "config.json unreadable": ("config.json", _take_away, "config.json"),
+    "phase history unreadable": ("logs/phase/phase-history.jsonl", _take_away, "logs/phase/phase-history.jsonl"),
+    "override log unreadable": ("logs/phase/phase-overrides.jsonl", _take_away, "logs/phase/phase-overrides.jsonl"),
+    "a journal file unreadable": ("logs/trades/2026-03-02.jsonl", _take_away, "logs/trades/2026-03-02.jsonl"),
+    "journal index folder not writable": ("logs/.derived", _read_only, "logs/.derived/journal.sqlite3"),
+    "journal index read-only": ("logs/.derived/journal.sqlite3", _read_only, "logs/.derived/journal.sqlite3"),
+    "logs lock read-only": ("logs/.phase.lock", _read_only, "logs/.phase.lock"),
+}
+
+
+def _outcome(done: subprocess.CompletedProcess[str]) -> tuple[int, str, str]:
+    return done.returncode, done.stdout, done.stderr
+
+
+@pytest.mark.parametrize("case", sorted(_REFUSALS))
+def test_a_command_on_a_file_it_may_not_use_answers_truly_or_names_it_in_one_line(desk: tuple[Path, dict[str, str]], case: str) -> None:
+    """A derived cache that is up to date answers without the file (the index vouches for a
+    journal file it read before); otherwise: one line naming the file, exit 2."""
+    root, facts = desk
+    taken, take, named = _REFUSALS[case]
+    answers = {command: _outcome(_cli(root, facts["at"], *command)) for command in _COMMANDS}
+    assert all(code in (0, 1) for code, _, _ in answers.values()), answers
+    take(root / taken)
+    before = _records(root)
+    for command in _COMMANDS:
+        done = _cli(root, facts["at"], *command)
+        assert "Traceback" not in done.stderr, (command, done.stderr)
+        if done.returncode != 2:
+            assert _outcome(done) == answers[command], command
+        else:
+            assert done.stderr.count("\n") == 1 and done.stdout == "", (command, done.stdout, done.stderr)
+            assert done.stderr.startswith((f"{root / named}: ", f"{named}: ")), (command, done.stderr)
+        assert _records(root) == before, command
+    _give_back(root / taken)
+    assert _outcome(_cli(root, facts["at"], "status")) == answers[("status",)]

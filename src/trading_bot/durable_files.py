@@ -284,7 +284,12 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     path = written_path(path)
     _before_durable_write()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
+    except OSError as error:
+        # The temp file's name means nothing to the operator: the file that cannot be
+        # written is this one, whose folder takes no new file.
+        raise type(error)(error.errno, f"cannot be replaced: its folder takes no new file ({error.strerror})", str(path)) from error
     try:
         try:
             os.fchmod(fd, os.stat(path).st_mode & 0o7777)  # a replaced file keeps its permissions
