@@ -187,6 +187,10 @@ def _records(root: Path) -> dict[str, bytes]:
     }
 
 
+def _journal_files(root: Path) -> dict[str, bytes]:
+    return {name: bytes_ for name, bytes_ in _records(root).items() if name.startswith("logs/trades/")}
+
+
 def _journal_file(root: Path, day: str) -> Path:
     return root / "logs" / "trades" / f"{day}.jsonl"
 
@@ -446,3 +450,52 @@ def test_a_command_on_a_file_it_may_not_use_answers_truly_or_names_it_in_one_lin
         assert _records(root) == before, command
     _give_back(root / taken)
     assert _outcome(_cli(root, facts["at"], "status")) == answers[("status",)]
+
+
+# ---- the bot: today's journal file it may not write -------------------------------------------
+
+
+def _bot_with_a_read_only_journal_file(root: str, at: str, held: str, channel: Connection) -> None:
+    from trading_bot.app import Desk as AppDesk
+    from trading_bot.broker import PaperBroker
+
+    drop_privileges()
+    with freeze_time(datetime.fromisoformat(at)) as frozen:
+        desk = AppDesk.open(Path(root) / "config.json", environ=ENV, broker=PaperBroker(Decimal("1000000")))
+        entry = desk.enter("AAPL", "BUY", ENTRY_PRICE)
+        frozen.tick(60)
+        closed = desk.bot.close_position(held, ENTRY_PRICE + 1)
+        decision = desk.check_entry("AAPL", "BUY", ENTRY_PRICE)
+        channel.send([entry.accepted, entry.reason, closed.outcome, len(desk.bot.unwritten), decision.allowed, decision.reason])
+        channel.send("restore please")
+        assert channel.recv() == "restored"
+        frozen.tick(60)
+        with_room = desk.check_entry("AAPL", "BUY", ENTRY_PRICE)
+        again = desk.enter("AAPL", "BUY", ENTRY_PRICE)
+        closes = [(record.order_id, str(record.net_pnl)) for record in desk.journal.closed_trades]
+        fresh = AppDesk.open(Path(root) / "config.json", environ=ENV, broker=PaperBroker(Decimal("1000000")))
+        fresh_closes = [(record.order_id, str(record.net_pnl)) for record in fresh.journal.closed_trades]
+        channel.send([with_room.allowed, again.accepted, len(desk.bot.unwritten), closes, fresh_closes])
+
+
+def test_a_close_the_journal_file_refuses_waits_and_the_check_says_entries_are_halted(desk: tuple[Path, dict[str, str]]) -> None:
+    """The check an entry gets now is the one the entry would get: refused while a close waits."""
+    root, facts = desk
+    today = _journal_file(root, "2026-03-04")
+    _read_only(today)
+    before = _journal_files(root)
+    while_refused = []
+
+    def restore() -> None:
+        while_refused.append(_journal_files(root))
+        _give_back(today)
+
+    first, after = _answer_unprivileged(_bot_with_a_read_only_journal_file, str(root), facts["at"], facts["held"], restore=restore)
+    accepted, reason, outcome, unwritten, allowed, check_reason = first
+    assert not accepted and str(today) in reason, reason
+    assert (outcome, unwritten) == ("win", 1)
+    assert not allowed and check_reason is not None and "1 record(s) waiting" in check_reason and str(today) in check_reason, check_reason
+    assert while_refused == [before]  # no entry and no close reached the journal (the refusal is in the override log)
+    allowed_with_room, entered, unwritten_after, closes, fresh_closes = after
+    assert allowed_with_room and entered and unwritten_after == 0
+    assert closes == fresh_closes and closes[-1] == (facts["held"], "10")

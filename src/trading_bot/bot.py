@@ -93,6 +93,7 @@ class TradingBot:
         # Closes the broker completed while the journal could not take them: written
         # first at the next chance, and no entry is placed while any is waiting.
         self.unwritten: list[TradeRecord] = []
+        self._held_back_by = ""  # why the journal refused the records in `unwritten`
         self._order_prefix = f"{operator_id}-{secrets.token_hex(4)}"
         self._next_order = 1
         self._restore_paper_positions()
@@ -147,8 +148,20 @@ class TradingBot:
     # ---- entries -------------------------------------------------------------------
 
     def check_entry(self, symbol: str, action: str, price: Decimal, dollars: Decimal | None = None) -> EntryDecision:
-        """The decision an entry would get now; places and records nothing."""
+        """The decision an entry would get now; places and records nothing (beyond the closes
+        held back by a journal that refused them, which are written first, as an entry would)."""
         order = OrderIntent(symbol=symbol, action=action, price=price, dollars=dollars, at=self.clock.now(), mode=self.mode.mode)
+        if self.unwritten:
+            # Closes that already happened wait to be journaled: an entry writes them first, and
+            # so does the check (a loop that enters only when the check allows would wait forever).
+            try:
+                with self.lock.held():
+                    halted = self._write_unwritten(order.at)
+            except (Busy, OSError) as error:
+                self._held_back_by = _cause(error)
+                halted = self._halted_reason()
+            if halted is not None:
+                return refused_without_state(order, CODE_LOGS, halted)
         return self.phase.gate.entry_decision(order, broker_breaker=self.broker_breaker.state)
 
     def execute_trade(
@@ -192,7 +205,7 @@ class TradingBot:
                 try:
                     self._journal(record, now)
                 except OSError as error:
-                    reason = f"the journal cannot be written ({error.strerror or error}); no order placed, entries halted"
+                    reason = f"the journal cannot be written ({_cause(error)}); no order placed, entries halted"
                     return self._refuse(order, decision.refused(Refusal(CODE_LOGS, reason)))
         except Busy as error:
             return TradeResult(refused_without_state(order, CODE_BUSY, str(error)))
@@ -227,8 +240,8 @@ class TradingBot:
         rejected = record.rejected(at=self.clock.now(), reason=reason)
         try:
             self._journal(rejected, rejected.exit_timestamp or record.timestamp)
-        except (OSError, Busy):
-            self.unwritten.append(rejected)
+        except (OSError, Busy) as error:
+            self._hold_back(rejected, error)
 
     # ---- exits ---------------------------------------------------------------------
 
@@ -268,8 +281,8 @@ class TradingBot:
             closed = replace(closed, operator_id=who)
         try:
             self._journal(closed, now)
-        except (OSError, Busy):
-            self.unwritten.append(closed)
+        except (OSError, Busy) as error:
+            self._hold_back(closed, error)
             return closed
         try:
             if closed.emergency_exit:
@@ -328,6 +341,14 @@ class TradingBot:
             except _AFTER_EXIT_ERRORS:
                 pass  # the record is written and the fragment's recovery file is kept; only its note is lost
 
+    def _hold_back(self, record: TradeRecord, error: Exception) -> None:
+        """Keep a record the journal refused; it is written before anything else."""
+        self.unwritten.append(record)
+        self._held_back_by = _cause(error)
+
+    def _halted_reason(self) -> str:
+        return f"the journal cannot be written ({self._held_back_by}); {len(self.unwritten)} record(s) waiting, entries halted"
+
     def _write_unwritten(self, now: datetime) -> str | None:
         """Write the records a full disk held back; the reason entries stay halted, or None."""
         while self.unwritten:
@@ -335,10 +356,8 @@ class TradingBot:
             try:
                 self._journal(record, now)
             except OSError as error:
-                return (
-                    f"the journal cannot be written ({error.strerror or error}); "
-                    f"{len(self.unwritten)} record(s) waiting, entries halted"
-                )
+                self._held_back_by = _cause(error)
+                return self._halted_reason()
             self.unwritten.pop(0)
         return None
 
@@ -364,3 +383,11 @@ def _vouched_open_trades(journal: TradeJournal) -> tuple[list[TradeRecord], Perm
     records = journal.open_trades()
     vouched = [record for record in records if _vouched(journal, record)]
     return vouched, None if len(vouched) == len(records) else _unreadable_journal(journal)
+
+
+def _cause(error: Exception) -> str:
+    """What refused a journal write, with the file it names (a permission is one file's)."""
+    if isinstance(error, OSError):
+        detail = error.strerror or str(error)
+        return f"{detail}: {error.filename}" if error.filename else detail
+    return str(error)
