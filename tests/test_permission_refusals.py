@@ -499,3 +499,53 @@ def test_a_close_the_journal_file_refuses_waits_and_the_check_says_entries_are_h
     allowed_with_room, entered, unwritten_after, closes, fresh_closes = after
     assert allowed_with_room and entered and unwritten_after == 0
     assert closes == fresh_closes and closes[-1] == (facts["held"], "10")
+
+
+# ---- the bot: a journal index it may not write ------------------------------------------------
+
+
+def _bot_with_an_index_it_may_not_write(root: str, at: str, held: str, channel: Connection) -> None:
+    from trading_bot.app import Desk as AppDesk
+    from trading_bot.broker import PaperBroker
+
+    drop_privileges()
+    with freeze_time(datetime.fromisoformat(at)) as frozen:
+        desk = AppDesk.open(Path(root) / "config.json", environ=ENV, broker=PaperBroker(Decimal("1000000")))
+        entries = []
+        for _ in range(2):  # the second entry's look must index the first one's line
+            entry = desk.enter("AAPL", "BUY", ENTRY_PRICE)
+            entries.append((entry.record.order_id if entry.record else None, entry.reason))
+            frozen.tick(1)
+        placed = sorted(position.order_id for position in desk.broker.open_positions())
+        frozen.tick(60)
+        restarted = AppDesk.open(Path(root) / "config.json", environ=ENV, broker=PaperBroker(Decimal("1000000")))
+        restored = sorted(position.order_id for position in restarted.broker.open_positions())
+        closed = restarted.bot.close_position(held, ENTRY_PRICE + 1)
+        channel.send([entries, placed, restored, closed.outcome, len(restarted.bot.unwritten)])
+
+
+@pytest.mark.parametrize(
+    "taken", ["logs/.derived", "logs/.derived/journal.sqlite3"], ids=["index folder not writable", "index read-only"]
+)
+def test_an_index_it_may_not_write_never_lets_an_order_the_journal_lacks_and_a_restarted_bot_exits(
+    desk: tuple[Path, dict[str, str]], taken: str
+) -> None:
+    """Each entry is placed with its record in the journal or refused naming the index; a
+    restarted bot restores from the journal files exactly the positions placed, and exits."""
+    root, facts = desk
+    journal = _journal_file(root, "2026-03-04")
+    _read_only(root / taken)
+    (entries, placed, restored, outcome, unwritten), = _answer_unprivileged(
+        _bot_with_an_index_it_may_not_write, str(root), facts["at"], facts["held"]
+    )
+    index = str(root / "logs" / ".derived" / "journal.sqlite3")
+    journaled = journal.read_text(encoding="utf-8")
+    for order_id, reason in entries:
+        if order_id is None:
+            assert "the journal index cannot be written" in reason and index in reason, reason
+        else:
+            assert f'"order_id":"{order_id}"' in journaled
+    accepted = [order_id for order_id, _ in entries if order_id is not None]
+    assert placed == restored == sorted([facts["held"], *accepted])
+    assert (outcome, unwritten) == ("win", 0)
+    assert journaled.count("\n") == 3 + len(accepted)  # the day's round trip, the entries placed, this close
