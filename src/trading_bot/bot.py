@@ -190,10 +190,14 @@ class TradingBot:
                 try:
                     self._journal(record, now)
                 except OSError as error:
-                    reason = f"the journal cannot be written ({error.strerror or error}); no order placed, entries halted"
+                    reason = f"the journal cannot be written ({_what_failed(error)}); no order placed, entries halted"
                     return self._refuse(order, decision.refused(Refusal(CODE_LOGS, reason)))
         except Busy as error:
             return TradeResult(refused_without_state(order, CODE_BUSY, str(error)))
+        except OSError as error:
+            # The logs lock itself cannot be taken (a directory where its file belongs).
+            reason = f"the logs cannot be written ({_what_failed(error)}); no order placed, entries halted"
+            return self._refuse(order, refused_without_state(order, CODE_LOGS, reason))
         # The lock is released: a slow broker never blocks the other writers, and the
         # journal already counts this order for every process on the desk.
         try:
@@ -323,8 +327,15 @@ class TradingBot:
                 self._journal(record, now)
             except OSError as error:
                 return (
-                    f"the journal cannot be written ({error.strerror or error}); "
+                    f"the journal cannot be written ({_what_failed(error)}); "
                     f"{len(self.unwritten)} record(s) waiting, entries halted"
                 )
             self.unwritten.pop(0)
         return None
+
+
+def _what_failed(error: OSError) -> str:
+    """A write's failure with the file it names: the culprit may be the lock or the
+    high-water, not the journal, and the operator must know which file to fix."""
+    what = error.strerror or str(error)
+    return f"{error.filename}: {what}" if error.filename and str(error.filename) not in what else what
