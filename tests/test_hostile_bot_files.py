@@ -116,28 +116,55 @@ def order_id(entry: TradeResult) -> str:
 # ---- the logs lock as a directory ------------------------------------------------------------
 
 
-def test_a_directory_as_the_logs_lock_refuses_entries_by_name_and_lets_exits_go(desk: Desk) -> None:
+@pytest.mark.parametrize("shape", ["directory", "fifo"])
+def test_a_logs_lock_that_is_no_file_refuses_entries_by_name_and_lets_exits_go(desk: Desk, shape: str) -> None:
+    """A directory cannot be locked: the entry is refused naming the lock (it raised
+    IsADirectoryError into the trading loop) and a close is kept until it can be written.
+    A FIFO can be locked like a file (it is opened without waiting): trading goes on."""
     first, second = two_entries(desk)
     lock = desk.logs_dir / LOCK_FILE_NAME
-    make_thing(lock, "directory")
+    make_thing(lock, shape)
+    lockable = shape == "fifo"
 
-    refused = no_hang(desk.enter)  # it raised IsADirectoryError into the trading loop
-    assert not refused.accepted and refused.code == "logs_unwritable", (refused.code, refused.reason)
-    assert LOCK_FILE_NAME in (refused.reason or ""), refused.reason
-    assert len(desk.broker.open_positions()) == 2
+    entry = no_hang(desk.enter)
+    if lockable:
+        assert entry.accepted, entry.reason
+    else:
+        assert not entry.accepted and entry.code == "logs_unwritable", (entry.code, entry.reason)
+        assert LOCK_FILE_NAME in (entry.reason or ""), entry.reason
+    assert len(desk.broker.open_positions()) == (3 if lockable else 2)
     closed = no_hang(lambda: desk.bot.close_position(order_id(first), ENTRY_PRICE + 1))
     assert closed.outcome == "win"
-    assert [position.order_id for position in desk.broker.open_positions()] == [order_id(second)]
+    assert order_id(first) not in [position.order_id for position in desk.broker.open_positions()]
     assert_every_position_journaled(desk)
+    assert len(desk.bot.unwritten) == (0 if lockable else 1)
 
     remove_thing(lock)
     desk.tick()
     placed = no_hang(desk.enter)
     assert placed.accepted, placed.reason
-    assert journal_outcomes(desk)[order_id(first)] == "win"  # the held-back close is written first
+    assert journal_outcomes(desk)[order_id(first)] == "win"  # a held-back close is written first
     assert_every_position_journaled(desk)
+    opened = {order for order, outcome in journal_outcomes(desk).items() if outcome == "open"}
     desk.start()
-    assert sorted(p.order_id for p in desk.broker.open_positions()) == sorted([order_id(second), order_id(placed)])
+    assert {position.order_id for position in desk.broker.open_positions()} == opened >= {order_id(second), order_id(placed)}
+
+
+def test_a_directory_as_the_logs_lock_at_a_restart_refuses_entries_and_restores_positions(desk: Desk) -> None:
+    first, second = two_entries(desk)
+    lock = desk.logs_dir / LOCK_FILE_NAME
+    make_thing(lock, "directory")
+    no_hang(desk.start)
+    assert sorted(position.order_id for position in desk.broker.open_positions()) == sorted([order_id(first), order_id(second)])
+    refused = no_hang(desk.enter)
+    assert not refused.accepted and LOCK_FILE_NAME in (refused.reason or ""), refused.reason
+    assert len(no_hang(lambda: desk.bot.flatten({"AAPL": ENTRY_PRICE}))) == 2
+    assert desk.broker.open_positions() == []
+    remove_thing(lock)
+    desk.tick()
+    placed = no_hang(desk.enter)
+    assert placed.accepted, placed.reason
+    assert journal_outcomes(desk) == {order_id(first): "breakeven", order_id(second): "breakeven", order_id(placed): "open"}
 
 
 # ---- the generation marker as a directory ----------------------------------------------------
@@ -171,5 +198,61 @@ def test_a_directory_as_the_generation_marker_keeps_no_exit_out_of_the_journal(d
     assert_every_position_journaled(desk)
     remove_thing(marker)
     desk.tick()
+    assert no_hang(desk.enter).accepted
+    assert_every_position_journaled(desk)
+
+
+# ---- the high-water file ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("shape", ["directory", "/dev/null", "/dev/zero"])
+def test_a_high_water_that_cannot_be_raised_refuses_entries_by_name_and_journals_exits(desk: Desk, shape: str) -> None:
+    """The high-water is bookkeeping: without it an entry is refused (naming the file), but a
+    close is journaled at once (it was held in memory, and lost at a restart)."""
+    first, second = two_entries(desk)
+    high_water = desk.logs_dir / "high_water"
+    make_thing(high_water, shape)
+
+    closed = no_hang(lambda: desk.bot.close_position(order_id(first), ENTRY_PRICE + 1))
+    assert closed.outcome == "win"
+    assert desk.bot.unwritten == []
+    assert journal_outcomes(desk)[order_id(first)] == "win"
+    desk.tick()
+    refused = no_hang(desk.enter)
+    assert not refused.accepted and refused.code == "logs_unwritable", (refused.code, refused.reason)
+    assert "high_water" in (refused.reason or ""), refused.reason
+    assert [position.order_id for position in desk.broker.open_positions()] == [order_id(second)]
+
+    desk.start()  # a restart restores the open position from the journal, and only it
+    assert [position.order_id for position in desk.broker.open_positions()] == [order_id(second)]
+    desk.tick()
+    refused_again = no_hang(desk.enter)
+    assert not refused_again.accepted and "high_water" in (refused_again.reason or ""), refused_again.reason
+    flattened = no_hang(lambda: desk.bot.flatten({"AAPL": ENTRY_PRICE - 1}))
+    assert [record.order_id for record in flattened] == [order_id(second)]
+    assert desk.bot.unwritten == [] and desk.broker.open_positions() == []
+    assert journal_outcomes(desk) == {order_id(first): "win", order_id(second): "loss"}
+
+    remove_thing(high_water)
+    desk.tick()
+    placed = no_hang(desk.enter)
+    assert placed.accepted, placed.reason
+    assert_every_position_journaled(desk)
+    desk.start()
+    assert [position.order_id for position in desk.broker.open_positions()] == [order_id(placed)]
+    assert no_hang(lambda: desk.app.check_entry("AAPL", "BUY", ENTRY_PRICE)).allowed
+
+
+@pytest.mark.parametrize("shape", ["fifo", "garbage"])
+def test_a_high_water_fifo_or_garbage_is_replaced_by_the_next_instant(desk: Desk, shape: str) -> None:
+    first, _ = two_entries(desk)
+    high_water = desk.logs_dir / "high_water"
+    make_thing(high_water, shape)
+    desk.tick(5)
+    placed = no_hang(desk.enter)
+    assert placed.accepted, placed.reason
+    assert high_water.is_file() and high_water.read_text().startswith("2026-03-02T15:07")
+    assert no_hang(lambda: desk.bot.close_position(order_id(first), ENTRY_PRICE)).outcome is not None
+    desk.start()
     assert no_hang(desk.enter).accepted
     assert_every_position_journaled(desk)
