@@ -14,6 +14,7 @@ import os
 import shutil
 import signal
 from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
@@ -21,9 +22,9 @@ from typing import Any, TypeVar
 import pytest
 from freezegun import freeze_time
 
-from tests.phase.conftest import DESK_START, ENTRY_PRICE, PASSWORD, Desk
+from tests.phase.conftest import DESK_START, ENTRY_PRICE, PASSWORD, Desk, advance_to
 from trading_bot.bot import TradeResult
-from trading_bot.durable_files import GENERATION_FILE, LOCK_FILE_NAME
+from trading_bot.durable_files import GENERATION_FILE, LOCK_FILE_NAME, NotARegularFile
 
 T = TypeVar("T")
 
@@ -256,3 +257,201 @@ def test_a_high_water_fifo_or_garbage_is_replaced_by_the_next_instant(desk: Desk
     desk.start()
     assert no_hang(desk.enter).accepted
     assert_every_position_journaled(desk)
+
+
+# ---- the caches in logs/.derived/ ------------------------------------------------------------
+
+DERIVED_FILES = ["state.json", "entry_sessions.json", "settings.json", "generation", "journal.sqlite3", "journal.sqlite3.vouched"]
+
+
+def _index_refused(name: str, shape: str) -> bool:
+    """A journal index that cannot be opened halts entries (with its name), as a full disk
+    does; every other cache is read around or replaced."""
+    return name == "journal.sqlite3" and shape in ("fifo", "directory")
+
+
+def _entry_as_expected(desk: Desk, name: str, shape: str) -> TradeResult:
+    result = no_hang(desk.enter)
+    if _index_refused(name, shape):
+        assert not result.accepted and name in (result.reason or ""), (result.code, result.reason)
+    else:
+        assert result.accepted, result.reason
+    assert_every_position_journaled(desk)
+    return result
+
+
+@pytest.mark.parametrize("shape", ["fifo", "directory", "/dev/null", "/dev/zero"])
+@pytest.mark.parametrize("name", DERIVED_FILES)
+def test_a_hostile_cache_costs_no_exit_and_no_answer_a_fresh_process_would_give(desk: Desk, name: str, shape: str) -> None:
+    first, second = two_entries(desk)
+    cache = desk.logs_dir / ".derived" / name
+    make_thing(cache, shape)
+
+    assert no_hang(lambda: desk.bot.close_position(order_id(first), ENTRY_PRICE + 1)).outcome == "win"
+    assert desk.bot.unwritten == [] and journal_outcomes(desk)[order_id(first)] == "win"
+    desk.tick()
+    _entry_as_expected(desk, name, shape)
+
+    desk.start()  # the restart meets the thing too (a link to a device halted every entry)
+    opened = {order for order, outcome in journal_outcomes(desk).items() if outcome == "open"}
+    assert {position.order_id for position in desk.broker.open_positions()} == opened
+    desk.tick()
+    _entry_as_expected(desk, name, shape)
+    desk.tick()
+    no_hang(lambda: desk.bot.flatten({"AAPL": ENTRY_PRICE}))
+    assert desk.bot.unwritten == [] and desk.broker.open_positions() == []
+    assert "open" not in journal_outcomes(desk).values()
+
+    remove_thing(cache)
+    desk.tick()
+    assert no_hang(desk.enter).accepted
+    desk.start()
+    assert no_hang(lambda: desk.app.check_entry("AAPL", "BUY", ENTRY_PRICE)).allowed
+
+
+# ---- a journal file that is a link to another journal file -----------------------------------
+
+
+def test_a_journal_file_linked_to_another_counts_its_trades_once_and_keeps_the_limit(desk: Desk) -> None:
+    """A second name for a journal file (an operator's "backup" link in the folder) shows
+    each record twice; identical records collapse, so the proof phase's one entry a day is
+    still one, before and after a restart, and each closed trade counts once."""
+    advance_to(desk, "proof")
+    trades = desk.logs_dir / "trades"
+    first = desk.enter()
+    assert first.accepted, first.reason
+    today = desk.bot.journal_writer.path_for(desk.now())
+    (trades / "2026-02-27.jsonl").symlink_to(today.name)
+    desk.tick()
+    refused = no_hang(desk.enter)
+    assert not refused.accepted and refused.code == "phase_entry_limit", (refused.code, refused.reason)
+    closed = no_hang(lambda: desk.bot.close_position(order_id(first), ENTRY_PRICE + 1))
+    assert closed.outcome == "win"
+    desk.tick()
+    assert not no_hang(desk.enter).accepted
+
+    desk.start()
+    assert desk.broker.open_positions() == []
+    assert not no_hang(desk.enter).accepted
+    assert len(desk.app.journal.closed_trades) == 1
+    assert desk.app.state().entries_used == 1
+    desk.next_session()
+    assert no_hang(desk.enter).accepted
+    desk.tick()
+    assert not no_hang(desk.enter).accepted
+    assert_every_position_journaled(desk)
+
+
+# ---- a torn last line whose recovery file name is taken --------------------------------------
+
+
+@pytest.mark.parametrize("shape", ["fifo", "directory", "/dev/null", "dangling"])
+def test_a_torn_line_is_set_aside_beside_a_recovery_name_already_taken(desk: Desk, shape: str, tmp_path: Path) -> None:
+    """The fragment goes to the next free name, never into what holds the name (a dangling
+    link there was written through, to a file outside the journal folder)."""
+    first, _ = two_entries(desk)
+    today = desk.bot.journal_writer.path_for(desk.now())
+    with open(today, "ab") as handle:
+        handle.write(b'{"torn": ')
+    stamp = desk.now().strftime("%Y%m%dT%H%M%S%f")
+    taken = today.with_name(f"{today.name}.torn-{stamp}")
+    outside = tmp_path / "outside-the-journal-folder"
+    if shape == "dangling":
+        taken.symlink_to(outside)
+    else:
+        make_thing(taken, shape)
+
+    placed = no_hang(desk.enter)
+    assert placed.accepted, placed.reason
+    kept = today.with_name(f"{today.name}.torn-{stamp}-1")
+    assert kept.read_bytes() == b'{"torn": '
+    assert today.read_bytes().endswith(b"\n")
+    assert taken.is_symlink() or (taken.is_dir() if shape == "directory" else taken.exists())
+    assert not outside.exists()
+    assert no_hang(lambda: desk.bot.close_position(order_id(first), ENTRY_PRICE)).outcome == "breakeven"
+    assert_every_position_journaled(desk)
+    desk.start()
+    assert len(desk.broker.open_positions()) == 2
+    assert no_hang(desk.enter).accepted
+
+
+# ---- today's journal file as a directory -----------------------------------------------------
+
+
+def test_a_directory_as_todays_journal_file_refuses_entries_by_name_and_holds_closes(desk: Desk) -> None:
+    """The journal itself cannot be written: the entry is refused naming the file, a close
+    is done at the broker and its record waits (first in line once there is a file)."""
+    first, second = two_entries(desk)
+    desk.next_session()
+    today = desk.bot.journal_writer.path_for(desk.now())
+    make_thing(today, "directory")
+
+    refused = no_hang(desk.enter)
+    assert not refused.accepted and refused.code == "logs_unwritable", (refused.code, refused.reason)
+    assert today.name in (refused.reason or ""), refused.reason
+    closed = no_hang(lambda: desk.bot.close_position(order_id(first), ENTRY_PRICE - 1))
+    assert closed.outcome == "loss" and [record.order_id for record in desk.bot.unwritten] == [order_id(first)]
+    assert [position.order_id for position in desk.broker.open_positions()] == [order_id(second)]
+    assert no_hang(lambda: desk.bot.flatten({"AAPL": ENTRY_PRICE})) != []  # the other position goes too
+    assert desk.broker.open_positions() == []
+    still = no_hang(desk.enter)
+    assert not still.accepted and "2 record(s) waiting" in (still.reason or ""), still.reason
+
+    remove_thing(today)
+    desk.tick()
+    placed = no_hang(desk.enter)
+    assert placed.accepted, placed.reason
+    assert journal_outcomes(desk) == {order_id(first): "loss", order_id(second): "breakeven", order_id(placed): "open"}
+    desk.start()
+    assert [position.order_id for position in desk.broker.open_positions()] == [order_id(placed)]
+
+
+# ---- a high-water in the future ----------------------------------------------------------------
+
+
+def test_a_high_water_in_the_future_halts_entries_and_lets_exits_go(desk: Desk) -> None:
+    """As the README's trust model says: entries wait for the clock, closes are stamped at
+    the raised instant in plain view, and a restart answers the same."""
+    first, second = two_entries(desk)
+    (desk.logs_dir / "high_water").write_text("2026-03-09T15:00:00.000000Z\n")
+
+    refused = no_hang(desk.enter)
+    assert not refused.accepted and refused.code == "clock_behind", (refused.code, refused.reason)
+    assert len(desk.broker.open_positions()) == 2
+    closed = no_hang(lambda: desk.bot.close_position(order_id(first), ENTRY_PRICE + 1))
+    assert closed.exit_timestamp is not None and closed.exit_timestamp.isoformat().startswith("2026-03-09T15:00")
+    assert journal_outcomes(desk)[order_id(first)] == "win"
+    desk.start()
+    assert [position.order_id for position in desk.broker.open_positions()] == [order_id(second)]
+    again = no_hang(desk.enter)
+    assert not again.accepted and again.code == "clock_behind", (again.code, again.reason)
+    assert [record.order_id for record in no_hang(lambda: desk.bot.flatten({"AAPL": ENTRY_PRICE}))] == [order_id(second)]
+    assert "open" not in journal_outcomes(desk).values()
+    desk.at(datetime(2026, 3, 9, 15, 1, tzinfo=timezone.utc))
+    placed = no_hang(desk.enter)
+    assert placed.accepted, placed.reason
+
+
+# ---- .env beside config.json -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("shape", ["fifo", "/dev/zero"])
+def test_a_dot_env_that_is_no_file_stops_a_restart_by_name_and_not_the_running_bot(desk: Desk, shape: str) -> None:
+    """`.env` is read when the desk opens: a restart stops at once with the file named (it
+    is never waited on or read to the end); the running bot trades and exits on."""
+    first, _ = two_entries(desk)
+    env_file = desk.root / ".env"
+    make_thing(env_file, shape)
+
+    assert no_hang(desk.enter).accepted
+    assert no_hang(lambda: desk.bot.close_position(order_id(first), ENTRY_PRICE)).outcome == "breakeven"
+    assert desk.bot.unwritten == []
+    assert_every_position_journaled(desk)
+    with pytest.raises(NotARegularFile) as refused:
+        no_hang(desk.start)
+    assert refused.value.filename == str(env_file)
+
+    remove_thing(env_file)
+    no_hang(desk.start)
+    assert len(desk.broker.open_positions()) == 2
+    assert no_hang(desk.enter).accepted

@@ -92,7 +92,7 @@ class StructuredTradeLogger:
         stamp = at.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
         recovery = path.with_name(f"{path.name}.torn-{stamp}")
         suffix = 1
-        while recovery.exists():
+        while os.path.lexists(recovery):  # a dangling link is taken too: never written through
             recovery = path.with_name(f"{path.name}.torn-{stamp}-{suffix}")
             suffix += 1
         atomic_write_bytes(recovery, data[cut:])
