@@ -455,3 +455,32 @@ def test_a_dot_env_that_is_no_file_stops_a_restart_by_name_and_not_the_running_b
     no_hang(desk.start)
     assert len(desk.broker.open_positions()) == 2
     assert no_hang(desk.enter).accepted
+
+
+# ---- the journal index's write-ahead log deleted under a running bot -------------------------
+
+
+def test_a_write_ahead_log_deleted_under_a_running_bot_costs_other_processes_a_rebuild_not_a_halt(desk: Desk) -> None:
+    """`logs/.derived/` may be emptied at any moment. The running bot keeps writing its index
+    into the deleted log; a second process (a restart before the old one exits, the CLI)
+    found the index shorter than SQLite expected and halted every entry as "cannot be
+    written". It is damage, not a disk refusing writes: that process rebuilds the index."""
+    first, second = two_entries(desk)
+    (desk.logs_dir / ".derived" / "journal.sqlite3-wal").unlink()
+    placed = no_hang(desk.enter)  # the running bot goes on
+    assert placed.accepted, placed.reason
+    desk.tick()
+    running = desk.bot
+
+    desk.start()  # a second process on the desk while the first still runs
+    assert sorted(p.order_id for p in desk.broker.open_positions()) == sorted(order_id(e) for e in (first, second, placed))
+    again = no_hang(desk.enter)
+    assert again.accepted, again.reason
+    code, _, err = desk.cli("status")
+    assert code == 0, err
+    desk.tick()
+    assert no_hang(lambda: running.close_position(order_id(first), ENTRY_PRICE + 1)).outcome == "win"
+    assert running.unwritten == []
+    desk.tick()
+    assert len(no_hang(lambda: desk.bot.flatten({"AAPL": ENTRY_PRICE}))) == 3
+    assert "open" not in journal_outcomes(desk).values()
