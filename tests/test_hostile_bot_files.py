@@ -484,3 +484,37 @@ def test_a_write_ahead_log_deleted_under_a_running_bot_costs_other_processes_a_r
     desk.tick()
     assert len(no_hang(lambda: desk.bot.flatten({"AAPL": ENTRY_PRICE}))) == 3
     assert "open" not in journal_outcomes(desk).values()
+
+
+# ---- the caches' folder itself is no folder --------------------------------------------------
+
+
+@pytest.mark.parametrize("shape", ["garbage", "fifo", "/dev/null"])
+def test_a_derived_folder_that_is_no_folder_halts_entries_by_name_and_journals_exits(desk: Desk, shape: str) -> None:
+    """No cache can be kept: entries are refused naming `logs/.derived` (the index cannot be
+    opened), but a close is journaled at once (the generation marker's folder refused it,
+    and the close waited in memory, lost at a restart)."""
+    first, second = two_entries(desk)
+    derived = desk.logs_dir / ".derived"
+    make_thing(derived, shape)
+
+    closed = no_hang(lambda: desk.bot.close_position(order_id(first), ENTRY_PRICE + 1))
+    assert closed.outcome == "win"
+    assert desk.bot.unwritten == [] and journal_outcomes(desk)[order_id(first)] == "win"
+    desk.tick()
+    refused = no_hang(desk.enter)
+    assert not refused.accepted and ".derived" in (refused.reason or ""), (refused.code, refused.reason)
+    desk.start()
+    assert [position.order_id for position in desk.broker.open_positions()] == [order_id(second)]
+    desk.tick()
+    refused_again = no_hang(desk.enter)
+    assert not refused_again.accepted and ".derived" in (refused_again.reason or ""), refused_again.reason
+    assert [record.order_id for record in no_hang(lambda: desk.bot.flatten({"AAPL": ENTRY_PRICE}))] == [order_id(second)]
+    assert desk.bot.unwritten == [] and journal_outcomes(desk) == {order_id(first): "win", order_id(second): "breakeven"}
+
+    remove_thing(derived)
+    desk.tick()
+    placed = no_hang(desk.enter)
+    assert placed.accepted, placed.reason
+    desk.start()
+    assert [position.order_id for position in desk.broker.open_positions()] == [order_id(placed)]

@@ -146,14 +146,18 @@ class LogsLock:
     def _open_generation(self) -> int | None:
         """The generation file open for appending. A FIFO or device in its place (the file
         is a cache) is replaced by a new empty file rather than written to or waited on.
-        None for a directory in its place: it cannot be replaced, and `generation()` never
-        vouches for one, so a write goes on unmarked (a cache never stops a record)."""
-        self.generation_path.parent.mkdir(parents=True, exist_ok=True)
+        None for a directory in its place, or when `.derived` is no folder: neither can be
+        replaced, and `generation()` never vouches for them, so a write goes on unmarked (a
+        cache never stops a record)."""
+        try:
+            self.generation_path.parent.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            return None
         flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK | os.O_CLOEXEC
         try:
             fd = os.open(self._generation_name, flags, 0o644)
         except OSError as error:
-            if error.errno == errno.EISDIR:
+            if error.errno in (errno.EISDIR, errno.ENOTDIR):
                 return None
             if error.errno != errno.ENXIO:  # ENXIO: a FIFO nobody reads
                 raise
