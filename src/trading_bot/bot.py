@@ -205,15 +205,14 @@ class TradingBot:
                 try:
                     self._journal(record, now)
                 except OSError as error:
-                    reason = f"the journal cannot be written ({_cause(error)}); no order placed, entries halted"
+                    reason = f"the journal cannot be written ({_what_failed(error)}); no order placed, entries halted"
                     return self._refuse(order, decision.refused(Refusal(CODE_LOGS, reason)))
         except Busy as error:
             return TradeResult(refused_without_state(order, CODE_BUSY, str(error)))
         except OSError as error:
-            # The lock itself cannot be taken (a lock file this process may not open): nothing
-            # was journaled, so nothing may be placed; with no lock, no refusal can be recorded.
-            reason = f"the logs lock cannot be taken ({error.strerror or error}: {error.filename}); no order placed, entries halted"
-            return TradeResult(refused_without_state(order, CODE_LOGS, reason))
+            # The logs lock itself cannot be taken (a directory where its file belongs).
+            reason = f"the logs cannot be written ({_what_failed(error)}); no order placed, entries halted"
+            return self._refuse(order, refused_without_state(order, CODE_LOGS, reason))
         # The lock is released: a slow broker never blocks the other writers, and the
         # journal already counts this order for every process on the desk.
         try:
@@ -385,9 +384,13 @@ def _vouched_open_trades(journal: TradeJournal) -> tuple[list[TradeRecord], Perm
     return vouched, None if len(vouched) == len(records) else _unreadable_journal(journal)
 
 
+def _what_failed(error: OSError) -> str:
+    """A write's failure with the file it names: the culprit may be the lock or the
+    high-water, not the journal, and the operator must know which file to fix."""
+    what = error.strerror or str(error)
+    return f"{error.filename}: {what}" if error.filename and str(error.filename) not in what else what
+
+
 def _cause(error: Exception) -> str:
-    """What refused a journal write, with the file it names (a permission is one file's)."""
-    if isinstance(error, OSError):
-        detail = error.strerror or str(error)
-        return f"{detail}: {error.filename}" if error.filename else detail
-    return str(error)
+    """What refused a journal write (a lock that stayed busy carries no file)."""
+    return _what_failed(error) if isinstance(error, OSError) else str(error)

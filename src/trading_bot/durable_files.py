@@ -112,6 +112,9 @@ class LogsLock:
         if self._writing:
             return
         fd = self._open_generation()
+        if fd is None:
+            self._writing = True  # a directory in its place: every reader reads in full anyway
+            return
         try:
             size = os.fstat(fd).st_size
             with _naming(self.generation_path):
@@ -133,19 +136,29 @@ class LogsLock:
             os.replace(tmp_name, self._generation_name)
             return
         fd = self._open_generation()
+        if fd is None:
+            return
         try:
             os.write(fd, b"." if size & 1 else b"..")  # even already (the file was replaced): still even, longer
         finally:
             os.close(fd)
 
-    def _open_generation(self) -> int:
+    def _open_generation(self) -> int | None:
         """The generation file open for appending. A FIFO or device in its place (the file
-        is a cache) is replaced by a new empty file rather than written to or waited on."""
-        self.generation_path.parent.mkdir(parents=True, exist_ok=True)
+        is a cache) is replaced by a new empty file rather than written to or waited on.
+        None for a directory in its place, or when `.derived` is no folder: neither can be
+        replaced, and `generation()` never vouches for them, so a write goes on unmarked (a
+        cache never stops a record)."""
+        try:
+            self.generation_path.parent.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            return None
         flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK | os.O_CLOEXEC
         try:
             fd = os.open(self._generation_name, flags, 0o644)
         except OSError as error:
+            if error.errno in (errno.EISDIR, errno.ENOTDIR):
+                return None
             if error.errno != errno.ENXIO:  # ENXIO: a FIFO nobody reads
                 raise
         else:

@@ -142,6 +142,10 @@ def disk_trouble(error: sqlite3.Error, path: Path | None) -> OSError | None:
     Callers handle it like any other file that cannot be written: a command prints one line,
     the bot halts entries with the reason."""
     code = getattr(error, "sqlite_errorcode", None)
+    if code == sqlite3.SQLITE_IOERR_SHORT_READ:
+        # The file is shorter than SQLite expects (its write-ahead log deleted while another
+        # process still writes into it): damage to rebuild from the journal, not a disk.
+        return None
     number = None if code is None else _DISK_TROUBLE.get(code & 0xFF)
     if number is None:
         return None

@@ -11,7 +11,7 @@ import orjson
 from trading_bot.durable_files import LogsLock, append_durably, atomic_write_bytes, fsync_directory, open_regular, read_regular
 from trading_bot.errors import JournalError
 from trading_bot.high_water import HighWater
-from trading_bot.logging.trade_record import TradeRecord, parse_trade
+from trading_bot.logging.trade_record import OPEN, TradeRecord, parse_trade
 
 
 _TAIL_BYTES = 65536
@@ -61,7 +61,14 @@ class StructuredTradeLogger:
             floor = last_written_at(path)
             if floor is not None:
                 record = record.stamped_no_earlier_than(floor)
-            self.high_water.raise_to(record.written_at)
+            try:
+                self.high_water.raise_to(record.written_at)
+            except OSError:
+                if record.outcome == OPEN:
+                    raise  # an entry waits until the high-water can be kept
+                # An exit's record never waits on bookkeeping: left unraised, the high-water
+                # can only make this line look future-dated after a clock step back, which
+                # halts entries (the safe side), never lets one through.
             append_durably(path, orjson.dumps(record.to_json_dict()) + b"\n")
         return path
 
@@ -85,7 +92,7 @@ class StructuredTradeLogger:
         stamp = at.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
         recovery = path.with_name(f"{path.name}.torn-{stamp}")
         suffix = 1
-        while recovery.exists():
+        while os.path.lexists(recovery):  # a dangling link is taken too: never written through
             recovery = path.with_name(f"{path.name}.torn-{stamp}-{suffix}")
             suffix += 1
         atomic_write_bytes(recovery, data[cut:])

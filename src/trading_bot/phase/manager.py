@@ -17,7 +17,7 @@ from typing import Any
 
 from trading_bot.clock import CLOCK_TOLERANCE, SYSTEM_CLOCK, Clock, FixedClock, ensure_utc, format_timestamp
 from trading_bot.config import SETTINGS_CACHE_FILE, Config, SettingsCache
-from trading_bot.durable_files import LogsLock, read_regular, remove_stale_temp_files
+from trading_bot.durable_files import LogsLock, NotARegularFile, read_regular, remove_stale_temp_files
 from trading_bot.errors import InputError, JournalError
 from trading_bot.high_water import HighWater
 from trading_bot.logging.query_helper import TradeJournal
@@ -338,9 +338,14 @@ class PhaseManager:
             # full is forced when the last one is more than a second old).
             self.sync_journal(quick=True)
             if not self._swept:
-                swept = (self.config_path, self.history.checkpoint_path, self.overrides.checkpoint_path, self.high_water.path, self.snapshot.path, self.entry_sessions.path)
+                swept = (self.config_path, self.history.checkpoint_path, self.overrides.checkpoint_path, self.high_water.path)
                 for target in swept:
                     remove_stale_temp_files(target)
+                for cache in (self.snapshot.path, self.entry_sessions.path):
+                    try:
+                        remove_stale_temp_files(cache)
+                    except NotARegularFile:
+                        pass  # a link to a device: the cache is unusable and unsaved, never a halt
                 self._swept = True
             self.mirror.mark_empty_logs()
             for log in (self.history, self.overrides):
