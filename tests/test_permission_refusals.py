@@ -49,6 +49,7 @@ def drop_privileges() -> None:
     """Become the unprivileged user, with everything the desk's code loads lazily loaded first."""
     import encodings.ascii  # noqa: F401  (codecs a library asks for by name)
     import encodings.latin_1  # noqa: F401
+    import encodings.utf_8_sig  # noqa: F401
     import importlib.metadata  # noqa: F401
     import filelock
     import pydantic.plugin._loader  # noqa: F401
