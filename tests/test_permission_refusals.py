@@ -72,16 +72,19 @@ def run_cli_unprivileged() -> None:
     from trading_bot.phase.cli import main
 
     at, *argv = sys.argv[1:]
+    environ = {key: value for key, value in os.environ.items() if key.startswith("PHASE_")}
     drop_privileges()
     with freeze_time(datetime.fromisoformat(at)):
-        code = main(argv, environ={})
+        code = main(argv, environ=environ)
     sys.exit(code)
 
 
-def _cli(desk: Path, at: str, *argv: str) -> subprocess.CompletedProcess[str]:
+def _cli(desk: Path, at: str, *argv: str, stdin: str = "", environ: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     command = "from tests.test_permission_refusals import run_cli_unprivileged; run_cli_unprivileged()"
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(REPO), "HOME": str(desk.parent)}
-    done = subprocess.run([sys.executable, "-c", command, at, *argv], cwd=desk, capture_output=True, text=True, env=env, timeout=120)
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(REPO), "HOME": str(desk.parent), **(environ or {})}
+    done = subprocess.run(
+        [sys.executable, "-c", command, at, *argv], cwd=desk, capture_output=True, text=True, env=env, timeout=120, input=stdin
+    )
     if done.returncode == CANNOT_DROP:
         pytest.skip("this process may not switch to an unprivileged user")
     return done
@@ -403,6 +406,27 @@ def test_a_file_its_folder_will_not_let_be_replaced_is_named_not_its_temp_file(
     assert "Traceback" not in refused.stderr and refused.stderr.count("\n") == 1, refused.stderr
     assert refused.stderr.startswith((f"{root / named}: (file): ", f"{named}: (file): ")), refused.stderr
     assert ".tmp" not in refused.stderr
+
+
+def test_an_override_committed_while_config_json_cannot_be_replaced_succeeds_with_a_warning(desk: tuple[Path, dict[str, str]]) -> None:
+    """The history line is the commit: a mirror config.json refuses afterwards must not make
+    the override look failed (an operator would run it again and reset the stint twice)."""
+    root, facts = desk
+    _desk_folder_read_only(root)
+    override = ("override", "--to", "proof", "--operator", "ops", "--reason", "migrating", "--password-stdin")
+    done = _cli(root, facts["at"], *override, stdin=PASSWORD + "\n", environ=ENV)
+    assert done.returncode == 0, (done.stdout, done.stderr)
+    assert done.stdout.startswith("override: now in proof"), done.stdout
+    assert done.stderr.count("\n") == 1 and done.stderr.startswith((f"warning: {root / 'config.json'}: (file): ", "warning: config.json: (file): ")), done.stderr
+    assert "recorded in the phase history" in done.stderr
+    overrides = (root / "logs" / "phase" / "phase-overrides.jsonl").read_text()
+    assert '"outcome":"success"' in overrides.replace(" ", ""), "the attempt's success line was not written"
+    _give_back(root)
+    _give_back(root / "config.json")
+    after = _cli(root, facts["at"], "status", "--json")
+    assert after.returncode == 0, after.stderr
+    assert '"proof"' in after.stdout
+    assert '"current_phase": "proof"' in (root / "config.json").read_text()
 
 
 # ---- the commands: the true answer, or one line naming the file; no record written ------------

@@ -274,7 +274,14 @@ def _run(argv: Sequence[str] | None, io: Io, environ: Mapping[str, str] | None, 
             problem = manager.journal_problem()
             if problem is not None and not (args.command == "check-trade" and args.emergency_exit):
                 raise problem  # an exit is always allowed: that answer survives a bad journal
-        return COMMANDS[args.command](manager, args, io)
+        code = COMMANDS[args.command](manager, args, io)
+        if manager.mirror_behind is not None:
+            lag = manager.mirror_behind
+            io.err(
+                f"warning: {lag.filename or args.config}: (file): {lag.strerror or lag}; the change is recorded "
+                "in the phase history, and config.json shows it once it can be written"
+            )
+        return code
     except InputError as error:
         io.err(error.one_line())
         return EXIT_USAGE
