@@ -392,19 +392,28 @@ def _desk_folder_read_only(root: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("take", "named"),
-    [(_desk_folder_read_only, "config.json"), (lambda root: _read_only(root / "logs"), "logs/high_water")],
+    ("take", "named", "exit_code", "first_line"),
+    [
+        # The refusal's override-log line is written; config.json cannot mirror it: the
+        # refusal stands (exit 1) and a warning names config.json.
+        (_desk_folder_read_only, "config.json", 1, "refused: gate not passed: "),
+        # The high-water must be kept before anything is recorded: nothing is, exit 2.
+        (lambda root: _read_only(root / "logs"), "logs/high_water", 2, ""),
+    ],
     ids=["config.json", "high-water mark"],
 )
 def test_a_file_its_folder_will_not_let_be_replaced_is_named_not_its_temp_file(
-    desk: tuple[Path, dict[str, str]], take: Callable[[Path], None], named: str
+    desk: tuple[Path, dict[str, str]], take: Callable[[Path], None], named: str, exit_code: int, first_line: str
 ) -> None:
     root, facts = desk
     take(root)
     refused = _cli(root, facts["at"], "advance", "--to", "proof", "--yes", "--operator", "ops")
-    assert refused.returncode == 2, (refused.stdout, refused.stderr)
-    assert "Traceback" not in refused.stderr and refused.stderr.count("\n") == 1, refused.stderr
-    assert refused.stderr.startswith((f"{root / named}: (file): ", f"{named}: (file): ")), refused.stderr
+    assert refused.returncode == exit_code, (refused.stdout, refused.stderr)
+    lines = refused.stderr.splitlines()
+    assert "Traceback" not in refused.stderr and len(lines) == (2 if first_line else 1), refused.stderr
+    assert lines[0].startswith(first_line), refused.stderr
+    prefix = "warning: " if first_line else ""
+    assert lines[-1].startswith((f"{prefix}{root / named}: (file): ", f"{prefix}{named}: (file): ")), refused.stderr
     assert ".tmp" not in refused.stderr
 
 
@@ -418,7 +427,7 @@ def test_an_override_committed_while_config_json_cannot_be_replaced_succeeds_wit
     assert done.returncode == 0, (done.stdout, done.stderr)
     assert done.stdout.startswith("override: now in proof"), done.stdout
     assert done.stderr.count("\n") == 1 and done.stderr.startswith((f"warning: {root / 'config.json'}: (file): ", "warning: config.json: (file): ")), done.stderr
-    assert "recorded in the phase history" in done.stderr
+    assert "is in the phase logs" in done.stderr
     overrides = (root / "logs" / "phase" / "phase-overrides.jsonl").read_text()
     assert '"outcome":"success"' in overrides.replace(" ", ""), "the attempt's success line was not written"
     _give_back(root)

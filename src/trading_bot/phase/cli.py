@@ -274,14 +274,7 @@ def _run(argv: Sequence[str] | None, io: Io, environ: Mapping[str, str] | None, 
             problem = manager.journal_problem()
             if problem is not None and not (args.command == "check-trade" and args.emergency_exit):
                 raise problem  # an exit is always allowed: that answer survives a bad journal
-        code = COMMANDS[args.command](manager, args, io)
-        if manager.mirror_behind is not None:
-            lag = manager.mirror_behind
-            io.err(
-                f"warning: {lag.filename or args.config}: (file): {lag.strerror or lag}; the change is recorded "
-                "in the phase history, and config.json shows it once it can be written"
-            )
-        return code
+        return COMMANDS[args.command](manager, args, io)
     except InputError as error:
         io.err(error.one_line())
         return EXIT_USAGE
@@ -314,6 +307,14 @@ def _run(argv: Sequence[str] | None, io: Io, environ: Mapping[str, str] | None, 
     finally:
         if desk is not None:
             desk.phase.journal.close()  # the index file is let go of now, not whenever collected
+            lag = desk.phase.mirror_behind
+            if lag is not None:
+                # A line was committed (a result or a refusal): the one line said it; this one
+                # says config.json does not show it yet.
+                io.err(
+                    f"warning: {lag.filename or args.config}: (file): {lag.strerror or lag}; what was recorded "
+                    "is in the phase logs, and config.json shows it once it can be written"
+                )
 
 
 def _json_refusal(args: argparse.Namespace, io: Io, reason: str) -> None:
