@@ -31,6 +31,8 @@ from freezegun import freeze_time
 
 import trading_bot
 from tests.phase.conftest import DESK_START, ENTRY_PRICE, PASSWORD, Desk
+from trading_bot.app import Desk as AppDesk
+from trading_bot.broker import PaperBroker
 
 UNPRIVILEGED = 65534
 REPO = Path(__file__).resolve().parents[1]
@@ -199,16 +201,18 @@ def _journal_file(root: Path, day: str) -> Path:
     return root / "logs" / "trades" / f"{day}.jsonl"
 
 
+def _paper_desk(root: str) -> AppDesk:
+    """The desk at `root` as the bot opens it, with a fresh paper broker (a restart)."""
+    return AppDesk.open(Path(root) / "config.json", environ=ENV, broker=PaperBroker(Decimal("1000000")))
+
+
 # ---- the bot: a journal file it may not read --------------------------------------------------
 
 
 def _bot_with_an_unreadable_journal_file(root: str, at: str, held: str, channel: Connection) -> None:
-    from trading_bot.app import Desk as AppDesk
-    from trading_bot.broker import PaperBroker
-
     drop_privileges()
     with freeze_time(datetime.fromisoformat(at)) as frozen:
-        desk = AppDesk.open(Path(root) / "config.json", environ=ENV, broker=PaperBroker(Decimal("1000000")))
+        desk = _paper_desk(root)
         entry = desk.enter("AAPL", "BUY", ENTRY_PRICE)
         restored = [position.order_id for position in desk.broker.open_positions()]
         frozen.tick(60)
@@ -218,7 +222,7 @@ def _bot_with_an_unreadable_journal_file(root: str, at: str, held: str, channel:
         assert channel.recv() == "restored"
         decision = desk.check_entry("AAPL", "BUY", ENTRY_PRICE)
         closes = [(record.order_id, str(record.net_pnl)) for record in desk.journal.closed_trades]
-        fresh = AppDesk.open(Path(root) / "config.json", environ=ENV, broker=PaperBroker(Decimal("1000000")))
+        fresh = _paper_desk(root)
         fresh_decision = fresh.check_entry("AAPL", "BUY", ENTRY_PRICE)
         fresh_closes = [(record.order_id, str(record.net_pnl)) for record in fresh.journal.closed_trades]
         channel.send([
@@ -248,13 +252,9 @@ def test_an_old_journal_file_it_may_not_read_halts_entries_but_not_the_exit(desk
 
 
 def _exit_unvouched(root: str, at: str, held: str, channel: Connection) -> None:
-    from trading_bot.app import Desk as AppDesk
-    from trading_bot.broker import PaperBroker
-
     drop_privileges()
     with freeze_time(datetime.fromisoformat(at)):
-        broker = PaperBroker(Decimal("1000000"))
-        desk = AppDesk.open(Path(root) / "config.json", environ=ENV, broker=broker)
+        desk = _paper_desk(root)
         restored = [position.order_id for position in desk.broker.open_positions()]
         outcomes = []
         for attempt in (lambda: desk.bot.close_position(held, ENTRY_PRICE + 1), lambda: desk.bot.flatten({"AAPL": ENTRY_PRICE})):
@@ -285,12 +285,9 @@ def test_a_position_a_newer_unreadable_file_may_have_closed_is_not_closed_again(
 
 
 def _bot_with_a_read_only_lock(root: str, at: str, held: str, channel: Connection) -> None:
-    from trading_bot.app import Desk as AppDesk
-    from trading_bot.broker import PaperBroker
-
     drop_privileges()
     with freeze_time(datetime.fromisoformat(at)) as frozen:
-        desk = AppDesk.open(Path(root) / "config.json", environ=ENV, broker=PaperBroker(Decimal("1000000")))
+        desk = _paper_desk(root)
         entry = desk.enter("AAPL", "BUY", ENTRY_PRICE)
         placed = [position.order_id for position in desk.broker.open_positions()]
         frozen.tick(60)
@@ -305,7 +302,7 @@ def _bot_with_a_read_only_lock(root: str, at: str, held: str, channel: Connectio
         desk.bot.close_position(again.record.order_id, ENTRY_PRICE)
         closes = [(record.order_id, str(record.net_pnl)) for record in desk.journal.closed_trades]
         decision = desk.check_entry("AAPL", "BUY", ENTRY_PRICE)
-        fresh = AppDesk.open(Path(root) / "config.json", environ=ENV, broker=PaperBroker(Decimal("1000000")))
+        fresh = _paper_desk(root)
         fresh_decision = fresh.check_entry("AAPL", "BUY", ENTRY_PRICE)
         fresh_closes = [(record.order_id, str(record.net_pnl)) for record in fresh.journal.closed_trades]
         channel.send([
@@ -490,12 +487,9 @@ def test_a_command_on_a_file_it_may_not_use_answers_truly_or_names_it_in_one_lin
 
 
 def _bot_with_a_read_only_journal_file(root: str, at: str, held: str, channel: Connection) -> None:
-    from trading_bot.app import Desk as AppDesk
-    from trading_bot.broker import PaperBroker
-
     drop_privileges()
     with freeze_time(datetime.fromisoformat(at)) as frozen:
-        desk = AppDesk.open(Path(root) / "config.json", environ=ENV, broker=PaperBroker(Decimal("1000000")))
+        desk = _paper_desk(root)
         entry = desk.enter("AAPL", "BUY", ENTRY_PRICE)
         frozen.tick(60)
         closed = desk.bot.close_position(held, ENTRY_PRICE + 1)
@@ -507,7 +501,7 @@ def _bot_with_a_read_only_journal_file(root: str, at: str, held: str, channel: C
         with_room = desk.check_entry("AAPL", "BUY", ENTRY_PRICE)
         again = desk.enter("AAPL", "BUY", ENTRY_PRICE)
         closes = [(record.order_id, str(record.net_pnl)) for record in desk.journal.closed_trades]
-        fresh = AppDesk.open(Path(root) / "config.json", environ=ENV, broker=PaperBroker(Decimal("1000000")))
+        fresh = _paper_desk(root)
         fresh_closes = [(record.order_id, str(record.net_pnl)) for record in fresh.journal.closed_trades]
         channel.send([with_room.allowed, again.accepted, len(desk.bot.unwritten), closes, fresh_closes])
 
@@ -539,12 +533,9 @@ def test_a_close_the_journal_file_refuses_waits_and_the_check_says_entries_are_h
 
 
 def _bot_with_an_index_it_may_not_write(root: str, at: str, held: str, channel: Connection) -> None:
-    from trading_bot.app import Desk as AppDesk
-    from trading_bot.broker import PaperBroker
-
     drop_privileges()
     with freeze_time(datetime.fromisoformat(at)) as frozen:
-        desk = AppDesk.open(Path(root) / "config.json", environ=ENV, broker=PaperBroker(Decimal("1000000")))
+        desk = _paper_desk(root)
         entries = []
         for _ in range(2):  # the second entry's look must index the first one's line
             entry = desk.enter("AAPL", "BUY", ENTRY_PRICE)
@@ -552,7 +543,7 @@ def _bot_with_an_index_it_may_not_write(root: str, at: str, held: str, channel: 
             frozen.tick(1)
         placed = sorted(position.order_id for position in desk.broker.open_positions())
         frozen.tick(60)
-        restarted = AppDesk.open(Path(root) / "config.json", environ=ENV, broker=PaperBroker(Decimal("1000000")))
+        restarted = _paper_desk(root)
         restored = sorted(position.order_id for position in restarted.broker.open_positions())
         closed = restarted.bot.close_position(held, ENTRY_PRICE + 1)
         channel.send([entries, placed, restored, closed.outcome, len(restarted.bot.unwritten)])
