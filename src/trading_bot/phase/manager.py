@@ -143,8 +143,8 @@ class PhaseManager:
         self._ledger_key: tuple[Any, ...] | None = None
         self._bookkeeping_key: tuple[Any, ...] | None = None
         self._swept = False
-        # config.json could not take the mirror of a change already committed to the phase
-        # history (its folder takes no new file, say): the change stands; the mirror catches up.
+        # config.json could not take the mirror of a change already committed to a phase log
+        # (its folder takes no new file, say): the change stands; the mirror catches up.
         self.mirror_behind: OSError | None = None
         self.snapshot = StateSnapshot(self.paths.logs_dir / DERIVED_DIR / STATE_FILE)
         self.entry_sessions = SavedEntrySessions(self.paths.logs_dir / DERIVED_DIR / ENTRY_SESSIONS_FILE)
@@ -632,9 +632,9 @@ class PhaseManager:
 
     def after_commit(self) -> None:
         """After a line that commits a change (a transition, an acknowledgement, an override
-        log line): the log holds it, so config.json's mirror of it is bookkeeping. A mirror the disk refuses does
-        not make the committed change look failed (an operator would retry it): it is kept
-        in `mirror_behind` and written at the next look that can."""
+        log line): the log holds it, so config.json's mirror of it is bookkeeping. A mirror
+        the disk refuses does not make the committed change look failed (an operator would
+        retry it): it is kept in `mirror_behind` and written at the next look that can."""
         self._replay = None
         self._state_key = None
         self._mirror_committed()
