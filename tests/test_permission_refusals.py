@@ -33,6 +33,7 @@ import trading_bot
 from tests.phase.conftest import DESK_START, ENTRY_PRICE, PASSWORD, Desk
 from trading_bot.app import Desk as AppDesk
 from trading_bot.broker import PaperBroker
+from trading_bot.market_calendar import holidays_package_closed_days
 
 UNPRIVILEGED = 65534
 REPO = Path(__file__).resolve().parents[1]
@@ -54,13 +55,27 @@ def drop_privileges() -> None:
     import encodings.utf_8_sig  # noqa: F401
     import importlib.metadata  # noqa: F401
     import filelock
+    import pydantic
     import pydantic.plugin._loader  # noqa: F401
 
     for name in dir(filelock):  # filelock loads its parts on first use
         getattr(filelock, name, None)
+    # pydantic imports some of its modules when a schema first needs them
+    # (`pydantic.dataclasses`, say): the interpreter's folders may be closed to the
+    # unprivileged user (a venv in a 0700 folder), so every module is loaded while they are not.
+    for info in pkgutil.walk_packages(pydantic.__path__, "pydantic."):
+        if info.name.startswith(("pydantic.mypy", "pydantic.v1", "pydantic.experimental")):
+            continue
+        try:
+            importlib.import_module(info.name)
+        except Exception:  # an optional part whose own dependency is not installed
+            continue
     for info in pkgutil.walk_packages(trading_bot.__path__, "trading_bot."):
         if not info.name.endswith("__main__"):
             importlib.import_module(info.name)
+    # The NYSE calendar asks `holidays` (which loads its market modules on first use)
+    # whenever the installed release is not the one the shipped table was made with.
+    holidays_package_closed_days(DESK_START.year)
     try:
         os.setgroups([])
         os.setgid(UNPRIVILEGED)
