@@ -11,6 +11,7 @@ import orjson
 from trading_bot.durable_files import LogsLock, append_durably, atomic_write_bytes, fsync_directory, open_regular, read_regular
 from trading_bot.errors import JournalError
 from trading_bot.high_water import HighWater
+from trading_bot.logging.query_helper import journal_file_names
 from trading_bot.logging.trade_record import OPEN, TradeRecord, parse_trade
 
 
@@ -36,7 +37,8 @@ def last_written_at(path: Path) -> datetime | None:
 
 
 class StructuredTradeLogger:
-    """Writes `logs/trades/YYYY-MM-DD.jsonl` (UTC date of the write) append-only."""
+    """Writes `logs/trades/YYYY-MM-DD.jsonl` (UTC date of the write) append-only; an exit
+    whose day file the folder will not let be created goes to the newest journal file."""
 
     def __init__(self, trades_dir: Path, lock: LogsLock) -> None:
         self.trades_dir = Path(trades_dir)
@@ -57,20 +59,38 @@ class StructuredTradeLogger:
         """
         path = self.path_for(at)
         with self.lock.held():
-            self.set_aside_torn_tail(path, at)
-            floor = last_written_at(path)
-            if floor is not None:
-                record = record.stamped_no_earlier_than(floor)
             try:
-                self.high_water.raise_to(record.written_at)
-            except OSError:
-                if record.outcome == OPEN:
-                    raise  # an entry waits until the high-water can be kept
-                # An exit's record never waits on bookkeeping: left unraised, the high-water
-                # can only make this line look future-dated after a clock step back, which
-                # halts entries (the safe side), never lets one through.
-            append_durably(path, orjson.dumps(record.to_json_dict()) + b"\n")
+                self._append(path, record, at)
+            except PermissionError:
+                newest = self._newest_file() if record.outcome != OPEN and not os.path.lexists(path) else None
+                if newest is None:
+                    raise
+                # The folder takes no new file today. An exit already happened at the broker: a
+                # record waiting in memory dies with the process, and a restart would take the
+                # position for open. The newest file is never older than the entry's.
+                self._append(newest, record, at)
+                return newest
         return path
+
+    def _append(self, path: Path, record: TradeRecord, at: datetime) -> None:
+        self.set_aside_torn_tail(path, at)
+        floor = last_written_at(path)
+        if floor is not None:
+            record = record.stamped_no_earlier_than(floor)
+        try:
+            self.high_water.raise_to(record.written_at)
+        except OSError:
+            if record.outcome == OPEN:
+                raise  # an entry waits until the high-water can be kept
+            # An exit's record never waits on bookkeeping: left unraised, the high-water
+            # can only make this line look future-dated after a clock step back, which
+            # halts entries (the safe side), never lets one through.
+        append_durably(path, orjson.dumps(record.to_json_dict()) + b"\n")
+
+    def _newest_file(self) -> Path | None:
+        """The journal file last by name: it sorts after the file of every entry still open."""
+        names = journal_file_names(self.trades_dir)
+        return self.trades_dir / names[-1] if names else None
 
     def set_aside_torn_tail(self, path: Path, at: datetime) -> Path | None:
         """A crash can leave an unterminated last line; appending after it would merge two
