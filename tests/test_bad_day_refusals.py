@@ -29,6 +29,7 @@ from tests.test_disk_full_writers import _a_trial_two_losses_in
 from tests.test_index_disk_full import answer_of_a_child, make_room, refuse_writes_past
 from tests.test_permission_refusals import (
     ENV,
+    UNPRIVILEGED,
     _answer_unprivileged,
     _cli,
     _give_back,
@@ -292,23 +293,55 @@ def _entry_on_the_new_day(root: str, at: str, channel: Connection) -> None:
         desk = _paper_desk(root)
         positions = sorted(position.order_id for position in desk.broker.open_positions())
         cash = desk.broker.cash
+        check = desk.check_entry("AAPL", "BUY", ENTRY_PRICE)
         entry = desk.enter("AAPL", "BUY", ENTRY_PRICE)
         after = sorted(position.order_id for position in desk.broker.open_positions())
-        channel.send([entry.accepted, entry.record is None, entry.code, entry.reason, positions, after, str(cash), str(desk.broker.cash)])
+        channel.send([
+            (check.allowed, check.code, check.reason, check.state.phase.value, str(check.state.size)),
+            entry.accepted, entry.record is None, entry.code, entry.reason, positions, after, str(cash), str(desk.broker.cash),
+        ])
 
 
 def test_an_entry_on_a_day_whose_file_the_folder_refuses_places_no_order(new_day: tuple[Path, dict[str, str]]) -> None:
     root, facts = new_day
     before = _journal_files(root)
-    (accepted, nothing_journaled, code, reason, positions, after, cash, cash_after), = _answer_unprivileged(
+    (check, accepted, nothing_journaled, code, reason, positions, after, cash, cash_after), = _answer_unprivileged(
         _entry_on_the_new_day, str(root), facts["at"]
     )
     today = _trades(root) / "2026-03-03.jsonl"
+    # The check says what the entry meets (a loop that enters when it allows is not refused
+    # at every turn), with the state it read.
+    allowed, check_code, check_reason, phase, size = check
+    assert (allowed, check_code, phase, size) == (False, "logs_unwritable", "experience", "100"), check
+    assert check_reason is not None and str(today) in check_reason, check_reason
     assert not accepted and nothing_journaled and code == "logs_unwritable"
     assert reason is not None and str(today) in reason and "no order placed" in reason, reason
     assert positions == after == sorted([facts["first"], facts["second"]])
     assert cash == cash_after
     assert _journal_files(root) == before and not today.exists()
+
+
+
+def _entry_into_a_file_that_exists(root: str, at: str, channel: Connection) -> None:
+    drop_privileges()
+    with freeze_time(datetime.fromisoformat(at)):
+        desk = _paper_desk(root)
+        check = desk.check_entry("AAPL", "BUY", ENTRY_PRICE)
+        entry = desk.enter("AAPL", "BUY", ENTRY_PRICE)
+        channel.send([(check.allowed, check.reason), entry.record.order_id if entry.record else entry.reason])
+
+
+def test_a_folder_that_takes_no_new_file_still_takes_an_entry_into_todays_file(new_day: tuple[Path, dict[str, str]]) -> None:
+    """Today's file was made before the folder closed: nothing needs creating, so the check
+    allows and the entry is placed and journaled there."""
+    root, facts = new_day
+    today = _trades(root) / "2026-03-03.jsonl"
+    today.touch()
+    os.chown(today, UNPRIVILEGED, UNPRIVILEGED)
+    (check, placed), = _answer_unprivileged(_entry_into_a_file_that_exists, str(root), facts["at"])
+    assert check == (True, None)
+    assert placed.startswith("bot-"), placed
+    assert [json.loads(line)["order_id"] for line in today.read_text(encoding="utf-8").splitlines()] == [placed]
 
 
 def _exits_on_the_new_day(root: str, at: str, first: str, channel: Connection) -> None:

@@ -162,7 +162,11 @@ class TradingBot:
                 halted = self._halted_reason()
             if halted is not None:
                 return refused_without_state(order, CODE_LOGS, halted)
-        return self.phase.gate.entry_decision(order, broker_breaker=self.broker_breaker.state)
+        decision = self.phase.gate.entry_decision(order, broker_breaker=self.broker_breaker.state)
+        refused = self.journal_writer.new_file_refused(order.at) if decision.allowed else None
+        if refused is not None:
+            return decision.refused(Refusal(CODE_LOGS, f"the journal cannot be written ({refused}); entries halted"))
+        return decision
 
     def execute_trade(
         self,

@@ -87,6 +87,15 @@ class StructuredTradeLogger:
             # halts entries (the safe side), never lets one through.
         append_durably(path, orjson.dumps(record.to_json_dict()) + b"\n")
 
+    def new_file_refused(self, at: datetime) -> str | None:
+        """Why an entry's record could not be written at `at`: its day file does not exist yet
+        and the folder takes no new file. A check says so before an entry tries (and is
+        refused, recorded, at every turn of a loop)."""
+        path = self.path_for(at)
+        if os.path.lexists(path) or not self.trades_dir.is_dir() or os.access(self.trades_dir, os.W_OK | os.X_OK):
+            return None
+        return f"{path}: the folder {self.trades_dir} takes no new file"
+
     def _newest_file(self) -> Path | None:
         """The journal file last by name: it sorts after the file of every entry still open."""
         names = journal_file_names(self.trades_dir)
