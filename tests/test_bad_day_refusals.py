@@ -381,7 +381,9 @@ def test_exits_on_a_day_whose_file_the_folder_refuses_survive_a_restart(new_day:
     while_refused: dict[str, Any] = {}
 
     def restore() -> None:
-        while_refused["answers"] = [_cli(root, facts["at"], *command) for command in (("status", "--json"), ("verify",))]
+        while_refused["answers"] = [
+            _cli(root, facts["at"], *command) for command in (("status", "--json"), ("verify",), ("check-trade", "--json"))
+        ]
         _give_back(_trades(root))
         _trades(root).chmod(0o755)
 
@@ -396,8 +398,15 @@ def test_exits_on_a_day_whose_file_the_folder_refuses_survive_a_restart(new_day:
     assert not accepted and reason is not None and str(_trades(root) / "2026-03-03.jsonl") in reason, reason
     yesterdays = (_trades(root) / "2026-03-02.jsonl").read_text(encoding="utf-8")
     assert yesterdays.count(f'"order_id":"{first}"') == 2 and yesterdays.count(f'"order_id":"{second}"') == 2
-    status, verify = while_refused["answers"]
+    status, verify, check = while_refused["answers"]
     assert status.returncode == 0 and verify.returncode == 0, (status.stderr, verify.stdout, verify.stderr)
+    # Nothing is damaged, and no command says entries are allowed when none could be journaled.
+    today = str(_trades(root) / "2026-03-03.jsonl")
+    shown = json.loads(status.stdout)
+    assert (shown["entries_allowed"], shown["entry_refusal_code"]) == (False, "logs_unwritable") and today in shown["entry_refusal"], shown
+    assert check.returncode == 1, (check.stdout, check.stderr)
+    checked = json.loads(check.stdout)
+    assert (checked["allowed"], checked["code"]) == (False, "logs_unwritable") and today in checked["reason"], checked
     # Back: the running bot, the restarted one and a fresh process answer alike.
     assert answers[0] == answers[1] == answers[2], answers
     decision, state, closes_after, open_after = answers[0]

@@ -162,11 +162,7 @@ class TradingBot:
                 halted = self._halted_reason()
             if halted is not None:
                 return refused_without_state(order, CODE_LOGS, halted)
-        decision = self.phase.gate.entry_decision(order, broker_breaker=self.broker_breaker.state)
-        refused = self.journal_writer.new_file_refused(order.at) if decision.allowed else None
-        if refused is not None:
-            return decision.refused(Refusal(CODE_LOGS, f"the journal cannot be written ({refused}); entries halted"))
-        return decision
+        return self.phase.gate.with_journal_room(self.phase.gate.entry_decision(order, broker_breaker=self.broker_breaker.state))
 
     def execute_trade(
         self,

@@ -36,6 +36,21 @@ def last_written_at(path: Path) -> datetime | None:
         return None  # an unreadable last line is the reader's to report, not a floor
 
 
+def journal_file_of(trades_dir: Path, moment: datetime) -> Path:
+    """The journal file a record written at `moment` goes to (the UTC date of the write)."""
+    return Path(trades_dir) / f"{moment.astimezone(timezone.utc).date().isoformat()}.jsonl"
+
+
+def new_file_refused(trades_dir: Path, moment: datetime) -> str | None:
+    """Why an entry's record could not be written at `moment`: its day file does not exist yet
+    and the folder takes no new file. A check says so before an entry tries (a loop that
+    enters when the check allows would otherwise be refused, and recorded, at every turn)."""
+    path = journal_file_of(trades_dir, moment)
+    if os.path.lexists(path) or not os.path.isdir(trades_dir) or os.access(trades_dir, os.W_OK | os.X_OK):
+        return None
+    return f"{path}: the folder {trades_dir} takes no new file"
+
+
 class StructuredTradeLogger:
     """Writes `logs/trades/YYYY-MM-DD.jsonl` (UTC date of the write) append-only; an exit
     whose day file the folder will not let be created goes to the newest journal file."""
@@ -47,7 +62,7 @@ class StructuredTradeLogger:
         self.recovered_fragments: list[Path] = []
 
     def path_for(self, moment: datetime) -> Path:
-        return self.trades_dir / f"{moment.astimezone(timezone.utc).date().isoformat()}.jsonl"
+        return journal_file_of(self.trades_dir, moment)
 
     def log_trade(self, record: TradeRecord, at: datetime) -> Path:
         """Append one record durably; returns the file written.
@@ -86,15 +101,6 @@ class StructuredTradeLogger:
             # can only make this line look future-dated after a clock step back, which
             # halts entries (the safe side), never lets one through.
         append_durably(path, orjson.dumps(record.to_json_dict()) + b"\n")
-
-    def new_file_refused(self, at: datetime) -> str | None:
-        """Why an entry's record could not be written at `at`: its day file does not exist yet
-        and the folder takes no new file. A check says so before an entry tries (and is
-        refused, recorded, at every turn of a loop)."""
-        path = self.path_for(at)
-        if os.path.lexists(path) or not self.trades_dir.is_dir() or os.access(self.trades_dir, os.W_OK | os.X_OK):
-            return None
-        return f"{path}: the folder {self.trades_dir} takes no new file"
 
     def _newest_file(self) -> Path | None:
         """The journal file last by name: it sorts after the file of every entry still open."""

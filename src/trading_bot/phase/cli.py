@@ -341,7 +341,7 @@ def _operator(value: str | None) -> str:
 def _status(manager: PhaseManager, args: argparse.Namespace, io: Io) -> int:
     damage = manager.damage()
     state = manager.state()
-    decision = manager.gate.entry_decision()
+    decision = manager.gate.with_journal_room(manager.gate.entry_decision())
     trading = decision.state
     next_at = _limit_lifts_at(decision)
     stint = state.ledger.stint
@@ -503,7 +503,7 @@ def _acknowledge(manager: PhaseManager, args: argparse.Namespace, io: Io) -> int
 
 
 def _check_trade(manager: PhaseManager, args: argparse.Namespace, io: Io) -> int:
-    decision = manager.gate.entry_decision()
+    decision = manager.gate.with_journal_room(manager.gate.entry_decision())
     state = decision.state
     payload = {
         "allowed": decision.allowed,

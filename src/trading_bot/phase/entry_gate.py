@@ -26,7 +26,8 @@ from trading_bot.phase.engine import PhaseState, scaling_settings
 from trading_bot.phase.log_format import LogDamaged
 from trading_bot.phase.record_types import ENTRY_REFUSED
 from trading_bot.phase.position_sizing import EffectiveSize, effective_size
-from trading_bot.entry_checks import CODE_STATE, EntryChain, EntryDecision, OrderIntent, TradingState, refused_without_state
+from trading_bot.entry_checks import CODE_LOGS, CODE_STATE, EntryChain, EntryDecision, OrderIntent, Refusal, TradingState, refused_without_state
+from trading_bot.logging.structured_logger import new_file_refused
 
 if TYPE_CHECKING:
     from trading_bot.phase.manager import PhaseManager
@@ -110,6 +111,17 @@ class EntryGate:
                 read_monotonic=started,
             )
         return chain.decide(order, trading, broker_breaker)
+
+    def with_journal_room(self, decision: EntryDecision) -> EntryDecision:
+        """`decision`, refused as the entry would be when its record has nowhere to go (today's
+        journal file missing, the folder taking no new file). Off the hot path: the bot's
+        check, `status` and `check-trade` ask; an `--as-of` view answers for another moment."""
+        if not decision.allowed or self.manager.read_only:
+            return decision
+        refused = new_file_refused(self.manager.paths.trades_dir, decision.state.at)
+        if refused is None:
+            return decision
+        return decision.refused(Refusal(CODE_LOGS, f"the journal cannot be written ({refused}); entries halted"))
 
     def _unchanged_since(self, read: _ReadRecords) -> TradingState | None:
         """The state last read, at the clock's reading now, if nothing that decides it changed.
