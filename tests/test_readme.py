@@ -12,7 +12,7 @@ import shlex
 import shutil
 import subprocess
 import sys
-from datetime import datetime, time, timezone
+from datetime import date, datetime, time, timezone
 from enum import Enum
 from decimal import Decimal
 from pathlib import Path
@@ -160,6 +160,29 @@ def test_the_replay_of_the_goog_backtest_prints_what_the_readme_shows(tmp_path: 
     code, printed = run_cli(shlex.split(typed)[3:])
     assert code == 0, printed
     assert_shows(documented.splitlines(), printed)
+
+
+
+def test_reading_status_shows_what_status_prints_on_that_proof_desk(tmp_path: Path) -> None:
+    """The desk the README describes: proof by an override on 2026-03-30 at 08:00 New York,
+    that day without an entry, then one winning trade of $30 a session up to and including
+    2026-04-14's, closed by 08:02 (ten closed trades, a one-day run without an entry)."""
+    from tests.phase.conftest import PASSWORD, Desk
+
+    with freeze_time(datetime(2026, 3, 30, 12, 0, tzinfo=timezone.utc)) as frozen:
+        desk = Desk(tmp_path, frozen, {"PHASE_OVERRIDE_PASSWORD": PASSWORD})
+        code, _, err = desk.cli("override", "--to", "proof", "--operator", "alice", "--reason", "the README's desk", "--password-stdin", stdin=PASSWORD + "\n")
+        assert code == 0, err
+        desk.start()
+        desk.day = date(2026, 3, 30)
+        while desk.day < date(2026, 4, 14):
+            desk.next_session()
+            desk.trade(30)
+        transcript = fenced_blocks(section("### Reading `status`", "### When the breaker trips"))[0]
+        [(args, _, documented)] = documented_commands(transcript)
+        code, out, err = desk.cli(*args)
+    assert code == 0, err
+    assert_shows(documented, out.splitlines())
 
 
 # ---- the command table and `--help` -----------------------------------------------------------
