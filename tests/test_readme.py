@@ -1,6 +1,7 @@
-"""The README's examples run as written: "Use it from your own bot" on a desk in tmp_path, the
-five-minute tour on the demo desk at the moment its output was taken, and the replay of the
-GOOG backtest; each documented output line is compared with what the command prints."""
+"""The README says what the code does: its examples run as written ("Use it from your own
+bot", the five-minute tour on the demo desk at the moment its output was taken, the replay
+of the GOOG backtest, the Reading `status` desk) and print the lines it shows; its command
+table is what `--help` says; its configuration reference is what config_schema.py reads."""
 
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ import shutil
 import subprocess
 import sys
 from datetime import date, datetime, time, timezone
-from enum import Enum
 from decimal import Decimal
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +103,12 @@ def documented_commands(block: str) -> list[tuple[list[str], int | None, list[st
     return commands
 
 
+def shown_as(documented: str, printed: str) -> bool:
+    if documented.endswith("; ..."):
+        return printed.startswith(documented[: -len("...")])
+    return printed == documented
+
+
 def assert_shows(documented: list[str], printed: list[str]) -> None:
     """Every documented line is printed, in order: a line `...` stands for any lines, a line
     ending in `; ...` for the rest of that line; every other line is compared whole."""
@@ -111,11 +118,7 @@ def assert_shows(documented: list[str], printed: list[str]) -> None:
         if expected.strip() == "...":
             skipping = True
             continue
-        def same(actual: str) -> bool:
-            if expected.endswith("; ..."):
-                return actual.startswith(expected[: -len("...")])
-            return actual == expected
-        while position < len(printed) and not same(printed[position]):
+        while position < len(printed) and not shown_as(expected, printed[position]):
             assert skipping, f"README shows {expected!r}, the command printed {printed[position]!r}"
             position += 1
         assert position < len(printed), f"README shows {expected!r}, the command printed no such line"
