@@ -164,7 +164,9 @@ def build_parser() -> _Parser:
         description="Phase progression: status and control.",
         epilog=_EVERY_EXIT,
     )
-    parser.add_argument("--config", type=Path, default=Path("config.json"), metavar="PATH", help="config.json (default ./config.json)")
+    # No default here: whether the operator named a config.json is asked by the commands that
+    # build their own desk (`_settings_named`); the others fall back to ./config.json.
+    parser.add_argument("--config", type=Path, default=None, metavar="PATH", help="config.json (default ./config.json)")
     parser.add_argument("--logs-dir", type=Path, default=None, metavar="DIR", help="logs folder (default: logs/ beside the config)")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands.required = True
@@ -272,6 +274,9 @@ def _run(argv: Sequence[str] | None, io: Io, environ: Mapping[str, str] | None, 
         return EXIT_USAGE
     except _HelpShown:
         return EXIT_OK
+    args.config_named = args.config is not None
+    if args.config is None:
+        args.config = Path("config.json")
     if args.command == "hash-password":
         try:
             return _hash_password(args, io)
@@ -703,7 +708,7 @@ def _replay(args: argparse.Namespace, io: Io, clock: Clock) -> int:
             io.stderr.write(f"\rreplaying {step}/{total}")
             io.stderr.flush()
 
-    result = replay(args.trades, now=clock.now(), config=args.replay_config, from_phase=args.from_phase, progress=progress if show_progress else None)
+    result = replay(args.trades, now=clock.now(), config=_replay_settings(args), from_phase=args.from_phase, progress=progress if show_progress else None)
     if show_progress:
         io.stderr.write("\r" + " " * 30 + "\r")
     if args.json:
@@ -720,11 +725,34 @@ def _replay(args: argparse.Namespace, io: Io, clock: Clock) -> int:
     return EXIT_OK
 
 
+def _replay_settings(args: argparse.Namespace) -> Path | None:
+    """The settings a replay runs under: its own `--config`, else the one the global
+    `--config` names, else None (the shipped defaults). Two different files are refused:
+    a what-if under settings the operator did not mean is worse than no answer."""
+    if not args.config_named:
+        return args.replay_config
+    if args.replay_config is not None and args.replay_config != args.config:
+        raise UsageError(
+            f"replay: two settings files named ({args.config} before the command, {args.replay_config} after it); name one"
+        )
+    return args.config
+
+
+def _refuse_unread_desk_options(args: argparse.Namespace) -> None:
+    """A desk option the command would not read is refused rather than ignored: `simulate`
+    builds its demo desk from the shipped defaults, and neither command opens a logs folder."""
+    if args.logs_dir is not None:
+        raise UsageError(f"{args.command}: --logs-dir is not read by this command (it works in a folder of its own); drop it")
+    if args.command == "simulate" and args.config_named:
+        raise UsageError("simulate: --config is not read (the demo desk uses the shipped defaults, in --workdir); drop it")
+
+
 def _run_deskless(args: argparse.Namespace, io: Io, clock: Clock) -> int:
     """Commands that build their own desk (a demo or a scratch folder) instead of opening one."""
     from trading_bot.phase.simulation import SimulationError
 
     try:
+        _refuse_unread_desk_options(args)
         return DESKLESS[args.command](args, io, clock)
     except InputError as error:
         io.err(error.one_line())
