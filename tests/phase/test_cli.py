@@ -167,6 +167,38 @@ def test_status_shows_ready_when_the_gate_passes(desk: Desk) -> None:
     assert "  ✓ profitable sessions 1 ≥ required 1" in out
 
 
+def test_status_with_a_passing_gate_and_a_tripped_breaker_says_to_acknowledge_first(desk: Desk) -> None:
+    criteria = ("phase_progression", "experience", "advancement_criteria")
+    desk.edit_config({(*criteria, "min_sessions"): 0, (*criteria, "min_win_rate"): None, (*criteria, "min_avg_rr"): None})
+    trip_breaker(desk)
+    code, out, _ = desk.cli("status")
+    assert code == 0
+    assert (
+        "Next phase   Proof of Concept (proof): the gate passes, but no advance while the breaker is tripped: "
+        "`acknowledge` it, then python -m trading_bot.phase advance --to proof\n"
+    ) in out
+    assert "READY" not in out
+    payload = status_json(desk)
+    assert (payload["readiness"]["ready"], payload["suggested_advance"]) == (True, False)
+    desk.cli("acknowledge", "--operator", "alice")
+    assert "Next phase   Proof of Concept (proof): READY — advance with: python -m trading_bot.phase advance --to proof\n" in desk.cli("status")[1]
+
+
+def test_status_with_a_passing_gate_on_damaged_logs_says_recover_first(desk: Desk) -> None:
+    ready_for_proof(desk)
+    desk.cli("status")
+    tamper_history_line(desk, 1, journal_net_pnl="999.00")
+    code, out, _ = desk.cli("status")
+    assert code == 1
+    assert (
+        "Next phase   Proof of Concept (proof): the gate passes on the records that could be read, "
+        "but no advance until the phase logs are restored: run `recover`\n"
+    ) in out
+    assert "READY" not in out
+    code, payload = desk.cli_json("status")
+    assert (code, payload["readiness"]["ready"], payload["suggested_advance"]) == (1, True, False)
+
+
 def test_status_gives_countdown_when_session_limit_reached(desk: Desk) -> None:
     override_to(desk, "proof")
     desk.trade(5)  # Monday 10:00 EST; the clock ends at 10:02

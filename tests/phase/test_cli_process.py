@@ -109,3 +109,58 @@ def test_override_without_a_configured_password_names_both_variables(workdir: Pa
     )
     assert result.returncode == 1
     assert "PHASE_OVERRIDE_PASSWORD" in result.stderr and "PHASE_OVERRIDE_PASSWORD_HASH" in result.stderr
+
+
+def at_a_terminal(workdir: Path, *args: str, prompt: bytes) -> tuple[int, str]:
+    """Run a command on a real pseudo-terminal, wait for its prompt, then type Ctrl-D
+    (end of input) as an operator changing their mind would; its exit code and output."""
+    import pty
+    import select
+
+    leader, follower = pty.openpty()
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PHASE_")}
+    env["PHASE_OVERRIDE_PASSWORD"] = PASSWORD
+    process = subprocess.Popen(
+        [sys.executable, "-m", "trading_bot.phase", *args],
+        cwd=workdir, stdin=follower, stdout=follower, stderr=follower, env=env, start_new_session=True,
+    )
+    os.close(follower)
+    seen = b""
+    try:
+        while prompt not in seen:
+            ready, _, _ = select.select([leader], [], [], 60)
+            assert ready, f"no prompt within 60 s; seen {seen!r}"
+            seen += os.read(leader, 4096)
+        os.write(leader, b"\x04")
+        while True:
+            ready, _, _ = select.select([leader], [], [], 60)
+            assert ready, f"no end within 60 s; seen {seen!r}"
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:  # the follower side closed: the process is gone
+                break
+            if not chunk:
+                break
+            seen += chunk
+        code = process.wait(timeout=60)
+    finally:
+        os.close(leader)
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    return code, seen.decode("utf-8", "backslashreplace")
+
+
+def test_end_of_input_at_the_hash_password_prompt_is_one_line_and_exit_2(workdir: Path) -> None:
+    code, seen = at_a_terminal(workdir, "hash-password", prompt=b"New override password: ")
+    assert code == 2, seen
+    assert "Traceback" not in seen
+    assert seen.rstrip().endswith("usage: input ended before an answer was given; nothing printed")
+
+
+def test_end_of_input_at_the_override_password_prompt_records_nothing(workdir: Path) -> None:
+    code, seen = at_a_terminal(workdir, "override", "--to", "proof", "--operator", "alice", "--reason", "test", prompt=b"Override password: ")
+    assert code == 2, seen
+    assert "Traceback" not in seen
+    assert seen.rstrip().endswith("usage: input ended before an answer was given; nothing recorded")
+    assert history(workdir) == []

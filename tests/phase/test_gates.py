@@ -852,20 +852,46 @@ def test_validate_transition_skipping_a_phase_is_refused(desk: Desk) -> None:
 
 def test_validate_transition_skipping_a_phase_says_the_spec_sentence(desk: Desk) -> None:
     _, _, err = desk.cli("validate-transition", "--to", "scaling")
-    assert "phases advance one at a time; use override" in err
+    assert err == (
+        "refused: phases advance one at a time; use override "
+        "(from experience the next phase is proof, not scaling; to skip a rung: override --to scaling)\n"
+    )
 
 
 def test_validate_transition_to_the_phase_below_is_refused(desk: Desk) -> None:
     advance_to(desk, "proof")
     code, out, err = desk.cli("validate-transition", "--to", "experience")
     assert (code, out) == (1, "")
-    assert "phases advance one at a time" in err
+    assert err == (
+        "refused: phases advance one at a time; use override (proof → experience is a step down: advance only climbs, "
+        "and the next phase is trial; to step down: override --to experience)\n"
+    )
 
 
 def test_validate_transition_to_the_current_phase_is_refused(desk: Desk) -> None:
     code, _, err = desk.cli("validate-transition", "--to", "experience")
     assert code == 1
-    assert "phases advance one at a time" in err
+    assert err == (
+        "refused: phases advance one at a time; use override (already in experience, and the next phase is proof; "
+        "to start a new experience stint: override --reset-progress)\n"
+    )
+
+
+def test_advance_to_the_current_phase_says_so_and_records_the_reason(desk: Desk) -> None:
+    advance_to(desk, "trial")
+    code, _, err = desk.cli("advance", "--to", "trial", "--operator", "ops", "--yes")
+    assert code == 1
+    assert "(already in trial, and the next phase is scaling; to start a new trial stint: override --reset-progress)" in err
+    refused = [line for line in desk.overrides() if line["type"] == "advance_refused"][-1]
+    assert refused["failures"] == [err.removeprefix("refused: ").rstrip("\n")]
+
+
+def test_at_the_top_of_the_ladder_an_advance_says_there_is_nothing_above(desk: Desk) -> None:
+    advance_to(desk, "scaling")
+    _, _, same = desk.cli("validate-transition", "--to", "scaling")
+    _, _, lower = desk.cli("validate-transition", "--to", "proof")
+    assert same == "refused: phases advance one at a time; use override (scaling is the top of the ladder: there is no phase to advance to)\n"
+    assert lower.endswith("(scaling is the top of the ladder: there is no phase to advance to; to step down: override --to proof)\n")
 
 
 def test_advance_with_a_failed_gate_is_refused(desk: Desk) -> None:

@@ -135,76 +135,114 @@ def default_operator() -> str:
         return "operator"
 
 
+# What each command's exit code means, as the README's command table says it; `--help`
+# prints it under the options.
+EXIT_CODES: dict[str, str] = {
+    "status": "0; 1 if the phase logs are damaged",
+    "validate-transition": "0 ready, 1 not (or not the next phase)",
+    "advance": "0; 1 refused (recorded); 2 no terminal and no --yes (nothing recorded)",
+    "override": "0; 1 refused (recorded); 2 --to the current phase or no way to read the password",
+    "acknowledge": "0 (nothing recorded if nothing was tripped); 1 the phase logs are damaged",
+    "check-trade": "0 allowed, 1 refused",
+    "verify": "0 intact, 1 otherwise",
+    "recover": "0",
+    "hash-password": "0; 2 empty or mismatched",
+    "export": "0; 2 reversed range, bad date, unwritable output or one on the desk's records",
+    "report": "0; 2 unwritable output or one on the desk's records",
+    "replay": "0; 2 a bad row (file, row and column named)",
+    "simulate": "0; 2 a non-empty --workdir or bad numbers",
+}
+_EVERY_EXIT = (
+    "exit 2 is always bad usage or bad input (one line on stderr, nothing written); exit 1 also when a writer "
+    "cannot get the logs lock within 10 s (busy); 141 when standard output is closed"
+)
+
+
 def build_parser() -> _Parser:
-    parser = _Parser(prog="python -m trading_bot.phase", description="Phase progression: status and control.")
-    parser.add_argument("--config", type=Path, default=Path("config.json"), help="config.json (default ./config.json)")
-    parser.add_argument("--logs-dir", type=Path, default=None, help="logs folder (default: logs/ beside the config)")
+    parser = _Parser(
+        prog="python -m trading_bot.phase",
+        description="Phase progression: status and control.",
+        epilog=_EVERY_EXIT,
+    )
+    # No default here: whether the operator named a config.json is asked by the commands that
+    # build their own desk (`_settings_named`); the others fall back to ./config.json.
+    parser.add_argument("--config", type=Path, default=None, metavar="PATH", help="config.json (default ./config.json)")
+    parser.add_argument("--logs-dir", type=Path, default=None, metavar="DIR", help="logs folder (default: logs/ beside the config)")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands.required = True
 
-    def as_of(sub: argparse.ArgumentParser) -> None:
-        sub.add_argument("--as-of", type=_moment, default=None, help="see the records as they were (read-only)")
+    def command(name: str, summary: str) -> argparse.ArgumentParser:
+        return commands.add_parser(name, help=summary, description=summary, epilog=f"exit: {EXIT_CODES[name]}")
 
-    status = commands.add_parser("status", help="phase, size, entries, breaker, readiness")
-    status.add_argument("--json", action="store_true")
+    def as_of(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--as-of", type=_moment, default=None, metavar="T", help="see the records as they were then (ISO 8601 with Z or an offset; read-only)")
+
+    def as_json(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--json", action="store_true", help="one JSON object instead of text")
+
+    def to_phase(sub: argparse.ArgumentParser | argparse._MutuallyExclusiveGroup, summary: str, required: bool) -> None:
+        sub.add_argument("--to", type=_phase, required=required, metavar="P", help=f"{summary}: experience, proof, trial or scaling")
+
+    status = command("status", "phase, size, entries, breaker, readiness")
+    as_json(status)
     as_of(status)
 
-    validate = commands.add_parser("validate-transition", help="evaluate the gate for a phase")
-    validate.add_argument("--to", type=_phase, required=True)
-    validate.add_argument("--json", action="store_true")
+    validate = command("validate-transition", "evaluate the gate for the next phase")
+    to_phase(validate, "the next phase", True)
+    as_json(validate)
     as_of(validate)
 
-    advance = commands.add_parser("advance", help="advance one phase after the gates pass")
-    advance.add_argument("--to", type=_phase, required=True)
-    advance.add_argument("--operator", default=None)
-    advance.add_argument("--yes", action="store_true", help="confirm without a prompt")
+    advance = command("advance", "advance one phase after the gates pass")
+    to_phase(advance, "the next phase", True)
+    advance.add_argument("--operator", default=None, metavar="ID", help="who advances (default: your login name)")
+    advance.add_argument("--yes", action="store_true", help="confirm without a prompt (needed without a terminal)")
 
-    override = commands.add_parser("override", help="move to any phase or reset the stint (password)")
+    override = command("override", "move to any phase or reset the stint (password)")
     target = override.add_mutually_exclusive_group(required=True)
-    target.add_argument("--to", type=_phase)
-    target.add_argument("--reset-progress", action="store_true")
-    override.add_argument("--operator", required=True)
-    override.add_argument("--reason", required=True)
-    override.add_argument("--password-stdin", action="store_true")
+    to_phase(target, "the phase to move to", False)
+    target.add_argument("--reset-progress", action="store_true", help="start a new stint of the current phase")
+    override.add_argument("--operator", required=True, metavar="ID", help="who overrides")
+    override.add_argument("--reason", required=True, metavar="TEXT", help="why (recorded)")
+    override.add_argument("--password-stdin", action="store_true", help="read the password from standard input, not a prompt")
 
-    acknowledge = commands.add_parser("acknowledge", help="clear a tripped phase breaker")
-    acknowledge.add_argument("--operator", required=True)
-    acknowledge.add_argument("--note", default=None)
+    acknowledge = command("acknowledge", "clear a tripped phase breaker")
+    acknowledge.add_argument("--operator", required=True, metavar="ID", help="who reviewed the trip")
+    acknowledge.add_argument("--note", default=None, metavar="TEXT", help="what was reviewed (recorded)")
 
-    check = commands.add_parser("check-trade", help="would a new entry be allowed now")
-    check.add_argument("--emergency-exit", action="store_true")
-    check.add_argument("--json", action="store_true")
+    check = command("check-trade", "would a new entry be allowed now")
+    check.add_argument("--emergency-exit", action="store_true", help="ask about an emergency exit instead (always allowed)")
+    as_json(check)
     as_of(check)
 
-    verify = commands.add_parser("verify", help="check both hash chains, the mirror and the summaries")
-    verify.add_argument("--json", action="store_true")
+    verify = command("verify", "check both hash chains, the config.json head and every session summary")
+    as_json(verify)
     as_of(verify)
 
-    export = commands.add_parser("export", help="sessions of a date range as CSV or JSON")
-    export.add_argument("--start", type=_day("--start"), required=True)
-    export.add_argument("--end", type=_day("--end"), required=True)
-    export.add_argument("--format", choices=("csv", "json"), default="csv")
-    export.add_argument("--output", type=Path, default=None, help="write here (atomically) instead of stdout")
+    export = command("export", "sessions of a date range as CSV or JSON")
+    export.add_argument("--start", type=_day("--start"), required=True, metavar="DATE", help="first day, YYYY-MM-DD (inclusive)")
+    export.add_argument("--end", type=_day("--end"), required=True, metavar="DATE", help="last day, YYYY-MM-DD (inclusive)")
+    export.add_argument("--format", choices=("csv", "json"), default="csv", metavar="csv|json", help="default csv")
+    export.add_argument("--output", type=Path, default=None, metavar="PATH", help="write here (atomically) instead of stdout")
     as_of(export)
 
-    report = commands.add_parser("report", help="one self-contained HTML page: equity, phases, gate, sessions")
-    report.add_argument("--output", type=Path, default=None, help="where to write it (default: report.html beside config.json)")
+    report = command("report", "one self-contained HTML page: equity, phases, gate, sessions")
+    report.add_argument("--output", type=Path, default=None, metavar="PATH", help="where to write it (default: report.html beside config.json)")
     as_of(report)
 
-    replay_cmd = commands.add_parser("replay", help="what-if: run a backtest's trades or a journal through the ladder")
-    replay_cmd.add_argument("--trades", type=Path, required=True, help="a CSV trade list or a journal folder")
-    replay_cmd.add_argument("--config", dest="replay_config", type=Path, default=None, help="settings to replay under (default: the shipped defaults)")
-    replay_cmd.add_argument("--from-phase", type=_phase, default=None, help="start the ladder here instead of experience")
-    replay_cmd.add_argument("--json", action="store_true")
+    replay_cmd = command("replay", "what-if: run a backtest's trades or a journal through the ladder")
+    replay_cmd.add_argument("--trades", type=Path, required=True, metavar="PATH", help="a CSV trade list or a journal folder")
+    replay_cmd.add_argument("--config", dest="replay_config", type=Path, default=None, metavar="C", help="settings to replay under (default: the shipped defaults)")
+    replay_cmd.add_argument("--json", action="store_true", help="the timeline as a JSON list of events (the last is the final state)")
+    replay_cmd.add_argument("--from-phase", type=_phase, default=None, metavar="P", help="start the ladder here instead of experience")
 
-    simulate = commands.add_parser("simulate", help="the demo: a seeded strategy climbs the ladder on a fresh desk")
-    simulate.add_argument("--sessions", type=int, default=None, help="past trading sessions to trade (default: the demo's 150)")
-    simulate.add_argument("--seed", type=int, default=None, help="the strategy's seed (default: the demo's 10)")
-    simulate.add_argument("--workdir", type=Path, default=None, help="an empty or new folder (default: a new simulated-desk-N here)")
+    simulate = command("simulate", "the demo: a seeded strategy climbs the ladder on a fresh desk")
+    simulate.add_argument("--sessions", type=int, default=None, metavar="N", help="past trading sessions to trade (default: the demo's 150)")
+    simulate.add_argument("--seed", type=int, default=None, metavar="S", help="the strategy's seed (default: the demo's 10)")
+    simulate.add_argument("--workdir", type=Path, default=None, metavar="DIR", help="an empty or new folder (default: a new simulated-desk-N here)")
 
-    commands.add_parser("recover", help="restore damaged phase logs")
-    hash_password = commands.add_parser("hash-password", help="make a PHASE_OVERRIDE_PASSWORD_HASH value")
-    hash_password.add_argument("--password-stdin", action="store_true")
+    command("recover", "restore damaged phase logs")
+    hash_password = command("hash-password", "make a PHASE_OVERRIDE_PASSWORD_HASH value")
+    hash_password.add_argument("--password-stdin", action="store_true", help="read the password from standard input, not a prompt")
     return parser
 
 
@@ -236,11 +274,17 @@ def _run(argv: Sequence[str] | None, io: Io, environ: Mapping[str, str] | None, 
         return EXIT_USAGE
     except _HelpShown:
         return EXIT_OK
+    args.config_named = args.config is not None
+    if args.config is None:
+        args.config = Path("config.json")
     if args.command == "hash-password":
         try:
             return _hash_password(args, io)
         except UsageError as error:
             io.err(f"usage: {error}")
+            return EXIT_USAGE
+        except (EOFError, KeyboardInterrupt):
+            io.err("usage: input ended before an answer was given; nothing printed")
             return EXIT_USAGE
     if args.command in DESKLESS:
         return _run_deskless(args, io, clock)
@@ -368,7 +412,7 @@ def _status(manager: PhaseManager, args: argparse.Namespace, io: Io) -> int:
             "pending_request": None if pending is None else {"requested_phase": pending.value},
             "next_phase": None if stint.phase.next is None else stint.phase.next.value,
             "readiness": None if gate is None else gate.to_json(),
-            "suggested_advance": gate is not None and gate.ready and not stint.breaker.tripped,
+            "suggested_advance": gate is not None and gate.ready and not stint.breaker.tripped and damage is None,
             "damage": damage,
             "equity": money_str(trading.equity),
         }
@@ -406,13 +450,26 @@ def _status(manager: PhaseManager, args: argparse.Namespace, io: Io) -> int:
     if gate is None:
         io.out("Next phase   none: scaling is the top of the ladder")
     else:
-        verdict = "READY — advance with: python -m trading_bot.phase advance --to " + gate.to_phase.value if gate.ready else "not ready"
+        verdict = _verdict(gate, damage, stint.breaker.tripped)
         io.out(f"Next phase   {gate.to_phase.title} ({gate.to_phase.value}): {verdict}")
         _print_criteria(gate, io)
     if damage:
         io.out(f"DAMAGE       {damage}")
         return EXIT_REFUSED
     return EXIT_OK
+
+
+def _verdict(gate: GateResult, damage: str | None, breaker_tripped: bool) -> str:
+    """READY only when an `advance` would go through now: a passed gate behind damaged
+    records or a tripped breaker says what to do first."""
+    if not gate.ready:
+        return "not ready"
+    advance = f"python -m trading_bot.phase advance --to {gate.to_phase.value}"
+    if damage:
+        return "the gate passes on the records that could be read, but no advance until the phase logs are restored: run `recover`"
+    if breaker_tripped:
+        return f"the gate passes, but no advance while the breaker is tripped: `acknowledge` it, then {advance}"
+    return f"READY — advance with: {advance}"
 
 
 def _limit_lifts_at(decision: EntryDecision) -> datetime | None:
@@ -651,7 +708,7 @@ def _replay(args: argparse.Namespace, io: Io, clock: Clock) -> int:
             io.stderr.write(f"\rreplaying {step}/{total}")
             io.stderr.flush()
 
-    result = replay(args.trades, now=clock.now(), config=args.replay_config, from_phase=args.from_phase, progress=progress if show_progress else None)
+    result = replay(args.trades, now=clock.now(), config=_replay_settings(args), from_phase=args.from_phase, progress=progress if show_progress else None)
     if show_progress:
         io.stderr.write("\r" + " " * 30 + "\r")
     if args.json:
@@ -668,11 +725,34 @@ def _replay(args: argparse.Namespace, io: Io, clock: Clock) -> int:
     return EXIT_OK
 
 
+def _replay_settings(args: argparse.Namespace) -> Path | None:
+    """The settings a replay runs under: its own `--config`, else the one the global
+    `--config` names, else None (the shipped defaults). Two different files are refused:
+    a what-if under settings the operator did not mean is worse than no answer."""
+    if not args.config_named:
+        return args.replay_config
+    if args.replay_config is not None and args.replay_config != args.config:
+        raise UsageError(
+            f"replay: two settings files named ({args.config} before the command, {args.replay_config} after it); name one"
+        )
+    return args.config
+
+
+def _refuse_unread_desk_options(args: argparse.Namespace) -> None:
+    """A desk option the command would not read is refused rather than ignored: `simulate`
+    builds its demo desk from the shipped defaults, and neither command opens a logs folder."""
+    if args.logs_dir is not None:
+        raise UsageError(f"{args.command}: --logs-dir is not read by this command (it works in a folder of its own); drop it")
+    if args.command == "simulate" and args.config_named:
+        raise UsageError("simulate: --config is not read (the demo desk uses the shipped defaults, in --workdir); drop it")
+
+
 def _run_deskless(args: argparse.Namespace, io: Io, clock: Clock) -> int:
     """Commands that build their own desk (a demo or a scratch folder) instead of opening one."""
     from trading_bot.phase.simulation import SimulationError
 
     try:
+        _refuse_unread_desk_options(args)
         return DESKLESS[args.command](args, io, clock)
     except InputError as error:
         io.err(error.one_line())

@@ -262,9 +262,23 @@ class OperatorCommands:
 
 
 def _one_at_a_time(current: Phase, target: Phase) -> str:
+    """The spec's sentence, then what this particular target is: the same rung, a step down,
+    a skipped rung or the top, and the command that does what the operator seems to want."""
+    refusal = "phases advance one at a time; use override"
     if current.next is None:
-        return f"phases advance one at a time; use override ({current.value} is the top of the ladder)"
-    return f"phases advance one at a time; use override (from {current.value} the next phase is {current.next.value}, not {target.value})"
+        down = "" if target is current else f"; to step down: override --to {target.value}"
+        return f"{refusal} ({current.value} is the top of the ladder: there is no phase to advance to{down})"
+    if target is current:
+        return (
+            f"{refusal} (already in {current.value}, and the next phase is {current.next.value}; "
+            f"to start a new {current.value} stint: override --reset-progress)"
+        )
+    if target.rank < current.rank:
+        return (
+            f"{refusal} ({current.value} → {target.value} is a step down: advance only climbs, "
+            f"and the next phase is {current.next.value}; to step down: override --to {target.value})"
+        )
+    return f"{refusal} (from {current.value} the next phase is {current.next.value}, not {target.value}; to skip a rung: override --to {target.value})"
 
 
 def action_name(reset: bool, target: Phase) -> str:
