@@ -91,9 +91,25 @@ def render_timeline(events: Sequence[TimelineEvent], tz: tzinfo | str) -> list[s
                 end += 1
             count = end - index + 1
             suffix = f" (×{count}, last {format_local(events[end].at, tz)})" if count > 1 else ""
-            lines.append(f"{format_local(event.at, tz)}  entry refused{suffix}: {event.text}")
+            reason = _shared_reason([refused.text for refused in events[index : end + 1]])
+            lines.append(f"{format_local(event.at, tz)}  entry refused{suffix}: {reason}")
             index = end + 1
             continue
         lines.append(f"{format_local(event.at, tz)}  {event.text}")
         index += 1
     return lines
+
+
+def _shared_reason(texts: Sequence[str]) -> str:
+    """What a run of refusals has in common: the whole text when every one says the same,
+    else its clauses (parts between `; `) up to the first that differs. A clause such as
+    "next trade allowed <when> (in 22h)" is true of one refusal only, not of the run."""
+    first = texts[0]
+    if all(text == first for text in texts):
+        return first
+    shared: list[str] = []
+    for number, clause in enumerate(first.split("; ")):
+        if any(text.split("; ")[number : number + 1] != [clause] for text in texts):
+            break
+        shared.append(clause)
+    return "; ".join(shared) if shared else first.split("; ")[0]
