@@ -296,6 +296,24 @@ def test_a_position_a_newer_unreadable_file_may_have_closed_is_not_closed_again(
     assert _records(root) == before
 
 
+def test_a_position_in_a_single_file_journal_an_earlier_named_unreadable_file_may_have_closed_is_not_closed_again(
+    desk: tuple[Path, dict[str, str]],
+) -> None:
+    """The original bot's single-file layout: the position opened on 03-03 sits in
+    `trades.jsonl`, which sorts after every day file, yet its close would have gone into the
+    day file of 03-04. That file unreadable, the bot does not take the position for open."""
+    root, facts = desk
+    _journal_file(root, "2026-03-03").rename(root / "logs" / "trades" / "trades.jsonl")
+    unreadable = _journal_file(root, "2026-03-04")
+    _take_away(unreadable)
+    before = _records(root)
+    (restored, outcomes, unwritten), = _answer_unprivileged(_exit_unvouched, str(root), facts["at"], facts["held"])
+    assert restored == []
+    assert outcomes == [("refused", str(unreadable)), ("refused", str(unreadable))]
+    assert unwritten == 0
+    assert _records(root) == before
+
+
 # ---- the bot: a logs lock it may not open for writing -----------------------------------------
 
 

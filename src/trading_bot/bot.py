@@ -23,7 +23,7 @@ from trading_bot.durable_files import LogsLock
 from trading_bot.error_handling.circuit_breaker import CircuitBreaker
 from trading_bot.errors import Busy
 from trading_bot.logging.query_helper import TradeJournal
-from trading_bot.logging.structured_logger import StructuredTradeLogger
+from trading_bot.logging.structured_logger import StructuredTradeLogger, journal_file_of
 from trading_bot.logging.trade_record import TradeRecord
 from trading_bot.market_calendar import MarketCalendar
 from trading_bot.mode_switcher import ModeSwitcher
@@ -362,10 +362,14 @@ class TradingBot:
 
 
 def _vouched(journal: TradeJournal, record: TradeRecord) -> bool:
-    """A record the files read can answer for: its file is newer than every file that may not
-    be read. A close is written into the file of its day, never before its entry's, so an
-    entry in a later file cannot have been closed in an earlier one."""
-    return not journal.unreadable or os.path.basename(record.file) > journal.unreadable[-1]
+    """A record the files read can answer for: no file that may not be read sorts after the
+    earlier of its own file and its entry day's file. A close is written into the file of its
+    day (or the newest file), so it sorts no earlier than either; an entry in a file of
+    another layout (`trades.jsonl`, a month's file) sorts after the day files its close may be in."""
+    if not journal.unreadable:
+        return True
+    entry_day = journal_file_of(journal.trades_dir, record.timestamp).name
+    return min(os.path.basename(record.file), entry_day) > journal.unreadable[-1]
 
 
 def _unreadable_journal(journal: TradeJournal) -> PermissionError:
