@@ -420,6 +420,42 @@ def test_exits_on_a_day_whose_file_the_folder_refuses_survive_a_restart(new_day:
     assert verified.returncode == 0, (verified.stdout, verified.stderr)
 
 
+def _close_on_the_new_day(root: str, at: str, first: str, channel: Connection) -> None:
+    drop_privileges()
+    with freeze_time(datetime.fromisoformat(at)) as frozen:
+        desk = _paper_desk(root)
+        frozen.tick(1)
+        closed = desk.bot.close_position(first, ENTRY_PRICE + 1)
+        frozen.tick(1)
+        restarted = _paper_desk(root)
+        channel.send([
+            (closed.order_id, str(closed.net_pnl)), len(desk.bot.unwritten),
+            sorted(position.order_id for position in restarted.broker.open_positions()),
+            [(record.order_id, str(record.net_pnl), os.path.basename(record.file)) for record in restarted.journal.closed_trades],
+        ])
+
+
+def test_a_close_on_a_refused_day_beside_a_single_file_journal_lands_after_its_entry(new_day: tuple[Path, dict[str, str]]) -> None:
+    """The original bot's `trades.jsonl` sorts after every day file: it is the newest file, so
+    the close goes there, after its entry's file. A restart and a command both see it closed."""
+    root, facts = new_day
+    single = _trades(root) / "trades.jsonl"
+    single.write_bytes(b"")
+    os.chown(single, UNPRIVILEGED, UNPRIVILEGED)
+    first, second = facts["first"], facts["second"]
+    (closed, waiting, restored, closes), = _answer_unprivileged(_close_on_the_new_day, str(root), facts["at"], first)
+    assert closed == (first, "10") and waiting == 0
+    assert restored == [second]
+    assert closes[-1] == (first, "10", "trades.jsonl")
+    assert [json.loads(line)["order_id"] for line in single.read_text(encoding="utf-8").splitlines()] == [first]
+    assert not (_trades(root) / "2026-03-03.jsonl").exists()
+    later = (datetime.fromisoformat(facts["at"]) + timedelta(minutes=5)).isoformat()
+    verified = _cli(root, later, "verify")
+    assert verified.returncode == 0, (verified.stdout, verified.stderr)
+    status = json.loads(_cli(root, later, "status", "--json").stdout)
+    assert (status["entries_allowed"], status["entry_refusal_code"]) == (False, "logs_unwritable"), status
+
+
 def _exits_while_the_clock_steps_back_across_midnight(root: str, first: str, channel: Connection) -> None:
     drop_privileges()
     with freeze_time(datetime.fromisoformat("2026-03-03T00:10:00+00:00")) as frozen:

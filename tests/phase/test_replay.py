@@ -51,10 +51,15 @@ def goog_trades(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def run(*args: str) -> tuple[int, str, str]:
+def run_cli(*args: str) -> tuple[int, str, str]:
+    """The CLI with `args` as typed (global options before the command)."""
     out, err = io.StringIO(), io.StringIO()
-    code = main(["replay", *args], stdout=out, stderr=err, stdin=io.StringIO(""), environ={}, clock=FixedClock(NOW))
+    code = main([*args], stdout=out, stderr=err, stdin=io.StringIO(""), environ={}, clock=FixedClock(NOW))
     return code, out.getvalue(), err.getvalue()
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    return run_cli("replay", *args)
 
 
 def run_json(*args: str) -> list[dict]:
@@ -196,36 +201,26 @@ def test_the_global_config_is_the_replays_settings_and_two_different_files_are_r
     loose = _config_with(tmp_path, {"experience": {"advancement_criteria": {"min_sessions": 5, "min_avg_rr": 1.0, "min_win_rate": 0.5}}})
     first_pass = lambda events: next(e["at"] for e in events if e["kind"] == "gate_passed")  # noqa: E731
 
-    def global_run(*args: str) -> tuple[int, str, str]:
-        out, err = io.StringIO(), io.StringIO()
-        code = main([*args], stdout=out, stderr=err, stdin=io.StringIO(""), environ={}, clock=FixedClock(NOW))
-        return code, out.getvalue(), err.getvalue()
-
-    code, out, err = global_run("--config", str(loose), "replay", "--trades", str(goog_trades), "--json")
+    code, out, err = run_cli("--config", str(loose), "replay", "--trades", str(goog_trades), "--json")
     assert code == 0, err
     assert first_pass(json.loads(out)) == first_pass(run_json("--trades", str(goog_trades), "--config", str(loose)))
     assert first_pass(json.loads(out)) < first_pass(run_json("--trades", str(goog_trades)))
     # The same file named twice is one choice; two files are a usage error naming both.
-    code, again, err = global_run("--config", str(loose), "replay", "--trades", str(goog_trades), "--config", str(loose), "--json")
+    code, again, err = run_cli("--config", str(loose), "replay", "--trades", str(goog_trades), "--config", str(loose), "--json")
     assert (code, again) == (0, out), err
     other = tmp_path / "other" / "config.json"
     other.parent.mkdir()
     other.write_bytes(loose.read_bytes())
-    code, out, err = global_run("--config", str(loose), "replay", "--trades", str(goog_trades), "--config", str(other))
+    code, out, err = run_cli("--config", str(loose), "replay", "--trades", str(goog_trades), "--config", str(other))
     assert (code, out) == (2, "")
     assert err.count("\n") == 1 and str(loose) in err and str(other) in err
 
 
 def test_desk_options_a_deskless_command_would_not_read_are_refused(goog_trades: Path, tmp_path: Path) -> None:
-    def global_run(*args: str) -> tuple[int, str, str]:
-        out, err = io.StringIO(), io.StringIO()
-        code = main([*args], stdout=out, stderr=err, stdin=io.StringIO(""), environ={}, clock=FixedClock(NOW))
-        return code, out.getvalue(), err.getvalue()
-
     workdir = tmp_path / "demo"
-    code, out, err = global_run("--config", str(tmp_path / "config.json"), "simulate", "--sessions", "3", "--workdir", str(workdir))
+    code, out, err = run_cli("--config", str(tmp_path / "config.json"), "simulate", "--sessions", "3", "--workdir", str(workdir))
     assert (code, out) == (2, "") and err == "usage: simulate: --config is not read (the demo desk uses the shipped defaults, in --workdir); drop it\n"
-    code, out, err = global_run("--logs-dir", str(tmp_path / "logs"), "replay", "--trades", str(goog_trades))
+    code, out, err = run_cli("--logs-dir", str(tmp_path / "logs"), "replay", "--trades", str(goog_trades))
     assert (code, out) == (2, "") and "--logs-dir is not read" in err and err.count("\n") == 1
     assert not workdir.exists() and not (tmp_path / "logs").exists()
 
