@@ -20,7 +20,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
-from datetime import datetime
+from datetime import datetime, timezone
 from decimal import Decimal
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -607,3 +607,41 @@ def test_an_index_it_may_not_write_never_lets_an_order_the_journal_lacks_and_a_r
     assert placed == restored == sorted([facts["held"], *accepted])
     assert (outcome, unwritten) == ("win", 0)
     assert journaled.count("\n") == 3 + len(accepted)  # the day's round trip, the entries placed, this close
+
+
+# ---- a process whose effective user is not its real one ---------------------------------------
+
+
+def _folder_refusal_as_effective_user(folder: str, channel: Connection) -> None:
+    """Only the effective user changes: the real one stays root, as under a setuid launcher."""
+    from trading_bot.logging.structured_logger import new_file_refused
+
+    try:
+        os.setegid(UNPRIVILEGED)
+        os.seteuid(UNPRIVILEGED)
+    except PermissionError:
+        sys.exit(CANNOT_DROP)
+    refused = new_file_refused(Path(folder), datetime(2026, 3, 3, 15, tzinfo=timezone.utc))
+    try:
+        (Path(folder) / "2026-03-03.jsonl").touch()
+        created = True
+    except PermissionError:
+        created = False
+    channel.send([refused, created])
+    channel.close()
+
+
+def test_the_folder_check_asks_for_the_effective_user_the_write_runs_as() -> None:
+    top = Path(tempfile.mkdtemp(prefix="perms-effective-"))
+    try:
+        top.chmod(0o755)  # the unprivileged user reaches the folder (pytest's tmp_path is 0700)
+        folder = top / "trades"
+        folder.mkdir()
+        folder.chmod(0o555)  # root's, and the effective user may only list it
+        [(refused, created)] = _answer_unprivileged(_folder_refusal_as_effective_user, str(folder))
+        assert created is False
+        assert refused == f"{folder / '2026-03-03.jsonl'}: the folder {folder} takes no new file"
+        folder.chmod(0o777)  # and when it may write there, nothing is refused
+        assert _answer_unprivileged(_folder_refusal_as_effective_user, str(folder)) == [[None, True]]
+    finally:
+        shutil.rmtree(top)

@@ -41,12 +41,16 @@ def journal_file_of(trades_dir: Path, moment: datetime) -> Path:
     return Path(trades_dir) / f"{moment.astimezone(timezone.utc).date().isoformat()}.jsonl"
 
 
+# The write runs as the effective user; `access(2)` asks for the real one unless told otherwise.
+_EFFECTIVE = os.access in os.supports_effective_ids
+
+
 def new_file_refused(trades_dir: Path, moment: datetime) -> str | None:
     """Why an entry's record could not be written at `moment`: its day file does not exist yet
     and the folder takes no new file. A check says so before an entry tries (a loop that
     enters when the check allows would otherwise be refused, and recorded, at every turn)."""
     path = journal_file_of(trades_dir, moment)
-    if os.path.lexists(path) or not os.path.isdir(trades_dir) or os.access(trades_dir, os.W_OK | os.X_OK):
+    if os.path.lexists(path) or not os.path.isdir(trades_dir) or os.access(trades_dir, os.W_OK | os.X_OK, effective_ids=_EFFECTIVE):
         return None
     return f"{path}: the folder {trades_dir} takes no new file"
 
