@@ -282,28 +282,14 @@ def _exit_unvouched(root: str, at: str, held: str, channel: Connection) -> None:
         channel.send([restored, outcomes, len(desk.bot.unwritten)])
 
 
-def test_a_position_a_newer_unreadable_file_may_have_closed_is_not_closed_again(desk: tuple[Path, dict[str, str]]) -> None:
+@pytest.mark.parametrize("entry_file", ["2026-03-03.jsonl", "trades.jsonl"])
+def test_a_position_an_unreadable_file_may_have_closed_is_not_closed_again(desk: tuple[Path, dict[str, str]], entry_file: str) -> None:
     """The position was opened on 03-03; the file of 03-04 may hold its close: the bot does not
-    take it as open (no paper position restored, no second close written)."""
+    take it as open (no paper position restored, no second close written). So too in the
+    original bot's single-file layout: in `trades.jsonl` the entry sorts after every day file,
+    yet its close would have gone into the day file of 03-04."""
     root, facts = desk
-    unreadable = _journal_file(root, "2026-03-04")
-    _take_away(unreadable)
-    before = _records(root)
-    (restored, outcomes, unwritten), = _answer_unprivileged(_exit_unvouched, str(root), facts["at"], facts["held"])
-    assert restored == []
-    assert outcomes == [("refused", str(unreadable)), ("refused", str(unreadable))]
-    assert unwritten == 0
-    assert _records(root) == before
-
-
-def test_a_position_in_a_single_file_journal_an_earlier_named_unreadable_file_may_have_closed_is_not_closed_again(
-    desk: tuple[Path, dict[str, str]],
-) -> None:
-    """The original bot's single-file layout: the position opened on 03-03 sits in
-    `trades.jsonl`, which sorts after every day file, yet its close would have gone into the
-    day file of 03-04. That file unreadable, the bot does not take the position for open."""
-    root, facts = desk
-    _journal_file(root, "2026-03-03").rename(root / "logs" / "trades" / "trades.jsonl")
+    _journal_file(root, "2026-03-03").rename(root / "logs" / "trades" / entry_file)
     unreadable = _journal_file(root, "2026-03-04")
     _take_away(unreadable)
     before = _records(root)
