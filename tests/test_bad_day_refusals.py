@@ -15,6 +15,7 @@ import shutil
 import signal
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from decimal import Decimal
 from multiprocessing.connection import Connection
@@ -27,6 +28,8 @@ from freezegun import freeze_time
 from tests.phase.conftest import DESK_START, ENTRY_PRICE, Desk
 from tests.test_disk_full_writers import _a_trial_two_losses_in
 from tests.test_index_disk_full import answer_of_a_child, make_room, refuse_writes_past
+from trading_bot.app import Desk as AppDesk
+from trading_bot.logging.trade_record import TradeRecord
 from tests.test_permission_refusals import (
     ENV,
     UNPRIVILEGED,
@@ -344,13 +347,21 @@ def test_a_folder_that_takes_no_new_file_still_takes_an_entry_into_todays_file(n
     assert [json.loads(line)["order_id"] for line in today.read_text(encoding="utf-8").splitlines()] == [placed]
 
 
-def _exits_on_the_new_day(root: str, at: str, first: str, channel: Connection) -> None:
+@contextmanager
+def _first_closed_on_the_new_day(root: str, at: str, first: str) -> Iterator[tuple[Any, AppDesk, TradeRecord]]:
+    """In the unprivileged child: the desk opened at `at`, and a second later the position
+    `first` closed at a profit; the clock a second past the close."""
     drop_privileges()
     with freeze_time(datetime.fromisoformat(at)) as frozen:
         desk = _paper_desk(root)
         frozen.tick(1)
         closed = desk.bot.close_position(first, ENTRY_PRICE + 1)
         frozen.tick(1)
+        yield frozen, desk, closed
+
+
+def _exits_on_the_new_day(root: str, at: str, first: str, channel: Connection) -> None:
+    with _first_closed_on_the_new_day(root, at, first) as (frozen, desk, closed):
         flattened = desk.bot.flatten({"AAPL": ENTRY_PRICE - 1})
         exits = [(closed.order_id, str(closed.net_pnl)), *[(record.order_id, str(record.net_pnl)) for record in flattened]]
         waiting = len(desk.bot.unwritten)
@@ -421,12 +432,7 @@ def test_exits_on_a_day_whose_file_the_folder_refuses_survive_a_restart(new_day:
 
 
 def _close_on_the_new_day(root: str, at: str, first: str, channel: Connection) -> None:
-    drop_privileges()
-    with freeze_time(datetime.fromisoformat(at)) as frozen:
-        desk = _paper_desk(root)
-        frozen.tick(1)
-        closed = desk.bot.close_position(first, ENTRY_PRICE + 1)
-        frozen.tick(1)
+    with _first_closed_on_the_new_day(root, at, first) as (_, desk, closed):
         restarted = _paper_desk(root)
         channel.send([
             (closed.order_id, str(closed.net_pnl)), len(desk.bot.unwritten),
